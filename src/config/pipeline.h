@@ -1,0 +1,118 @@
+// PipelineSpec: a pipeline file after interpolation and validation, the only form the engine
+// sees. Every field has its default here; positions are kept for errors found later.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/value.h"
+#include "store/queue.h"
+
+namespace cascade {
+
+struct RateLimitSpec {
+  double per_second = 0;  // 0 = unlimited
+  double burst = 0;       // tokens; defaults to max(1, per_second)
+};
+
+struct QuotaSpec {
+  int64_t requests = 0;  // 0 = no quota
+  Duration per = std::chrono::hours(24);
+};
+
+struct RetrySpec {
+  int attempts = 4;  // tries of one request inside one message, first included
+  Duration backoff_min = std::chrono::milliseconds(200);
+  Duration backoff_max = std::chrono::seconds(30);
+};
+
+struct SourceSpec {
+  std::string base_url;
+  std::vector<std::pair<std::string, std::string>> headers;  // values may be secret: never log
+  RateLimitSpec rate_limit;
+  QuotaSpec quota;
+  Duration timeout = std::chrono::seconds(10);
+  RetrySpec retry;
+  int max_connections = 16;  // simultaneous requests to the source, over all stages
+};
+
+// A template string such as "/sales?employee_id={employee_id}" or "{record.id}".
+// References: {name} / {message.name} (the message), {record.path} (the record), {env.NAME}.
+struct TemplateSpec {
+  std::string text;
+  SourcePos pos;
+};
+
+// How one output field is computed: a record field path (`id`, `result.x`) or a template.
+struct FieldSpec {
+  std::string name;  // output column / parameter name
+  bool is_template = false;
+  std::string path;       // when !is_template: dotted path into the record
+  TemplateSpec tmpl;      // when is_template
+  SourcePos pos;
+};
+
+struct EmitSpec {
+  std::string stage;  // child stage name
+  std::vector<FieldSpec> fields;
+  SourcePos pos;
+};
+
+struct StageSpec {
+  std::string name;
+  SourcePos pos;
+  std::string table;  // warehouse table; defaults to the stage name
+  std::string method = "GET";
+  TemplateSpec request;  // path + query, appended to base_url
+  std::string records_path;  // dotted; empty = the response root
+  std::optional<std::string> where;  // filter expression text
+  SourcePos where_pos;
+  std::vector<FieldSpec> key;  // at least one
+  std::vector<FieldSpec> attach;
+  std::vector<EmitSpec> emit;
+  int concurrency = 4;  // messages of this stage in flight at once
+  std::optional<std::string> schedule;  // rate(...) / cron(...); only root stages
+  SourcePos schedule_pos;
+  // Default messages for a root stage: the cartesian product of these lists.
+  std::vector<std::pair<std::string, std::vector<Value>>> inputs;
+  // Event fields that override inputs: {"branches": [...]} lists values of `branch`.
+  std::map<std::string, std::string> event_fields;  // event field -> input parameter
+  QueueOptions queue;  // pipeline-wide `queues:` unless the stage overrides
+};
+
+struct AlarmSpec {
+  std::string name;
+  std::string metric;
+  std::string threshold;  // ">= 1"
+  Duration period = std::chrono::minutes(5);
+  SourcePos pos;
+};
+
+struct NotifySpec {
+  std::string type;  // webhook
+  std::string url;   // secret: never log
+  SourcePos pos;
+};
+
+struct PipelineSpec {
+  std::string file;  // path it was loaded from
+  std::string name;
+  std::string env = "dev";
+  SourceSpec source;
+  std::string storage = "sqlite:cascade.db";
+  QueueOptions queues;
+  std::vector<StageSpec> stages;  // in file order
+  std::vector<AlarmSpec> alarms;
+  std::vector<NotifySpec> notify;
+
+  const StageSpec* stage(std::string_view name) const;
+  // Stages that no emit points at (where runs start).
+  std::vector<const StageSpec*> roots() const;
+};
+
+}  // namespace cascade

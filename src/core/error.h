@@ -1,0 +1,37 @@
+// Errors that carry where they come from. ConfigError points into a pipeline file; all are
+// plain exceptions, caught at the CLI (config: exit 2) or at the message boundary (data: DLQ).
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace cascade {
+
+// A position in a text file, 1-based (0 = unknown).
+struct SourcePos {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string str() const;  // "file:line:column"
+};
+
+// A pipeline file (or command line) that cannot be used as written.
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(SourcePos pos, const std::string& what)
+      : std::runtime_error(pos.str() + ": " + what), pos_(std::move(pos)), detail_(what) {}
+  const SourcePos& pos() const { return pos_; }
+  const std::string& detail() const { return detail_; }
+
+ private:
+  SourcePos pos_;
+  std::string detail_;
+};
+
+// Data from the API that cannot be used: permanent for this message (goes to the DLQ, no retry).
+class DataError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace cascade

@@ -1,0 +1,207 @@
+#include "core/json.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/json_simd.h"
+
+namespace cascade {
+
+namespace od = simdjson::ondemand;
+
+static Value scalar_or_container(od::value v);
+
+Value from_ondemand(od::value v) { return scalar_or_container(v); }
+
+static Value number_value(od::value v) {
+  od::number n = v.get_number();
+  switch (n.get_number_type()) {
+    case od::number_type::signed_integer: return Value(n.get_int64());
+    case od::number_type::unsigned_integer: {
+      uint64_t u = n.get_uint64();
+      if (u <= static_cast<uint64_t>(INT64_MAX)) return Value(static_cast<int64_t>(u));
+      return Value(static_cast<double>(u));
+    }
+    default: return Value(n.get_double());
+  }
+}
+
+static Value scalar_or_container(od::value v) {
+  switch (v.type()) {
+    case od::json_type::null:
+      if (!v.is_null()) throw simdjson::simdjson_error(simdjson::INCORRECT_TYPE);
+      return Value();
+    case od::json_type::boolean: return Value(bool(v.get_bool()));
+    case od::json_type::number: {
+      // Integers beyond 64 bits do not fit get_number(); keep them as doubles.
+      auto r = v.get_number();
+      if (r.error()) return Value(double(v.get_double()));
+      return number_value(v);
+    }
+    case od::json_type::string: return Value(std::string_view(v.get_string()));
+    case od::json_type::array: {
+      Array a;
+      for (auto el : v.get_array()) a.push_back(scalar_or_container(el.value()));
+      return Value(std::move(a));
+    }
+    case od::json_type::object: {
+      Object o;
+      for (auto field : v.get_object()) {
+        std::string_view key = field.unescaped_key();
+        o.emplace_back(std::string(key), scalar_or_container(field.value()));
+      }
+      return Value(std::move(o));
+    }
+  }
+  throw simdjson::simdjson_error(simdjson::INCORRECT_TYPE);
+}
+
+static Value from_dom(simdjson::dom::element e) {
+  using simdjson::dom::element_type;
+  switch (e.type()) {
+    case element_type::NULL_VALUE: return Value();
+    case element_type::BOOL: return Value(bool(e.get_bool()));
+    case element_type::INT64: return Value(int64_t(e.get_int64()));
+    case element_type::UINT64: {
+      uint64_t u = e.get_uint64();
+      if (u <= static_cast<uint64_t>(INT64_MAX)) return Value(static_cast<int64_t>(u));
+      return Value(static_cast<double>(u));
+    }
+    case element_type::DOUBLE: return Value(double(e.get_double()));
+    case element_type::STRING: return Value(std::string_view(e.get_string()));
+    case element_type::ARRAY: {
+      Array a;
+      for (auto el : e.get_array()) a.push_back(from_dom(el));
+      return Value(std::move(a));
+    }
+    case element_type::OBJECT: {
+      Object o;
+      for (auto field : e.get_object()) o.emplace_back(std::string(field.key), from_dom(field.value));
+      return Value(std::move(o));
+    }
+  }
+  return Value();
+}
+
+Value parse_json(std::string_view text) {
+  // The DOM parser validates the whole document (trailing content included); messages and
+  // events are small, so the full pass costs nothing that matters.
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  auto err = parser.parse(text.data(), text.size(), true).get(root);
+  if (err) throw JsonError(simdjson::error_message(err), 0);
+  return from_dom(root);
+}
+
+void append_json_string(std::string_view s, std::string& out) {
+  out.push_back('"');
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default: fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+    }
+  }
+  out.append(s.data() + run, s.size() - run);
+  out.push_back('"');
+}
+
+void append_canonical_number(double d, std::string& out) {
+  if (!std::isfinite(d)) {
+    out += "null";
+    return;
+  }
+  if (d == std::trunc(d) && std::fabs(d) < 9007199254740992.0) {
+    fmt::format_to(std::back_inserter(out), "{}", static_cast<int64_t>(d));
+    return;
+  }
+  fmt::format_to(std::back_inserter(out), "{}", d);
+}
+
+template <bool Canonical>
+static void append_value(const Value& v, std::string& out) {
+  switch (v.type()) {
+    case Value::Type::Null: out += "null"; break;
+    case Value::Type::Bool: out += v.as_bool() ? "true" : "false"; break;
+    case Value::Type::Int: fmt::format_to(std::back_inserter(out), "{}", v.as_int()); break;
+    case Value::Type::Double:
+      if constexpr (Canonical) {
+        append_canonical_number(v.as_double(), out);
+      } else {
+        if (std::isfinite(v.as_double())) {
+          fmt::format_to(std::back_inserter(out), "{}", v.as_double());
+        } else {
+          out += "null";
+        }
+      }
+      break;
+    case Value::Type::String: append_json_string(v.as_string(), out); break;
+    case Value::Type::Array: {
+      out.push_back('[');
+      bool first = true;
+      for (const auto& el : v.as_array()) {
+        if (!first) out.push_back(',');
+        first = false;
+        append_value<Canonical>(el, out);
+      }
+      out.push_back(']');
+      break;
+    }
+    case Value::Type::Object: {
+      const Object& o = v.as_object();
+      out.push_back('{');
+      if constexpr (Canonical) {
+        // Small objects dominate: sort pointers on the stack-ish vector, not the members.
+        std::vector<const Member*> order;
+        order.reserve(o.size());
+        for (const auto& m : o) order.push_back(&m);
+        std::sort(order.begin(), order.end(),
+                  [](const Member* a, const Member* b) { return a->first < b->first; });
+        for (size_t i = 0; i < order.size(); ++i) {
+          if (i) out.push_back(',');
+          append_json_string(order[i]->first, out);
+          out.push_back(':');
+          append_value<Canonical>(order[i]->second, out);
+        }
+      } else {
+        bool first = true;
+        for (const auto& [k, val] : o) {
+          if (!first) out.push_back(',');
+          first = false;
+          append_json_string(k, out);
+          out.push_back(':');
+          append_value<Canonical>(val, out);
+        }
+      }
+      out.push_back('}');
+      break;
+    }
+  }
+}
+
+void append_canonical_json(const Value& v, std::string& out) { append_value<true>(v, out); }
+std::string canonical_json(const Value& v) {
+  std::string out;
+  append_canonical_json(v, out);
+  return out;
+}
+void append_json(const Value& v, std::string& out) { append_value<false>(v, out); }
+std::string to_json(const Value& v) {
+  std::string out;
+  append_json(v, out);
+  return out;
+}
+
+}  // namespace cascade

@@ -1,0 +1,44 @@
+// Staging: the last known (key, hash) of every record of every stage, grouped by the scope
+// (request) that produced it, so a re-sync can tell new, changed, unchanged and gone records
+// apart. It is the DynamoDB table of the AWS design. Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace cascade {
+
+struct StagedRow {
+  std::string key;  // canonical JSON array of the key values, e.g. [3972,1235]
+  uint64_t hash = 0;
+};
+
+class Staging {
+ public:
+  virtual ~Staging() = default;
+
+  // Declares a stage (idempotent).
+  virtual void create_stage(std::string_view stage) = 0;
+
+  // Live rows last written under `scope`, appended to `out`.
+  virtual void scope_rows(std::string_view stage, uint64_t scope, std::vector<StagedRow>& out) = 0;
+
+  // Hashes of live rows with the given keys, whatever their scope; missing keys are left out.
+  virtual void get_hashes(std::string_view stage, std::span<const std::string> keys,
+                          std::unordered_map<std::string, uint64_t>& out) = 0;
+
+  // Inserts or replaces rows (live again if they were gone), under `scope`.
+  virtual void upsert(std::string_view stage, uint64_t scope, std::span<const StagedRow> rows) = 0;
+
+  // Marks rows gone: they no longer count as live until upserted again.
+  virtual void mark_gone(std::string_view stage, std::span<const std::string> keys) = 0;
+
+  // Number of live rows of the stage.
+  virtual int64_t count(std::string_view stage) = 0;
+};
+
+}  // namespace cascade

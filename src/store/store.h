@@ -1,0 +1,50 @@
+// Store: one backend's Queue, Staging, ChangeLog and Warehouse, plus small metadata, opened from
+// a storage URL ("sqlite:PATH"). A unit of work (begin/commit) makes every effect in it atomic
+// where the backend can. Not thread-safe: one owner thread.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/clock.h"
+#include "store/change_log.h"
+#include "store/queue.h"
+#include "store/staging.h"
+#include "store/warehouse.h"
+
+namespace cascade {
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual Queue& queue() = 0;
+  virtual Staging& staging() = 0;
+  virtual ChangeLog& change_log() = 0;
+  virtual Warehouse& warehouse() = 0;
+
+  // Unit of work. Nested begin() is an error. rollback() undoes everything since begin().
+  virtual void begin() = 0;
+  virtual void commit() = 0;
+  virtual void rollback() = 0;
+  virtual bool in_transaction() const = 0;
+
+  // Small durable key/value metadata (cursors, run counter, pipeline fingerprint).
+  virtual std::optional<std::string> get_meta(std::string_view key) = 0;
+  virtual void set_meta(std::string_view key, std::string_view value) = 0;
+
+  // A human description of where the data lives (never includes secrets).
+  virtual std::string describe() const = 0;
+};
+
+struct StoreOptions {
+  bool read_only = false;
+};
+
+// Opens the backend named by `url`: "sqlite:PATH" (or a bare path). Throws std::runtime_error
+// with a readable message when the URL is unknown or the storage cannot be opened.
+std::unique_ptr<Store> open_store(std::string_view url, Clock& clock, StoreOptions options = {});
+
+}  // namespace cascade
