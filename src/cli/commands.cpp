@@ -1,0 +1,253 @@
+#include "cli/commands.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "cli/output.h"
+#include "config/loader.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "engine/engine.h"
+#include "engine/plan.h"
+#include "source/http_client.h"
+#include "source/rate_limiter.h"
+#include "store/store.h"
+
+namespace cascade::cli {
+
+namespace {
+
+std::atomic<Engine*> g_engine{nullptr};
+
+extern "C" void on_stop_signal(int) {
+  if (Engine* e = g_engine.load()) e->request_stop();
+}
+
+// Installs SIGINT/SIGTERM handlers that stop the engine cleanly for as long as it lives.
+struct StopOnSignal {
+  explicit StopOnSignal(Engine& e) {
+    g_engine = &e;
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
+  }
+  ~StopOnSignal() {
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+    g_engine = nullptr;
+  }
+};
+
+EnvLookup env_with(const std::map<std::string, std::string>& extra) {
+  EnvLookup base = process_env();
+  return [extra, base](std::string_view name) -> std::optional<std::string> {
+    if (auto it = extra.find(std::string(name)); it != extra.end()) return it->second;
+    return base(name);
+  };
+}
+
+// Loads a pipeline; prints a ConfigError as file:line:column and returns nullopt.
+std::optional<PipelineSpec> load(const std::string& file, const EnvLookup& env) {
+  try {
+    return load_pipeline_file(file, env);
+  } catch (const ConfigError& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return std::nullopt;
+  }
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct Runtime {
+  PipelineSpec spec;
+  std::unique_ptr<Plan> plan;
+  std::unique_ptr<RateLimiter> limiter;
+  std::unique_ptr<HttpClient> http;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Engine> engine;
+};
+
+// Compiles the plan and opens everything a run needs. Throws ConfigError / runtime_error.
+std::unique_ptr<Runtime> open_runtime(PipelineSpec spec, const std::string& storage_override) {
+  auto rt = std::make_unique<Runtime>();
+  rt->spec = std::move(spec);
+  if (!storage_override.empty()) rt->spec.storage = storage_override;
+  rt->plan = std::make_unique<Plan>(rt->spec);
+  const SourceSpec& src = rt->plan->spec().source;
+  rt->limiter = std::make_unique<RateLimiter>(src.rate_limit.per_second, src.rate_limit.burst,
+                                              SystemClock::instance());
+  HttpClientOptions ho;
+  ho.max_connections = src.max_connections;
+  ho.timeout = src.timeout;
+  ho.retry = RetryPolicy{src.retry.attempts, src.retry.backoff_min, src.retry.backoff_max};
+  ho.limiter = rt->limiter.get();
+  rt->http = std::make_unique<HttpClient>(ho);
+  rt->store = open_store(rt->plan->spec().storage, SystemClock::instance());
+  rt->engine = std::make_unique<Engine>(*rt->plan, *rt->store, *rt->http, SystemClock::instance());
+  rt->engine->prepare();
+  return rt;
+}
+
+}  // namespace
+
+int cmd_validate(const Common& c) {
+  auto spec = load(c.pipeline, process_env());
+  if (!spec) return 2;
+  try {
+    Plan plan(*spec);
+    std::string flow;
+    for (const auto& st : plan.stages()) {
+      flow += fmt::format("  {}: {} {}", st.name, st.method, st.spec->request.text);
+      std::vector<std::string> kids;
+      for (const auto& e : st.emit) kids.push_back(plan.stages()[e.child].name);
+      if (!kids.empty()) flow += fmt::format(" -> {}", fmt::join(kids, ", "));
+      flow += st.root ? "  (root)\n" : "\n";
+    }
+    fmt::print("{}: ok: pipeline '{}', {} stage{}, storage {}\n{}", c.pipeline, spec->name,
+               spec->stages.size(), spec->stages.size() == 1 ? "" : "s", spec->storage, flow);
+    return 0;
+  } catch (const ConfigError& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  }
+}
+
+int run_sync(const std::string& pipeline_file, const std::map<std::string, std::string>& env, bool json,
+             const std::string& storage_override) {
+  auto spec = load(pipeline_file, env_with(env));
+  if (!spec) return 2;
+  std::string name = spec->name;
+  try {
+    auto rt = open_runtime(std::move(*spec), storage_override);
+    RunSummary s;
+    {
+      StopOnSignal guard(*rt->engine);
+      s = rt->engine->sync();
+    }
+    fmt::print("{}", json ? summary_json(name, s) : summary_text(name, s, "sync"));
+    std::fflush(stdout);
+    return s.completed ? 0 : 130;
+  } catch (const ConfigError& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  }
+}
+
+int cmd_sync(const Common& c, const std::string& event_file) {
+  if (event_file.empty()) return run_sync(c.pipeline, {}, c.json, c.storage);
+  auto spec = load(c.pipeline, process_env());
+  if (!spec) return 2;
+  std::string name = spec->name;
+  Value event = parse_json(read_file(event_file));
+  auto rt = open_runtime(std::move(*spec), c.storage);
+  RunSummary s;
+  {
+    StopOnSignal guard(*rt->engine);
+    s = rt->engine->sync(&event);
+  }
+  fmt::print("{}", c.json ? summary_json(name, s) : summary_text(name, s, "sync"));
+  return s.completed ? 0 : 130;
+}
+
+int cmd_invoke(const Common& c, const std::string& stage, const std::string& event_file) {
+  auto spec = load(c.pipeline, process_env());
+  if (!spec) return 2;
+  std::string name = spec->name;
+  Value event;
+  try {
+    event = parse_json(event_file == "-" ? std::string(std::istreambuf_iterator<char>(std::cin), {})
+                                         : read_file(event_file));
+  } catch (const JsonError& e) {
+    fmt::print(stderr, "error: {}: not valid JSON: {}\n", event_file, e.what());
+    return 2;
+  }
+  auto rt = open_runtime(std::move(*spec), c.storage);
+  const CompiledStage* st = rt->plan->find(stage);
+  if (!st) {
+    std::vector<std::string> names;
+    for (const auto& s : rt->plan->stages()) names.push_back(s.name);
+    fmt::print(stderr, "error: no stage '{}' in {} (stages: {})\n", stage, c.pipeline, fmt::join(names, ", "));
+    return 2;
+  }
+  RunSummary s;
+  try {
+    StopOnSignal guard(*rt->engine);
+    s = rt->engine->invoke(*st, event);
+  } catch (const DataError& e) {
+    fmt::print(stderr, "error: {}: {}\n", event_file, e.what());
+    return 2;
+  }
+  fmt::print("{}", c.json ? summary_json(name, s) : summary_text(name, s, "invoke " + stage));
+  return s.completed ? 0 : 1;
+}
+
+static std::string storage_of(const Common& c) {
+  if (!c.storage.empty()) return c.storage;
+  auto spec = load(c.pipeline, process_env());
+  if (!spec) throw ConfigError({c.pipeline, 0, 0}, "cannot load the pipeline file to find its storage");
+  return spec->storage;
+}
+
+int cmd_sql(const Common& c, const std::string& query, const std::string& format) {
+  std::string storage;
+  try {
+    storage = storage_of(c);
+  } catch (const ConfigError&) {
+    return 2;
+  }
+  StoreOptions opts;
+  opts.read_only = true;
+  auto store = open_store(storage, SystemClock::instance(), opts);
+  QueryResult r;
+  try {
+    r = store->warehouse().query(query);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  }
+  fmt::print("{}", format_result(r, format));
+  return 0;
+}
+
+int cmd_queues(const Common& c) {
+  auto spec = load(c.pipeline, process_env());
+  if (!spec) return 2;
+  if (!c.storage.empty()) spec->storage = c.storage;
+  Plan plan(*spec);
+  StoreOptions opts;
+  opts.read_only = true;
+  auto store = open_store(spec->storage, SystemClock::instance(), opts);
+  std::vector<std::vector<std::string>> rows;
+  std::string json = "[";
+  for (const auto& st : plan.stages()) {
+    QueueStats q{};
+    try {
+      q = store->queue().stats(st.queue);
+    } catch (const std::exception&) {
+      // A queue that was never created (no run yet) is empty.
+    }
+    rows.push_back({st.name, st.queue, std::to_string(q.depth), std::to_string(q.in_flight),
+                    fmt::format("{:.1f}s", static_cast<double>(q.oldest_age_ms) / 1000.0), std::to_string(q.dlq_depth)});
+    if (json.size() > 1) json += ",";
+    json += fmt::format(
+        "{{\"stage\":\"{}\",\"queue\":\"{}\",\"depth\":{},\"in_flight\":{},\"oldest_age_ms\":{},\"dlq_depth\":{}}}",
+        st.name, st.queue, q.depth, q.in_flight, q.oldest_age_ms, q.dlq_depth);
+  }
+  json += "]\n";
+  if (c.json) fmt::print("{}", json);
+  else fmt::print("{}", format_table({"stage", "queue", "depth", "in flight", "oldest", "dlq"}, rows));
+  return 0;
+}
+
+}  // namespace cascade::cli

@@ -1,0 +1,39 @@
+// The `cascade` subcommands, each a function from parsed options to an exit code
+// (0 ok, 1 failed run or runtime error, 2 bad pipeline file or usage). Not thread-safe.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+
+namespace cascade::cli {
+
+struct Common {
+  std::string pipeline;  // path to the pipeline file
+  std::string storage;   // overrides the pipeline's storage when set
+  bool json = false;
+};
+
+int cmd_validate(const Common& c);
+int cmd_sync(const Common& c, const std::string& event_file);
+int cmd_invoke(const Common& c, const std::string& stage, const std::string& event_file);
+int cmd_sql(const Common& c, const std::string& query, const std::string& format);
+int cmd_queues(const Common& c);
+
+struct DemoOptions {
+  std::string dir;  // empty: a new temporary directory
+  int seed = 1;
+  int employees_per_branch = 20;
+  int sales_per_salesperson = 50;
+  int ticks = 24;  // simulated hours between the first and the second sync
+};
+int cmd_demo(const DemoOptions& o);
+
+// Shared by commands: runs a sync of `pipeline_file` with extra environment values (demo).
+int run_sync(const std::string& pipeline_file, const std::map<std::string, std::string>& env,
+             bool json, const std::string& storage_override);
+
+// The reference pipeline compiled into the binary (examples/dunder-mifflin.yaml).
+extern const char* const kDunderMifflinYaml;
+
+}  // namespace cascade::cli

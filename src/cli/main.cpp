@@ -1,0 +1,98 @@
+// The `cascade` command line.
+#include <CLI/CLI.hpp>
+#include <curl/curl.h>
+#include <fmt/format.h>
+
+#include <cstdlib>
+
+#include "cli/commands.h"
+#include "observe/log.h"
+
+using namespace cascade::cli;
+
+int main(int argc, char** argv) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  CLI::App app{
+      "cascade keeps a SQL warehouse in sync with a hierarchical (cascading) HTTP API.\n"
+      "Parent records fan out into child requests through durable queues; only records that\n"
+      "changed are written; the API's rate limit is never exceeded; failures land in\n"
+      "dead-letter queues with their reasons."};
+  app.require_subcommand(1);
+  std::string log_level = "warn", log_format = "json";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (logs go to stderr)")
+      ->capture_default_str();
+  app.add_option("--log-format", log_format, "json or text")->capture_default_str();
+
+  Common c;
+  const char* env_pipeline = std::getenv("CASCADE_PIPELINE");
+  c.pipeline = env_pipeline ? env_pipeline : "cascade.yaml";
+  auto add_pipeline = [&](CLI::App* sub, bool positional) {
+    if (positional) sub->add_option("pipeline", c.pipeline, "pipeline file (default: $CASCADE_PIPELINE or cascade.yaml)");
+    sub->add_option("-p,--pipeline", c.pipeline, "pipeline file (default: $CASCADE_PIPELINE or cascade.yaml)");
+  };
+  auto add_storage = [&](CLI::App* sub) {
+    sub->add_option("--storage", c.storage, "storage URL overriding the pipeline's, e.g. sqlite:cascade.db");
+  };
+
+  auto* validate = app.add_subcommand("validate", "Check a pipeline file without running anything");
+  add_pipeline(validate, true);
+
+  std::string event_file;
+  auto* sync = app.add_subcommand(
+      "sync", "Run the pipeline once: enqueue the root stages' inputs and cascade until every queue is drained");
+  add_pipeline(sync, true);
+  add_storage(sync);
+  sync->add_option("--event", event_file, "JSON event overriding the root inputs, e.g. {\"branches\": [\"Scranton\"]}");
+  sync->add_flag("--json", c.json, "print the run summary as JSON");
+
+  std::string stage;
+  auto* invoke = app.add_subcommand(
+      "invoke", "Run one stage on one event, like a local Lambda invoke; child messages are queued, not run");
+  invoke->add_option("stage", stage, "stage name")->required();
+  invoke->add_option("--event", event_file, "event JSON file ('-' for stdin)")->required();
+  add_pipeline(invoke, false);
+  add_storage(invoke);
+  invoke->add_flag("--json", c.json, "print the summary as JSON");
+
+  std::string query, format = "table";
+  auto* sql = app.add_subcommand("sql", "Run SQL against the warehouse (read-only)");
+  sql->add_option("query", query, "SQL, e.g. \"SELECT count(*) FROM sales\"")->required();
+  add_pipeline(sql, false);
+  add_storage(sql);
+  sql->add_option("-f,--format", format, "table, csv or json")->check(CLI::IsMember({"table", "csv", "json"}))->capture_default_str();
+
+  auto* queues = app.add_subcommand("queues", "Show each stage's queue: depth, in flight, oldest message age, DLQ depth");
+  add_pipeline(queues, true);
+  add_storage(queues);
+  queues->add_flag("--json", c.json, "print as JSON");
+
+  DemoOptions demo_opts;
+  auto* demo = app.add_subcommand(
+      "demo", "Start the vendor API simulator, sync the Dunder Mifflin pipeline into a fresh SQLite warehouse, "
+              "query it, advance time and sync again");
+  demo->add_option("--dir", demo_opts.dir, "directory for the pipeline file and database (default: a new temp dir)");
+  demo->add_option("--seed", demo_opts.seed, "simulator seed")->capture_default_str();
+  demo->add_option("--employees-per-branch", demo_opts.employees_per_branch)->capture_default_str();
+  demo->add_option("--sales-per-salesperson", demo_opts.sales_per_salesperson)->capture_default_str();
+  demo->add_option("--ticks", demo_opts.ticks, "simulated hours between the two syncs")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  try {
+    cascade::setup_logging(log_level, log_format);
+    if (*validate) return cmd_validate(c);
+    if (*sync) return cmd_sync(c, event_file);
+    if (*invoke) return cmd_invoke(c, stage, event_file);
+    if (*sql) return cmd_sql(c, query, format);
+    if (*queues) return cmd_queues(c);
+    if (*demo) return cmd_demo(demo_opts);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,526 @@
+#include "engine/engine.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <sys/resource.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "engine/processor.h"
+#include "engine/select.h"
+#include "engine/worker_pool.h"
+#include "source/retry.h"
+
+namespace cascade {
+
+StageCounters RunSummary::total() const {
+  StageCounters t;
+  for (const auto& [name, c] : stages) {
+    t.messages += c.messages;
+    t.requests += c.requests;
+    t.records += c.records;
+    t.filtered += c.filtered;
+    t.new_rows += c.new_rows;
+    t.changed += c.changed;
+    t.unchanged += c.unchanged;
+    t.gone += c.gone;
+    t.children += c.children;
+    t.retried += c.retried;
+    t.dead_lettered += c.dead_lettered;
+    t.throttled += c.throttled;
+  }
+  return t;
+}
+
+std::vector<Value> event_messages(const Value& event) {
+  std::vector<Value> out;
+  if (event.is_array()) {
+    for (const auto& m : event.as_array()) {
+      if (!m.is_object()) throw DataError("each message in an event list must be a JSON object");
+      out.push_back(m);
+    }
+    return out;
+  }
+  if (!event.is_object()) throw DataError("an event must be a JSON object or a list of objects");
+  if (const Value* records = event.find("Records"); records && records->is_array()) {
+    for (const auto& r : records->as_array()) {
+      const Value* body = r.find("body");
+      if (!body || !body->is_string()) throw DataError("an SQS event record needs a string 'body'");
+      Value m = parse_json(body->as_string());
+      if (!m.is_object()) throw DataError("an SQS event record body must be a JSON object");
+      out.push_back(std::move(m));
+    }
+    return out;
+  }
+  out.push_back(event);
+  return out;
+}
+
+namespace {
+
+enum class Outcome { Ok, Transient, Permanent };
+
+struct Task {
+  size_t stage = 0;
+  std::string receipt;  // empty for direct (invoked) messages
+  int receive_count = 0;
+  Value message;
+  std::string request;  // rendered path + query
+  uint64_t scope = 0;
+  // Filled in when done:
+  Outcome outcome = Outcome::Ok;
+  std::string reason;
+  Processed processed;
+  int attempts = 0;
+  int throttled = 0;
+};
+
+}  // namespace
+
+struct Engine::Impl {
+  Engine& e;
+  const Plan& plan;
+  std::vector<StageCounters> counters;
+  std::vector<size_t> in_flight;     // per stage: received, not yet applied
+  std::vector<bool> maybe_ready;     // per stage: worth calling receive()
+  std::vector<TableSpec> tables;
+  Loader loader;
+  int64_t run_id = 0;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::unique_ptr<Task>> done;
+  size_t buffered_rows = 0;  // guarded by mu
+  size_t outstanding = 0;    // tasks submitted and not yet applied (writer thread only)
+
+  WorkerPool pool;
+
+  Impl(Engine& engine)
+      : e(engine),
+        plan(engine.plan_),
+        counters(plan.stages().size()),
+        in_flight(plan.stages().size(), 0),
+        maybe_ready(plan.stages().size(), true),
+        loader(engine.store_.warehouse()),
+        pool(engine.options_.workers ? engine.options_.workers
+                                     : std::max(1u, std::thread::hardware_concurrency() - 1)) {
+    for (const auto& s : plan.stages()) {
+      TableSpec t;
+      t.name = s.table;
+      for (const auto& k : s.key) t.key.push_back(k.name);
+      tables.push_back(std::move(t));
+    }
+  }
+
+  ~Impl() {
+    // Tasks still inside the HTTP client or the pool reference this object: wait for them.
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return done.size() >= outstanding; });
+  }
+
+  void finish(std::unique_ptr<Task> t) {
+    {
+      std::lock_guard lock(mu);
+      buffered_rows += t->processed.rows.size();
+      done.push_back(std::move(t));
+    }
+    cv.notify_all();
+  }
+
+  std::string url_of(const Task& t) const { return plan.spec().source.base_url + t.request; }
+
+  // Starts one message: render, fetch, then process on the pool. Returns false (and records the
+  // failure) when the message cannot even be rendered.
+  void start(std::unique_ptr<Task> t) {
+    const CompiledStage& st = plan.stages()[t->stage];
+    ++in_flight[t->stage];
+    ++outstanding;
+    try {
+      t->request = st.request.render(t->message, nullptr, /*url_encode=*/true);
+    } catch (const std::exception& ex) {
+      t->outcome = Outcome::Permanent;
+      t->reason = fmt::format("cannot build the request from message {}: {}", canonical_json(t->message), ex.what());
+      finish(std::move(t));
+      return;
+    }
+    t->scope = scope_of(st, t->request);
+    HttpRequest req;
+    req.method = st.method;
+    req.url = url_of(*t);
+    req.headers = plan.spec().source.headers;
+    Task* raw = t.release();
+    e.http_.submit(std::move(req), [this, raw](HttpResponse&& resp) {
+      auto shared = std::make_shared<HttpResponse>(std::move(resp));
+      pool.post([this, raw, shared] { process(std::unique_ptr<Task>(raw), *shared); });
+    });
+  }
+
+  void process(std::unique_ptr<Task> t, HttpResponse& resp) {
+    const CompiledStage& st = plan.stages()[t->stage];
+    t->attempts = resp.attempts;
+    t->throttled = resp.throttled;
+    std::string what = fmt::format("{} {}", st.method, url_of(*t));
+    if (resp.status == 0) {
+      t->outcome = Outcome::Transient;
+      t->reason = fmt::format("{}: {} (after {} tries)", what, resp.error, resp.attempts);
+    } else if (resp.status < 200 || resp.status >= 300) {
+      t->outcome = is_retryable_status(resp.status) ? Outcome::Transient : Outcome::Permanent;
+      t->reason = fmt::format("{}: HTTP {} (after {} tries): {}", what, resp.status, resp.attempts,
+                              excerpt(resp.body));
+    } else {
+      try {
+        t->processed = process_response(plan, st, t->message, resp.body);
+      } catch (const DataError& ex) {
+        t->outcome = Outcome::Permanent;
+        t->reason = fmt::format("{}: HTTP {}: {}", what, resp.status, ex.what());
+      } catch (const std::exception& ex) {
+        t->outcome = Outcome::Permanent;
+        t->reason = fmt::format("{}: HTTP {}: unusable response: {}", what, resp.status, ex.what());
+      }
+    }
+    finish(std::move(t));
+  }
+
+  // Applies one finished task inside the current unit of work.
+  void apply(Task& t) {
+    const CompiledStage& st = plan.stages()[t.stage];
+    StageCounters& c = counters[t.stage];
+    Queue& q = e.store_.queue();
+    c.requests += static_cast<uint64_t>(t.attempts);
+    c.throttled += static_cast<uint64_t>(t.throttled);
+    if (t.outcome != Outcome::Ok) {
+      c.last_error = t.reason;
+      if (t.receipt.empty()) {
+        spdlog::error("{}: {}", st.name, t.reason);
+        ++c.dead_lettered;
+        return;
+      }
+      if (t.outcome == Outcome::Permanent) {
+        if (q.dead_letter(st.queue, t.receipt, t.reason)) ++c.dead_lettered;
+        spdlog::warn("{}: dead-lettered: {}", st.name, t.reason);
+      } else {
+        RetryPolicy policy{plan.spec().source.retry.attempts, plan.spec().source.retry.backoff_min,
+                           plan.spec().source.retry.backoff_max};
+        Duration delay = std::min(backoff_delay(policy, t.receive_count), st.spec->queue.visibility_timeout);
+        q.change_visibility(st.queue, t.receipt, delay, t.reason);
+        ++c.retried;
+        maybe_ready[t.stage] = true;
+        spdlog::warn("{}: will retry: {}", st.name, t.reason);
+      }
+      return;
+    }
+    // Ack first: a stale receipt means another consumer owns the message now, and its effects
+    // are that consumer's to apply.
+    if (!t.receipt.empty() && !q.remove(st.queue, t.receipt)) {
+      spdlog::warn("{}: message was received again elsewhere; skipping its effects", st.name);
+      return;
+    }
+    ++c.messages;
+    Processed& p = t.processed;
+    c.records += p.records_seen;
+    c.filtered += p.filtered_out;
+
+    Staging& staging = e.store_.staging();
+    std::vector<StagedRow> old;
+    staging.scope_rows(st.name, t.scope, old);
+    std::unordered_map<std::string_view, uint64_t> prev;
+    prev.reserve(old.size());
+    for (const auto& r : old) prev.emplace(r.key, r.hash);
+    std::vector<std::string> missing;
+    for (const auto& row : p.rows)
+      if (!prev.count(row.key)) missing.push_back(row.key);
+    std::unordered_map<std::string, uint64_t> elsewhere;
+    if (!missing.empty()) staging.get_hashes(st.name, missing, elsewhere);
+
+    std::vector<StagedRow> upserts;
+    std::vector<Change> changes;
+    std::vector<const Value*> images;
+    std::unordered_set<std::string_view> present;
+    present.reserve(p.rows.size());
+    TimePoint now = e.clock_.now();
+    for (auto& row : p.rows) {
+      present.insert(row.key);
+      std::optional<uint64_t> before;
+      if (auto it = prev.find(row.key); it != prev.end()) before = it->second;
+      else if (auto it2 = elsewhere.find(row.key); it2 != elsewhere.end()) before = it2->second;
+      if (before && *before == row.hash) {
+        ++c.unchanged;
+        continue;
+      }
+      ChangeKind kind = before ? ChangeKind::Changed : ChangeKind::New;
+      (kind == ChangeKind::New ? c.new_rows : c.changed)++;
+      upserts.push_back({row.key, row.hash});
+      images.push_back(&row.image);
+      Change ch;
+      ch.stage = st.name;
+      ch.kind = kind;
+      ch.key = row.key;
+      ch.image = std::move(row.json);
+      ch.run_id = run_id;
+      ch.at = now;
+      changes.push_back(std::move(ch));
+    }
+    // Rows this request produced last time and not now are gone.
+    std::vector<std::string> gone_keys;
+    std::vector<Value> gone_images;
+    for (const auto& r : old) {
+      if (present.count(r.key)) continue;
+      gone_keys.push_back(r.key);
+      Value key_obj{Object{}};
+      Value arr = parse_json(r.key);
+      for (size_t i = 0; i < st.key.size() && i < arr.as_array().size(); ++i)
+        key_obj.set(st.key[i].name, arr.as_array()[i]);
+      Change ch;
+      ch.stage = st.name;
+      ch.kind = ChangeKind::Gone;
+      ch.key = r.key;
+      ch.image = canonical_json(key_obj);
+      ch.run_id = run_id;
+      ch.at = now;
+      changes.push_back(std::move(ch));
+      gone_images.push_back(std::move(key_obj));
+    }
+    c.gone += gone_keys.size();
+    if (!upserts.empty()) staging.upsert(st.name, t.scope, upserts);
+    if (!gone_keys.empty()) staging.mark_gone(st.name, gone_keys);
+    if (!changes.empty()) e.store_.change_log().append(changes);
+    if (!images.empty()) loader.upsert(tables[t.stage], images);
+    if (!gone_images.empty()) {
+      std::vector<const Value*> ptrs;
+      for (const auto& g : gone_images) ptrs.push_back(&g);
+      loader.remove(tables[t.stage], ptrs);
+    }
+    for (auto& [child, bodies] : p.children) {
+      if (bodies.empty()) continue;
+      size_t sent = q.send(plan.stages()[child].queue, bodies);
+      c.children += sent;
+      if (sent) maybe_ready[child] = true;
+    }
+  }
+
+  // Applies every finished task in one unit of work; returns how many were applied.
+  size_t apply_done(std::vector<std::unique_ptr<Task>>& batch) {
+    if (batch.empty()) return 0;
+    Store& s = e.store_;
+    s.begin();
+    try {
+      for (auto& t : batch) apply(*t);
+      s.commit();
+    } catch (...) {
+      s.rollback();
+      loader.reset();
+      throw;
+    }
+    for (auto& t : batch) --in_flight[t->stage];
+    size_t rows = 0;
+    for (auto& t : batch) rows += t->processed.rows.size();
+    {
+      std::lock_guard lock(mu);
+      buffered_rows -= rows;
+      outstanding -= batch.size();
+    }
+    return batch.size();
+  }
+
+  bool receive_more() {
+    bool any = false;
+    size_t buffered;
+    {
+      std::lock_guard lock(mu);
+      buffered = buffered_rows;
+    }
+    if (buffered >= e.options_.max_buffered_rows) return false;
+    Queue& q = e.store_.queue();
+    for (const auto& st : plan.stages()) {
+      if (!maybe_ready[st.index]) continue;
+      size_t cap = static_cast<size_t>(st.spec->concurrency);
+      if (in_flight[st.index] >= cap) continue;
+      auto msgs = q.receive(st.queue, cap - in_flight[st.index]);
+      if (msgs.empty()) {
+        maybe_ready[st.index] = false;
+        continue;
+      }
+      any = true;
+      for (auto& m : msgs) {
+        auto t = std::make_unique<Task>();
+        t->stage = st.index;
+        t->receipt = std::move(m.receipt);
+        t->receive_count = m.receive_count;
+        try {
+          t->message = parse_json(m.body);
+          if (!t->message.is_object()) throw DataError("a message must be a JSON object");
+        } catch (const std::exception& ex) {
+          ++in_flight[st.index];
+          ++outstanding;
+          t->outcome = Outcome::Permanent;
+          t->reason = fmt::format("malformed message body {}: {}", excerpt(m.body), ex.what());
+          finish(std::move(t));
+          continue;
+        }
+        start(std::move(t));
+      }
+    }
+    return any;
+  }
+
+  bool drained() {
+    for (const auto& st : plan.stages()) {
+      QueueStats qs = e.store_.queue().stats(st.queue);
+      if (qs.depth > 0 || qs.in_flight > 0) return false;
+    }
+    return true;
+  }
+
+  void loop(bool drain_queues, RunSummary& summary) {
+    auto last_poll = std::chrono::steady_clock::now();
+    while (true) {
+      std::vector<std::unique_ptr<Task>> batch;
+      {
+        std::unique_lock lock(mu);
+        if (done.empty() && outstanding > 0)
+          cv.wait_for(lock, e.options_.commit_interval, [&] { return !done.empty(); });
+        // Group commit: take everything that finished.
+        while (!done.empty()) {
+          batch.push_back(std::move(done.front()));
+          done.pop_front();
+        }
+      }
+      apply_done(batch);
+      bool stopping = e.stop_.load();
+      if (!stopping && drain_queues) {
+        auto now = std::chrono::steady_clock::now();
+        // Delayed and returned messages become visible without a send: poll now and then.
+        if (now - last_poll > std::chrono::milliseconds(200)) {
+          std::fill(maybe_ready.begin(), maybe_ready.end(), true);
+          last_poll = now;
+        }
+        e.store_.begin();
+        try {
+          receive_more();
+          e.store_.commit();
+        } catch (...) {
+          e.store_.rollback();
+          throw;
+        }
+      }
+      if (outstanding == 0) {
+        if (stopping || !drain_queues) break;
+        if (drained()) {
+          summary.completed = true;
+          break;
+        }
+        // Only delayed messages remain: wait for them without spinning.
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        std::fill(maybe_ready.begin(), maybe_ready.end(), true);
+      }
+    }
+  }
+
+  RunSummary summarize(bool completed, std::chrono::steady_clock::time_point t0) {
+    RunSummary s;
+    s.run_id = run_id;
+    s.completed = completed || s.completed;
+    s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    s.peak_rss_kb = ru.ru_maxrss;
+    for (const auto& st : plan.stages()) s.stages.emplace_back(st.name, counters[st.index]);
+    return s;
+  }
+
+  void begin_run() {
+    Store& s = e.store_;
+    s.begin();
+    auto last = s.get_meta("last_run_id");
+    run_id = last ? std::stoll(*last) + 1 : 1;
+    s.set_meta("last_run_id", std::to_string(run_id));
+    s.commit();
+  }
+};
+
+Engine::Engine(const Plan& plan, Store& store, HttpClient& http, Clock& clock, EngineOptions options)
+    : plan_(plan), store_(store), http_(http), clock_(clock), options_(options) {}
+
+void Engine::prepare() {
+  store_.begin();
+  try {
+    for (const auto& st : plan_.stages()) {
+      store_.queue().create(st.queue, st.spec->queue);
+      store_.staging().create_stage(st.name);
+    }
+    store_.commit();
+  } catch (...) {
+    store_.rollback();
+    throw;
+  }
+}
+
+RunSummary Engine::sync(const Value* event, bool seed_roots) {
+  auto t0 = std::chrono::steady_clock::now();
+  stop_ = false;
+  Impl impl(*this);
+  impl.begin_run();
+  std::vector<int64_t> dlq_before;
+  store_.begin();
+  try {
+    // This process is the only consumer (sync holds the run), so messages a killed run had
+    // received are released now rather than after their visibility timeout.
+    for (const auto& st : plan_.stages()) {
+      store_.queue().release_in_flight(st.queue);
+      dlq_before.push_back(store_.queue().stats(st.queue).dlq_depth);
+    }
+    if (seed_roots) {
+      for (const auto& st : plan_.stages()) {
+        if (!st.root) continue;
+        std::vector<std::string> bodies;
+        for (const auto& m : plan_.root_messages(st, event)) bodies.push_back(canonical_json(m));
+        store_.queue().send(st.queue, bodies);
+      }
+    }
+    store_.commit();
+  } catch (...) {
+    store_.rollback();
+    throw;
+  }
+  RunSummary summary;
+  impl.loop(true, summary);
+  RunSummary out = impl.summarize(summary.completed, t0);
+  // Messages receive() moved to a DLQ (too many receives) are counted from the DLQ depth.
+  for (size_t i = 0; i < plan_.stages().size(); ++i) {
+    int64_t after = store_.queue().stats(plan_.stages()[i].queue).dlq_depth;
+    int64_t delta = after - dlq_before[i];
+    if (delta > 0 && static_cast<uint64_t>(delta) > out.stages[i].second.dead_lettered)
+      out.stages[i].second.dead_lettered = static_cast<uint64_t>(delta);
+  }
+  return out;
+}
+
+RunSummary Engine::invoke(const CompiledStage& stage, const Value& event) {
+  auto t0 = std::chrono::steady_clock::now();
+  stop_ = false;
+  Impl impl(*this);
+  impl.begin_run();
+  std::vector<Value> messages =
+      stage.root ? plan_.root_messages(stage, &event) : event_messages(event);
+  for (auto& m : messages) {
+    auto t = std::make_unique<Task>();
+    t->stage = stage.index;
+    t->message = std::move(m);
+    impl.start(std::move(t));
+  }
+  RunSummary summary;
+  impl.loop(false, summary);
+  bool ok = impl.counters[stage.index].dead_lettered == 0;
+  return impl.summarize(ok, t0);
+}
+
+}  // namespace cascade

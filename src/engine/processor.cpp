@@ -1,0 +1,98 @@
+#include "engine/processor.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "core/error.h"
+#include "core/hash.h"
+#include "core/json.h"
+#include "engine/select.h"
+
+namespace cascade {
+
+uint64_t scope_of(const CompiledStage& stage, const std::string& rendered_request) {
+  std::string s = stage.name;
+  s.push_back('\0');
+  s += rendered_request;
+  return hash_bytes(s);
+}
+
+static Value field_value(const CompiledField& f, const Value& message, const Value& record,
+                         size_t index) {
+  if (f.is_template) return f.tmpl->render_value(message, &record);
+  const Value* v = record.find_path(f.path);
+  if (!v || v->is_null())
+    throw DataError(fmt::format("record {} has no '{}' (needed for column '{}')", index, f.path, f.name));
+  return *v;
+}
+
+std::string key_string(const CompiledStage& stage, const Value& image) {
+  std::string out = "[";
+  for (size_t i = 0; i < stage.key.size(); ++i) {
+    if (i) out.push_back(',');
+    const Value* v = image.find(stage.key[i].name);
+    append_canonical_json(v ? *v : Value(), out);
+  }
+  out.push_back(']');
+  return out;
+}
+
+Processed process_response(const Plan& plan, const CompiledStage& stage, const Value& message,
+                           std::string& body) {
+  Processed out;
+  out.children.reserve(stage.emit.size());
+  for (const auto& e : stage.emit) out.children.emplace_back(e.child, std::vector<std::string>{});
+  std::unordered_map<std::string, size_t> by_key;
+  (void)plan;
+  size_t index = 0;
+  select_records(body, stage.spec->records_path, [&](Value&& record) {
+    size_t i = index++;
+    ++out.records_seen;
+    if (stage.where && !stage.where->eval(record, message)) {
+      ++out.filtered_out;
+      return;
+    }
+    Object image;
+    image.reserve(stage.key.size() + stage.attach.size() + record.as_object().size());
+    for (const auto& f : stage.key) {
+      Value v = field_value(f, message, record, i);
+      if (!v.is_scalar() || v.is_null())
+        throw DataError(fmt::format("record {}: key column '{}' is {}, expected a scalar", i, f.name,
+                                    type_name(v.type())));
+      image.emplace_back(f.name, std::move(v));
+    }
+    for (const auto& f : stage.attach) image.emplace_back(f.name, field_value(f, message, record, i));
+    // Children are rendered from the record as the API sent it, before its fields move.
+    for (size_t e = 0; e < stage.emit.size(); ++e) {
+      Value child{Object{}};
+      for (const auto& f : stage.emit[e].fields) child.set(f.name, field_value(f, message, record, i));
+      out.children[e].second.push_back(canonical_json(child));
+    }
+    size_t fixed = image.size();
+    for (auto& [name, v] : record.as_object()) {
+      if (std::find(stage.consumed.begin(), stage.consumed.end(), name) != stage.consumed.end())
+        continue;
+      bool shadowed = false;
+      for (size_t k = 0; k < fixed; ++k)
+        if (image[k].first == name) shadowed = true;
+      if (!shadowed) image.emplace_back(std::move(name), std::move(v));
+    }
+    Row row;
+    row.image = Value(std::move(image));
+    row.key = key_string(stage, row.image);
+    append_canonical_json(row.image, row.json);
+    row.hash = hash_bytes(row.json);
+    auto [it, inserted] = by_key.emplace(row.key, out.rows.size());
+    if (inserted) {
+      out.rows.push_back(std::move(row));
+    } else {
+      ++out.duplicates;
+      out.rows[it->second] = std::move(row);
+    }
+  });
+  return out;
+}
+
+}  // namespace cascade

@@ -1,0 +1,82 @@
+#include "load/loader.h"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+namespace cascade {
+
+ColumnType column_type_for(const Value& v) {
+  switch (v.type()) {
+    case Value::Type::Bool: return ColumnType::Boolean;
+    case Value::Type::Int: return ColumnType::Integer;
+    case Value::Type::Double: return ColumnType::Real;
+    case Value::Type::Array:
+    case Value::Type::Object: return ColumnType::Json;
+    default: return ColumnType::Text;
+  }
+}
+
+Loader::Known& Loader::known(const TableSpec& table, const Value* first_row) {
+  Known& k = tables_[table.name];
+  if (k.exists) return k;
+  std::vector<Column> cols = warehouse_.columns(table.name);
+  if (cols.empty()) {
+    if (!first_row) return k;  // nothing to create from yet
+    std::vector<Column> key;
+    for (const auto& name : table.key) {
+      const Value* v = first_row->find(name);
+      key.push_back({name, v ? column_type_for(*v) : ColumnType::Text});
+    }
+    warehouse_.create_table(table.name, key);
+    cols = warehouse_.columns(table.name);
+  }
+  k.exists = true;
+  for (const auto& c : cols) k.columns.insert(c.name);
+  return k;
+}
+
+void Loader::upsert(const TableSpec& table, std::span<const Value* const> rows) {
+  if (rows.empty()) return;
+  Known& k = known(table, rows.front());
+  std::vector<Column> added;
+  bool has_null_extras = false;
+  for (const Value* row : rows) {
+    for (const auto& [name, v] : row->as_object()) {
+      if (k.columns.count(name)) continue;
+      if (v.is_null()) {
+        has_null_extras = true;
+        continue;
+      }
+      added.push_back({name, column_type_for(v)});
+      k.columns.insert(name);
+    }
+  }
+  if (!added.empty()) warehouse_.add_columns(table.name, added);
+  if (!has_null_extras) {
+    warehouse_.upsert(table.name, rows);
+    return;
+  }
+  // Rare: strip null fields that never had a value anywhere, so no untyped column is made.
+  std::vector<Value> copies;
+  copies.reserve(rows.size());
+  std::vector<const Value*> ptrs;
+  ptrs.reserve(rows.size());
+  for (const Value* row : rows) {
+    Object o;
+    for (const auto& [name, v] : row->as_object())
+      if (k.columns.count(name)) o.emplace_back(name, v);
+    copies.emplace_back(std::move(o));
+    ptrs.push_back(&copies.back());
+  }
+  warehouse_.upsert(table.name, ptrs);
+}
+
+void Loader::remove(const TableSpec& table, std::span<const Value* const> keys) {
+  if (keys.empty()) return;
+  Known& k = known(table, nullptr);
+  if (!k.exists) return;
+  warehouse_.remove(table.name, keys);
+}
+
+}  // namespace cascade

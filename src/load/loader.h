@@ -1,0 +1,47 @@
+// Loader: applies changes to the warehouse's typed tables — creates each table on first use,
+// adds a column when a field first appears (schema evolution), upserts new and changed rows,
+// deletes gone ones. Caches table schemas; not thread-safe (runs on the store's owner thread).
+#pragma once
+
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "store/warehouse.h"
+
+namespace cascade {
+
+struct TableSpec {
+  std::string name;
+  std::vector<std::string> key;  // key column names, in key order
+};
+
+class Loader {
+ public:
+  explicit Loader(Warehouse& warehouse) : warehouse_(warehouse) {}
+
+  // Upserts row images (objects holding every key column). Adds missing columns first, typed
+  // from the first non-null value seen; null fields that are not columns yet are skipped.
+  void upsert(const TableSpec& table, std::span<const Value* const> rows);
+  // Deletes rows; each entry is an object holding the key columns.
+  void remove(const TableSpec& table, std::span<const Value* const> keys);
+
+  // Forgets cached schemas (after a rollback that may have undone DDL).
+  void reset() { tables_.clear(); }
+
+ private:
+  struct Known {
+    bool exists = false;
+    std::unordered_set<std::string> columns;
+  };
+  Known& known(const TableSpec& table, const Value* first_row);
+
+  Warehouse& warehouse_;
+  std::unordered_map<std::string, Known> tables_;
+};
+
+ColumnType column_type_for(const Value& v);
+
+}  // namespace cascade
