@@ -32,7 +32,7 @@ struct RetrySpec {
 };
 
 struct SourceSpec {
-  std::string base_url;
+  std::string base_url;  // http(s)://..., without a trailing '/'
   std::vector<std::pair<std::string, std::string>> headers;  // values may be secret: never log
   RateLimitSpec rate_limit;
   QuotaSpec quota;
@@ -42,7 +42,8 @@ struct SourceSpec {
 };
 
 // A template string such as "/sales?employee_id={employee_id}" or "{record.id}".
-// References: {name} / {message.name} (the message), {record.path} (the record), {env.NAME}.
+// References: {name} / {message.name} (the message), {record.path} (the record); see
+// core/template.h. Environment variables are interpolated at load time, not here.
 struct TemplateSpec {
   std::string text;
   SourcePos pos;
@@ -95,7 +96,7 @@ struct AlarmSpec {
 
 struct NotifySpec {
   std::string type;  // webhook
-  std::string url;   // secret: never log
+  std::string url;   // secret: never log; empty = disabled (an unset ${VAR:-})
   SourcePos pos;
 };
 

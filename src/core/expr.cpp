@@ -409,10 +409,14 @@ bool Expr::eval(const Value& record, const Value& message) const {
   return eval_node(root_, record, message);
 }
 
-std::vector<std::string> Expr::record_paths() const {
+std::vector<std::string> Expr::record_paths() const { return paths(Op::RecordPath); }
+
+std::vector<std::string> Expr::message_paths() const { return paths(Op::MessagePath); }
+
+std::vector<std::string> Expr::paths(Op kind) const {
   std::vector<std::string> out;
   for (const Node& n : nodes_) {
-    if (n.op != Op::RecordPath) continue;
+    if (n.op != kind) continue;
     bool seen = false;
     for (const auto& p : out) seen = seen || p == n.path;
     if (!seen) out.push_back(n.path);

@@ -34,6 +34,8 @@ class Expr {
 
   // Record fields the expression reads (dotted, without `record.`), in order, without repeats.
   std::vector<std::string> record_paths() const;
+  // Message parameters it reads (dotted, without `message.`), same order rules.
+  std::vector<std::string> message_paths() const;
   const std::string& text() const { return text_; }
 
  private:
@@ -50,6 +52,7 @@ class Expr {
   };
   friend class ExprParser;
 
+  std::vector<std::string> paths(Op kind) const;
   const Value* operand(int i, const Value& record, const Value& message) const;
   bool eval_node(int i, const Value& record, const Value& message) const;
 

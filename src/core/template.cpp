@@ -41,7 +41,7 @@ Template Template::parse(std::string_view text) {
         throw TemplateError(i, "unclosed '{' (write '{{' for a literal brace)");
       std::string_view body = text.substr(i + 1, close - i - 1);
       if (body.empty()) throw TemplateError(i, "empty reference '{}'");
-      Ref ref{Ref::Scope::Message, {}};
+      Ref ref{Ref::Scope::Message, {}, i};
       size_t body_off = i + 1;
       if (body.starts_with("record.")) {
         ref.scope = Ref::Scope::Record;

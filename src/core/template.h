@@ -23,6 +23,7 @@ class Template {
   struct Ref {
     enum class Scope { Message, Record } scope;
     std::string path;  // dotted, without the scope prefix
+    size_t offset = 0;  // of its '{' in the template text, for error positions
   };
 
   // Parses `text`. `{name}` and `{a.b}` refer to the message, `{message.x}` too, `{record.a.b}`
