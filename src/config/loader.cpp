@@ -80,10 +80,14 @@ std::string join(const std::vector<std::string>& v) {
 
 std::string found(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Map: return "a map";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Scalar: return "a scalar";
-    default: return "nothing";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    default:
+      return "nothing";
   }
 }
 
@@ -148,13 +152,14 @@ class Loader {
                         "invalid YAML: " + e.msg);
     }
     if (!root.IsDefined() || root.IsNull())
-      throw ConfigError(SourcePos{file_, 1, 1}, "empty pipeline file (expected a map with name, "
-                                                "source and stages)");
+      throw ConfigError(SourcePos{file_, 1, 1},
+                        "empty pipeline file (expected a map with name, "
+                        "source and stages)");
     PipelineSpec spec;
     spec.file = file_;
-    Entries top = entries(root, "the top level",
-                          {"name", "env", "source", "storage", "queues", "stages", "alarms",
-                           "notify"});
+    Entries top =
+        entries(root, "the top level",
+                {"name", "env", "source", "storage", "queues", "stages", "alarms", "notify"});
     const Entry* e = require(top, root, "name", "the top level");
     spec.name = string(e->v, "a pipeline name");
     if (spec.name.empty() || !std::all_of(spec.name.begin(), spec.name.end(), [](char c) {
@@ -253,13 +258,16 @@ class Loader {
           def = std::string(body.substr(sep + 2));
         }
         if (!is_identifier(name))
-          fail(n, "malformed variable '${" + std::string(name) +
-                      "}' (expected ${NAME} or ${NAME:-default})", i);
+          fail(n,
+               "malformed variable '${" + std::string(name) +
+                   "}' (expected ${NAME} or ${NAME:-default})",
+               i);
         std::optional<std::string> val = env_(name);
         if (!val || (val->empty() && def)) {
           if (!def)
-            fail(n, "environment variable '" + std::string(name) +
-                        "' is not set (set it, or write ${" + std::string(name) + ":-default})",
+            fail(n,
+                 "environment variable '" + std::string(name) +
+                     "' is not set (set it, or write ${" + std::string(name) + ":-default})",
                  i);
           val = def;
         }
@@ -292,7 +300,9 @@ class Loader {
   Duration duration(const YAML::Node& n, const std::string& what) {
     std::string s = string(n, what);
     auto d = parse_duration(s);
-    if (!d) fail(n, "invalid duration '" + s + "' for " + what + " (expected e.g. 200ms, 10s, 15m, 1h, 14d)");
+    if (!d)
+      fail(n, "invalid duration '" + s + "' for " + what +
+                  " (expected e.g. 200ms, 10s, 15m, 1h, 14d)");
     if (d->count() <= 0) fail(n, what + " must be positive, found '" + s + "'");
     return *d;
   }
@@ -302,7 +312,8 @@ class Loader {
     std::string s = string(n, what);
     if (n.Tag() != "?") return Value(s);  // quoted: always a string
     if (auto i = to_int(s)) return Value(*i);
-    if (!s.empty() && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '.'))
+    if (!s.empty() &&
+        (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '.'))
       if (auto d = to_double(s)) return Value(*d);
     if (s == "true" || s == "True" || s == "TRUE") return Value(true);
     if (s == "false" || s == "False" || s == "FALSE") return Value(false);
@@ -313,8 +324,9 @@ class Loader {
   // ---- sections ----
 
   void parse_source(const YAML::Node& n, SourceSpec& src) {
-    Entries es = entries(n, "source", {"base_url", "headers", "rate_limit", "quota", "timeout",
-                                       "retry", "max_connections"});
+    Entries es = entries(
+        n, "source",
+        {"base_url", "headers", "rate_limit", "quota", "timeout", "retry", "max_connections"});
     const Entry* e = require(es, n, "base_url", "source");
     src.base_url = string(e->v, "a base URL");
     // Never echo the URL: it may carry credentials.
@@ -370,8 +382,10 @@ class Loader {
         auto lo = parse_duration(s.substr(0, dots));
         auto hi = parse_duration(s.substr(dots + 2));
         if (!lo || !hi || lo->count() <= 0 || hi->count() <= 0)
-          fail(b->v, "expected a backoff range of positive durations MIN..MAX such as 200ms..30s, "
-                     "found '" + s + "'");
+          fail(b->v,
+               "expected a backoff range of positive durations MIN..MAX such as 200ms..30s, "
+               "found '" +
+                   s + "'");
         if (*lo > *hi) fail(b->v, "backoff minimum is greater than its maximum in '" + s + "'");
         src.retry.backoff_min = *lo;
         src.retry.backoff_max = *hi;
@@ -427,8 +441,7 @@ class Loader {
             ParamUse{r.path.substr(0, r.path.find('.')), pos(n, base + r.offset), where});
   }
 
-  std::vector<FieldSpec> parse_fields(const YAML::Node& n, const std::string& what,
-                                      StageAux& aux) {
+  std::vector<FieldSpec> parse_fields(const YAML::Node& n, const std::string& what, StageAux& aux) {
     std::vector<FieldSpec> out;
     for (const Entry& f : entries(n, what, {})) {
       if (!is_identifier(f.key))
@@ -446,8 +459,10 @@ class Loader {
       } else {
         if (s.starts_with("record.")) s = s.substr(7);
         if (!is_path(s))
-          fail(f.v, "expected a record path (such as id or address.city) or a template with "
-                    "braces for '" + f.key + "' in " + what);
+          fail(f.v,
+               "expected a record path (such as id or address.city) or a template with "
+               "braces for '" +
+                   f.key + "' in " + what);
         fs.path = s;
       }
       out.push_back(std::move(fs));
@@ -475,11 +490,11 @@ class Loader {
       size_t sp = rest.find(' ');
       if (!rest.starts_with('/') && sp != std::string_view::npos) {
         std::string method(rest.substr(0, sp));
-        static const std::vector<std::string> kMethods = {"GET", "POST", "PUT", "PATCH",
-                                                          "DELETE", "HEAD"};
+        static const std::vector<std::string> kMethods = {"GET",   "POST",   "PUT",
+                                                          "PATCH", "DELETE", "HEAD"};
         if (std::find(kMethods.begin(), kMethods.end(), method) == kMethods.end())
-          fail(e->v, "unknown HTTP method '" + method + "' (expected one of: " + join(kMethods) +
-                         ")");
+          fail(e->v,
+               "unknown HTTP method '" + method + "' (expected one of: " + join(kMethods) + ")");
         st.method = method;
         base = sp;
         while (base < rest.size() && rest[base] == ' ') ++base;
@@ -552,8 +567,8 @@ class Loader {
         if (in.v.IsSequence()) {
           for (const auto& item : in.v) {
             if (!item.IsScalar())
-              fail(item, "expected a scalar value for input '" + in.key + "', found " +
-                             found(item));
+              fail(item,
+                   "expected a scalar value for input '" + in.key + "', found " + found(item));
             values.push_back(scalar_value(item, "a value for input '" + in.key + "'"));
           }
         } else if (in.v.IsScalar()) {
@@ -570,10 +585,10 @@ class Loader {
       for (const Entry& ev : entries(e->v, ctx + " event", {})) {
         if (!is_identifier(ev.key)) fail(ev.k, "event field '" + ev.key + "' is not an identifier");
         std::string param = string(ev.v, "an input parameter name");
-        if (!is_identifier(param)) fail(ev.v, "expected an input parameter name, found '" + param + "'");
-        if (!st.inputs.empty() &&
-            std::none_of(st.inputs.begin(), st.inputs.end(),
-                         [&](const auto& in) { return in.first == param; })) {
+        if (!is_identifier(param))
+          fail(ev.v, "expected an input parameter name, found '" + param + "'");
+        if (!st.inputs.empty() && std::none_of(st.inputs.begin(), st.inputs.end(),
+                                               [&](const auto& in) { return in.first == param; })) {
           std::vector<std::string> names;
           for (const auto& in : st.inputs) names.push_back(in.first);
           fail(ev.v, "event field '" + ev.key + "' maps to '" + param +
@@ -604,8 +619,8 @@ class Loader {
     std::set<std::string> tables;
     for (size_t i = 0; i < spec.stages.size(); ++i) {
       if (!tables.insert(spec.stages[i].table).second)
-        throw ConfigError(spec.stages[i].pos, "stage '" + spec.stages[i].name +
-                                                  "' writes table '" + spec.stages[i].table +
+        throw ConfigError(spec.stages[i].pos, "stage '" + spec.stages[i].name + "' writes table '" +
+                                                  spec.stages[i].table +
                                                   "', which another stage writes too");
     }
     // Emit targets exist.
@@ -614,8 +629,8 @@ class Loader {
         const std::string& target = spec.stages[i].emit[j].stage;
         if (!spec.stage(target)) {
           std::string hint = closest(target, names);
-          fail(aux[i].emit_nodes[j], "stage '" + spec.stages[i].name + "' emits to unknown stage '" +
-                                         target + "'" +
+          fail(aux[i].emit_nodes[j], "stage '" + spec.stages[i].name +
+                                         "' emits to unknown stage '" + target + "'" +
                                          (hint.empty() ? "" : ": did you mean '" + hint + "'?") +
                                          " (stages: " + join(names) + ")");
         }
@@ -646,12 +661,15 @@ class Loader {
       } else {
         const char* root_only = nullptr;
         const std::optional<YAML::Node>* where = nullptr;
-        if (aux[i].schedule_node) root_only = "schedule", where = &aux[i].schedule_node;
-        else if (aux[i].inputs_node) root_only = "inputs", where = &aux[i].inputs_node;
-        else if (aux[i].event_node) root_only = "event", where = &aux[i].event_node;
+        if (aux[i].schedule_node)
+          root_only = "schedule", where = &aux[i].schedule_node;
+        else if (aux[i].inputs_node)
+          root_only = "inputs", where = &aux[i].inputs_node;
+        else if (aux[i].event_node)
+          root_only = "event", where = &aux[i].event_node;
         if (root_only)
           fail(**where, std::string(root_only) + " is only allowed on root stages, and stage '" +
-                          parents[0].first->name + "' emits to '" + st.name + "'");
+                            parents[0].first->name + "' emits to '" + st.name + "'");
         for (const auto& use : aux[i].params)
           for (const auto& [p, em] : parents) {
             bool given = std::any_of(em->fields.begin(), em->fields.end(),
@@ -659,8 +677,8 @@ class Loader {
             if (!given) {
               std::vector<std::string> gives;
               for (const auto& f : em->fields) gives.push_back(f.name);
-              throw ConfigError(use.pos, "parameter '" + use.param + "' used in the " +
-                                             use.where + " of stage '" + st.name +
+              throw ConfigError(use.pos, "parameter '" + use.param + "' used in the " + use.where +
+                                             " of stage '" + st.name +
                                              "' is not provided by the emit of stage '" + p->name +
                                              "' (it gives: " + join(gives) + ")");
             }
@@ -724,8 +742,10 @@ class Loader {
         }
       std::string_view num = trim(tv.substr(op.size()));
       if (op.empty() || (!to_double(num) && !parse_duration(num)))
-        fail(e->v, "expected a threshold such as \">= 1\" (one of >=, >, <=, < and a number), "
-                   "found '" + t + "'");
+        fail(e->v,
+             "expected a threshold such as \">= 1\" (one of >=, >, <=, < and a number), "
+             "found '" +
+                 t + "'");
       a.threshold = std::string(op) + " " + std::string(num);
       if ((e = get(es, "period"))) a.period = duration(e->v, "alarm period");
       spec.alarms.push_back(std::move(a));
@@ -801,8 +821,7 @@ std::string check_schedule(std::string_view s) {
              "': one of day-of-month and day-of-week must be '?'";
     return {};
   }
-  return "invalid schedule '" + std::string(s) +
-         "' (expected rate(1 hour) or cron(0 12 * * ? *))";
+  return "invalid schedule '" + std::string(s) + "' (expected rate(1 hour) or cron(0 12 * * ? *))";
 }
 
 EnvLookup process_env() {

@@ -7,7 +7,21 @@ namespace cascade {
 
 namespace {
 
-enum class Tok { End, Ident, String, Number, LParen, RParen, LBracket, RBracket, Comma, Cmp, And, Or, Not };
+enum class Tok {
+  End,
+  Ident,
+  String,
+  Number,
+  LParen,
+  RParen,
+  LBracket,
+  RBracket,
+  Comma,
+  Cmp,
+  And,
+  Or,
+  Not
+};
 
 struct Token {
   Tok kind = Tok::End;
@@ -16,9 +30,15 @@ struct Token {
   std::string str;        // decoded string literal
 };
 
-bool ident_start(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
-bool ident_char(char c) { return ident_start(c) || (c >= '0' && c <= '9'); }
-bool digit(char c) { return c >= '0' && c <= '9'; }
+bool ident_start(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+bool ident_char(char c) {
+  return ident_start(c) || (c >= '0' && c <= '9');
+}
+bool digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 std::string describe(const Token& t) {
   if (t.kind == Tok::End) return "the end of the expression";
@@ -55,17 +75,24 @@ class ExprParser {
     };
     auto at = [&](size_t k) { return i_ + k < s_.size() ? s_[i_ + k] : '\0'; };
     switch (c) {
-      case '(': return single(Tok::LParen, 1);
-      case ')': return single(Tok::RParen, 1);
-      case '[': return single(Tok::LBracket, 1);
-      case ']': return single(Tok::RBracket, 1);
-      case ',': return single(Tok::Comma, 1);
+      case '(':
+        return single(Tok::LParen, 1);
+      case ')':
+        return single(Tok::RParen, 1);
+      case '[':
+        return single(Tok::LBracket, 1);
+      case ']':
+        return single(Tok::RBracket, 1);
+      case ',':
+        return single(Tok::Comma, 1);
       case '=':
         if (at(1) == '=') return single(Tok::Cmp, 2);
         throw ExprError(i_, "unexpected '=' (use '==' to compare)");
-      case '!': return at(1) == '=' ? single(Tok::Cmp, 2) : single(Tok::Not, 1);
+      case '!':
+        return at(1) == '=' ? single(Tok::Cmp, 2) : single(Tok::Not, 1);
       case '<':
-      case '>': return at(1) == '=' ? single(Tok::Cmp, 2) : single(Tok::Cmp, 1);
+      case '>':
+        return at(1) == '=' ? single(Tok::Cmp, 2) : single(Tok::Cmp, 1);
       case '&':
         if (at(1) == '&') return single(Tok::And, 2);
         throw ExprError(i_, "unexpected '&' (use '&&' or 'and')");
@@ -73,17 +100,18 @@ class ExprParser {
         if (at(1) == '|') return single(Tok::Or, 2);
         throw ExprError(i_, "unexpected '|' (use '||' or 'or')");
       case '"':
-      case '\'': return lex_string(c);
-      default: break;
+      case '\'':
+        return lex_string(c);
+      default:
+        break;
     }
     if (digit(c) || ((c == '-' || c == '+') && (digit(at(1)) || at(1) == '.')) ||
         (c == '.' && digit(at(1)))) {
       size_t start = i_;
       ++i_;
-      while (i_ < s_.size() && (digit(s_[i_]) || s_[i_] == '.' || s_[i_] == 'e' ||
-                                s_[i_] == 'E' ||
-                                ((s_[i_] == '-' || s_[i_] == '+') &&
-                                 (s_[i_ - 1] == 'e' || s_[i_ - 1] == 'E'))))
+      while (i_ < s_.size() &&
+             (digit(s_[i_]) || s_[i_] == '.' || s_[i_] == 'e' || s_[i_] == 'E' ||
+              ((s_[i_] == '-' || s_[i_] == '+') && (s_[i_ - 1] == 'e' || s_[i_ - 1] == 'E'))))
         ++i_;
       tok_.kind = Tok::Number;
       tok_.text = s_.substr(start, i_ - start);
@@ -101,10 +129,14 @@ class ExprParser {
         }
       }
       tok_.text = s_.substr(start, i_ - start);
-      if (tok_.text == "and") tok_.kind = Tok::And;
-      else if (tok_.text == "or") tok_.kind = Tok::Or;
-      else if (tok_.text == "not") tok_.kind = Tok::Not;
-      else tok_.kind = Tok::Ident;
+      if (tok_.text == "and")
+        tok_.kind = Tok::And;
+      else if (tok_.text == "or")
+        tok_.kind = Tok::Or;
+      else if (tok_.text == "not")
+        tok_.kind = Tok::Not;
+      else
+        tok_.kind = Tok::Ident;
       return;
     }
     throw ExprError(i_, std::string("unexpected character '") + c + "'");
@@ -124,13 +156,22 @@ class ExprParser {
       if (i_ >= s_.size()) throw ExprError(start, "unterminated string");
       char e = s_[i_++];
       switch (e) {
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case 'r': out += '\r'; break;
+        case 'n':
+          out += '\n';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'r':
+          out += '\r';
+          break;
         case '\\':
         case '"':
-        case '\'': out += e; break;
-        default: throw ExprError(i_ - 2, std::string("unknown escape '\\") + e + "'");
+        case '\'':
+          out += e;
+          break;
+        default:
+          throw ExprError(i_ - 2, std::string("unknown escape '\\") + e + "'");
       }
     }
     tok_.kind = Tok::String;
@@ -203,7 +244,7 @@ class ExprParser {
       Token op = tok_;
       next();
       int right = parse_operand(&op);
-      Expr::Op k = op.text == "==" ? Expr::Op::Eq
+      Expr::Op k = op.text == "=="   ? Expr::Op::Eq
                    : op.text == "!=" ? Expr::Op::Ne
                    : op.text == "<"  ? Expr::Op::Lt
                    : op.text == "<=" ? Expr::Op::Le
@@ -275,10 +316,14 @@ class ExprParser {
       throw ExprError(tok_.pos, "malformed number '" + std::string(t) + "'");
     }
     if (tok_.kind == Tok::Ident) {
-      if (tok_.text == "true") out = Value(true);
-      else if (tok_.text == "false") out = Value(false);
-      else if (tok_.text == "null") out = Value();
-      else return false;
+      if (tok_.text == "true")
+        out = Value(true);
+      else if (tok_.text == "false")
+        out = Value(false);
+      else if (tok_.text == "null")
+        out = Value();
+      else
+        return false;
       return true;
     }
     return false;
@@ -331,12 +376,18 @@ const Value kNull;
 
 bool truthy(const Value& v) {
   switch (v.type()) {
-    case Value::Type::Null: return false;
-    case Value::Type::Bool: return v.as_bool();
-    case Value::Type::Int: return v.as_int() != 0;
-    case Value::Type::Double: return v.as_double() != 0;
-    case Value::Type::String: return !v.as_string().empty();
-    default: return true;
+    case Value::Type::Null:
+      return false;
+    case Value::Type::Bool:
+      return v.as_bool();
+    case Value::Type::Int:
+      return v.as_int() != 0;
+    case Value::Type::Double:
+      return v.as_double() != 0;
+    case Value::Type::String:
+      return !v.as_string().empty();
+    default:
+      return true;
   }
 }
 
@@ -362,10 +413,16 @@ const Value* Expr::operand(int i, const Value& record, const Value& message) con
   const Node& n = nodes_[static_cast<size_t>(i)];
   const Value* v = nullptr;
   switch (n.op) {
-    case Op::Literal: return &n.literal;
-    case Op::RecordPath: v = record.find_path(n.path); break;
-    case Op::MessagePath: v = message.find_path(n.path); break;
-    default: break;
+    case Op::Literal:
+      return &n.literal;
+    case Op::RecordPath:
+      v = record.find_path(n.path);
+      break;
+    case Op::MessagePath:
+      v = message.find_path(n.path);
+      break;
+    default:
+      break;
   }
   return v ? v : &kNull;
 }
@@ -373,18 +430,26 @@ const Value* Expr::operand(int i, const Value& record, const Value& message) con
 bool Expr::eval_node(int i, const Value& record, const Value& message) const {
   const Node& n = nodes_[static_cast<size_t>(i)];
   switch (n.op) {
-    case Op::And: return eval_node(n.a, record, message) && eval_node(n.b, record, message);
-    case Op::Or: return eval_node(n.a, record, message) || eval_node(n.b, record, message);
-    case Op::Not: return !eval_node(n.a, record, message);
-    case Op::Truthy: return truthy(*operand(n.a, record, message));
-    case Op::Eq: return *operand(n.a, record, message) == *operand(n.b, record, message);
-    case Op::Ne: return !(*operand(n.a, record, message) == *operand(n.b, record, message));
-    case Op::Lt: return order(*operand(n.a, record, message), *operand(n.b, record, message)) == -1;
+    case Op::And:
+      return eval_node(n.a, record, message) && eval_node(n.b, record, message);
+    case Op::Or:
+      return eval_node(n.a, record, message) || eval_node(n.b, record, message);
+    case Op::Not:
+      return !eval_node(n.a, record, message);
+    case Op::Truthy:
+      return truthy(*operand(n.a, record, message));
+    case Op::Eq:
+      return *operand(n.a, record, message) == *operand(n.b, record, message);
+    case Op::Ne:
+      return !(*operand(n.a, record, message) == *operand(n.b, record, message));
+    case Op::Lt:
+      return order(*operand(n.a, record, message), *operand(n.b, record, message)) == -1;
     case Op::Le: {
       int o = order(*operand(n.a, record, message), *operand(n.b, record, message));
       return o == -1 || o == 0;
     }
-    case Op::Gt: return order(*operand(n.a, record, message), *operand(n.b, record, message)) == 1;
+    case Op::Gt:
+      return order(*operand(n.a, record, message), *operand(n.b, record, message)) == 1;
     case Op::Ge: {
       int o = order(*operand(n.a, record, message), *operand(n.b, record, message));
       return o == 1 || o == 0;
@@ -400,7 +465,8 @@ bool Expr::eval_node(int i, const Value& record, const Value& message) const {
         }
       return n.op == Op::In ? found : !found;
     }
-    default: return truthy(*operand(i, record, message));
+    default:
+      return truthy(*operand(i, record, message));
   }
 }
 
@@ -409,9 +475,13 @@ bool Expr::eval(const Value& record, const Value& message) const {
   return eval_node(root_, record, message);
 }
 
-std::vector<std::string> Expr::record_paths() const { return paths(Op::RecordPath); }
+std::vector<std::string> Expr::record_paths() const {
+  return paths(Op::RecordPath);
+}
 
-std::vector<std::string> Expr::message_paths() const { return paths(Op::MessagePath); }
+std::vector<std::string> Expr::message_paths() const {
+  return paths(Op::MessagePath);
+}
 
 std::vector<std::string> Expr::paths(Op kind) const {
   std::vector<std::string> out;

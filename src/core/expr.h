@@ -40,15 +40,27 @@ class Expr {
 
  private:
   enum class Op : uint8_t {
-    Literal, RecordPath, MessagePath,  // operands
-    Eq, Ne, Lt, Le, Gt, Ge, In, NotIn,  // comparisons: a, b (In: b is a list literal)
-    And, Or, Not, Truthy,
+    Literal,
+    RecordPath,
+    MessagePath,  // operands
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+    NotIn,  // comparisons: a, b (In: b is a list literal)
+    And,
+    Or,
+    Not,
+    Truthy,
   };
   struct Node {
     Op op;
-    int a = -1, b = -1;   // child node indices
-    Value literal;        // Literal (In/NotIn: an array)
-    std::string path;     // RecordPath / MessagePath
+    int a = -1, b = -1;  // child node indices
+    Value literal;       // Literal (In/NotIn: an array)
+    std::string path;    // RecordPath / MessagePath
   };
   friend class ExprParser;
 

@@ -120,12 +120,16 @@ std::string Template::render(const Value& message, const Value* record, bool url
     }
     const Value& v = lookup(refs_[static_cast<size_t>(p.ref)], message, record);
     if (v.is_string()) {
-      if (url_encode) append_url_encoded(out, v.as_string());
-      else out += v.as_string();
+      if (url_encode)
+        append_url_encoded(out, v.as_string());
+      else
+        out += v.as_string();
     } else {
       std::string s = v.to_text();
-      if (url_encode) append_url_encoded(out, s);
-      else out += s;
+      if (url_encode)
+        append_url_encoded(out, s);
+      else
+        out += s;
     }
   }
   return out;

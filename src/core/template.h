@@ -22,7 +22,7 @@ class Template {
  public:
   struct Ref {
     enum class Scope { Message, Record } scope;
-    std::string path;  // dotted, without the scope prefix
+    std::string path;   // dotted, without the scope prefix
     size_t offset = 0;  // of its '{' in the template text, for error positions
   };
 

@@ -152,13 +152,12 @@ TEST(ConfigLoader, ReferencePipelineLoadsIntoSpec) {
 }
 
 TEST(ConfigLoader, InterpolatesEnvironment) {
-  PipelineSpec p = load_pipeline_text(
-      kReference, "ref.yaml",
-      env_of({{"APP_ENV", "prod"},
-              {"DM_API_URL", "https://api.example.com/"},
-              {"DM_API_TOKEN", "s3cret"},
-              {"CASCADE_STORAGE", "sqlite:/tmp/x.db"},
-              {"ALERT_WEBHOOK_URL", ""}}));
+  PipelineSpec p = load_pipeline_text(kReference, "ref.yaml",
+                                      env_of({{"APP_ENV", "prod"},
+                                              {"DM_API_URL", "https://api.example.com/"},
+                                              {"DM_API_TOKEN", "s3cret"},
+                                              {"CASCADE_STORAGE", "sqlite:/tmp/x.db"},
+                                              {"ALERT_WEBHOOK_URL", ""}}));
   EXPECT_EQ(p.env, "prod");
   EXPECT_EQ(p.source.base_url, "https://api.example.com");
   EXPECT_EQ(p.source.headers[0].second, "Bearer s3cret");
@@ -179,8 +178,7 @@ stages:
   EXPECT_EQ(p.source.headers[0].second, "a${B}c");
   EXPECT_EQ(p.source.headers[1].second, "d:e");
   // Quoted scalars stay strings; plain ones are typed.
-  EXPECT_EQ(p.stages[0].inputs[0].second,
-            (std::vector<Value>{"7", 2, "x", "3", 1.5, true}));
+  EXPECT_EQ(p.stages[0].inputs[0].second, (std::vector<Value>{"7", 2, "x", "3", 1.5, true}));
   EXPECT_TRUE(p.stages[0].inputs[0].second[1].is_int());
   EXPECT_TRUE(p.stages[0].inputs[0].second[3].is_string());
 }
@@ -211,7 +209,8 @@ notify: [ { type: webhook, url: "ftp://${TOKEN}@hooks" } ]
     EXPECT_NE(std::string(e.what()).find("'postgres' is not supported yet"), std::string::npos);
   }
   std::string no_storage = yaml;
-  no_storage.erase(no_storage.find("storage:"), no_storage.find("stages:") - no_storage.find("storage:"));
+  no_storage.erase(no_storage.find("storage:"),
+                   no_storage.find("stages:") - no_storage.find("storage:"));
   try {
     load_pipeline_text(no_storage, "f.yaml", env_of({{"TOKEN", "hunter2"}}));
     FAIL();
@@ -220,8 +219,8 @@ notify: [ { type: webhook, url: "ftp://${TOKEN}@hooks" } ]
     EXPECT_NE(std::string(e.what()).find("webhook url"), std::string::npos) << e.what();
   }
   try {
-    load_pipeline_text("name: p\nsource: { base_url: \"htp://hunter2@h\" }\nstages: {}\n",
-                       "f.yaml", env_of({}));
+    load_pipeline_text("name: p\nsource: { base_url: \"htp://hunter2@h\" }\nstages: {}\n", "f.yaml",
+                       env_of({}));
     FAIL();
   } catch (const ConfigError& e) {
     EXPECT_EQ(std::string(e.what()).find("hunter2"), std::string::npos) << e.what();
@@ -229,8 +228,8 @@ notify: [ { type: webhook, url: "ftp://${TOKEN}@hooks" } ]
 }
 
 TEST(ConfigLoader, ExampleFileLoads) {
-  PipelineSpec p =
-      load_pipeline_file(std::string(CASCADE_SOURCE_DIR) + "/examples/dunder-mifflin.yaml", env_of({}));
+  PipelineSpec p = load_pipeline_file(
+      std::string(CASCADE_SOURCE_DIR) + "/examples/dunder-mifflin.yaml", env_of({}));
   EXPECT_EQ(p.name, "dunder-mifflin");
   ASSERT_EQ(p.stages.size(), 3u);
   ASSERT_EQ(p.stages[0].inputs.size(), 1u);
@@ -253,4 +252,38 @@ TEST(ConfigLoader, SchedulesAreChecked) {
   EXPECT_NE(check_schedule("cron(0 12 * * *)"), "");
   EXPECT_NE(check_schedule("cron(0 12 * * 1 *)"), "");
   EXPECT_NE(check_schedule("every hour"), "");
+}
+
+TEST(ConfigLoader, TwoParentsAndEventOnlyRootsAreAllowed) {
+  const char* yaml = R"(name: p
+source: { base_url: "https://h/" }
+stages:
+  a:
+    event: { ids: id }
+    request: POST /a/{id}
+    key: { id: id }
+    emit: { c: { y: "{record.id}", extra: name } }
+  b:
+    inputs: { n: [1] }
+    request: /b
+    key: { id: id }
+    emit: { c: { y: id } }
+  c:
+    request: /c?y={y}
+    key: { id: id, y: "{message.y}" }
+    where: message.y > 0 and kind in ['x', 'y']
+)";
+  PipelineSpec p = load_pipeline_text(yaml, "f.yaml", env_of({}));
+  EXPECT_EQ(p.stages[0].method, "POST");
+  EXPECT_EQ(p.stages[0].request.text, "/a/{id}");
+  EXPECT_EQ(p.source.base_url, "https://h");
+  EXPECT_TRUE(p.stages[0].inputs.empty());
+  EXPECT_EQ(p.stages[0].event_fields.at("ids"), "id");
+  auto roots = p.roots();
+  ASSERT_EQ(roots.size(), 2u);
+  EXPECT_EQ(roots[0]->name, "a");
+  EXPECT_EQ(roots[1]->name, "b");
+  EXPECT_EQ(p.stages[2].emit.size(), 0u);
+  EXPECT_EQ(p.stages[0].emit[0].fields[1].path, "name");
+  EXPECT_FALSE(p.stages[0].emit[0].fields[1].is_template);
 }

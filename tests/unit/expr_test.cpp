@@ -1,6 +1,7 @@
+#include "core/expr.h"
+
 #include <gtest/gtest.h>
 
-#include "core/expr.h"
 #include "core/json.h"
 
 using namespace cascade;
@@ -74,9 +75,9 @@ TEST(Expr, TruthinessOfBarePaths) {
 
 TEST(Expr, PrecedenceAndParentheses) {
   const char* r = R"({"a": true, "b": false, "c": true})";
-  EXPECT_TRUE(eval("a or b and false", r));     // and binds tighter
+  EXPECT_TRUE(eval("a or b and false", r));  // and binds tighter
   EXPECT_FALSE(eval("(a or b) and false", r));
-  EXPECT_FALSE(eval("not a or b", r));          // not binds tightest
+  EXPECT_FALSE(eval("not a or b", r));  // not binds tightest
   EXPECT_TRUE(eval("not (a and b)", r));
   EXPECT_TRUE(eval("!b && (c || b)", r));
   EXPECT_TRUE(eval("not not a", r));

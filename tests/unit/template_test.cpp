@@ -1,8 +1,9 @@
+#include "core/template.h"
+
 #include <gtest/gtest.h>
 
 #include "core/error.h"
 #include "core/json.h"
-#include "core/template.h"
 
 using namespace cascade;
 
@@ -21,7 +22,8 @@ size_t error_offset(std::string_view text) {
 }  // namespace
 
 TEST(Template, RendersMessageAndRecordRefs) {
-  Template t = Template::parse("/sales?employee_id={employee_id}&b={message.branch_id}&r={record.a.b}");
+  Template t =
+      Template::parse("/sales?employee_id={employee_id}&b={message.branch_id}&r={record.a.b}");
   ASSERT_EQ(t.refs().size(), 3u);
   EXPECT_EQ(t.refs()[0].scope, Template::Ref::Scope::Message);
   EXPECT_EQ(t.refs()[0].path, "employee_id");
