@@ -32,7 +32,7 @@ struct RetrySpec {
 };
 
 struct SourceSpec {
-  std::string base_url;
+  std::string base_url;  // http(s)://..., without a trailing '/'
   std::vector<std::pair<std::string, std::string>> headers;  // values may be secret: never log
   RateLimitSpec rate_limit;
   QuotaSpec quota;
@@ -42,7 +42,8 @@ struct SourceSpec {
 };
 
 // A template string such as "/sales?employee_id={employee_id}" or "{record.id}".
-// References: {name} / {message.name} (the message), {record.path} (the record), {env.NAME}.
+// References: {name} / {message.name} (the message), {record.path} (the record); see
+// core/template.h. Environment variables are interpolated at load time, not here.
 struct TemplateSpec {
   std::string text;
   SourcePos pos;
@@ -52,8 +53,8 @@ struct TemplateSpec {
 struct FieldSpec {
   std::string name;  // output column / parameter name
   bool is_template = false;
-  std::string path;       // when !is_template: dotted path into the record
-  TemplateSpec tmpl;      // when is_template
+  std::string path;   // when !is_template: dotted path into the record
+  TemplateSpec tmpl;  // when is_template
   SourcePos pos;
 };
 
@@ -68,14 +69,14 @@ struct StageSpec {
   SourcePos pos;
   std::string table;  // warehouse table; defaults to the stage name
   std::string method = "GET";
-  TemplateSpec request;  // path + query, appended to base_url
-  std::string records_path;  // dotted; empty = the response root
+  TemplateSpec request;              // path + query, appended to base_url
+  std::string records_path;          // dotted; empty = the response root
   std::optional<std::string> where;  // filter expression text
   SourcePos where_pos;
   std::vector<FieldSpec> key;  // at least one
   std::vector<FieldSpec> attach;
   std::vector<EmitSpec> emit;
-  int concurrency = 4;  // messages of this stage in flight at once
+  int concurrency = 4;                  // messages of this stage in flight at once
   std::optional<std::string> schedule;  // rate(...) / cron(...); only root stages
   SourcePos schedule_pos;
   // Default messages for a root stage: the cartesian product of these lists.
@@ -95,7 +96,7 @@ struct AlarmSpec {
 
 struct NotifySpec {
   std::string type;  // webhook
-  std::string url;   // secret: never log
+  std::string url;   // secret: never log; empty = disabled (an unset ${VAR:-})
   SourcePos pos;
 };
 

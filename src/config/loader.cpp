@@ -1,0 +1,849 @@
+#include "config/loader.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "core/duration.h"
+#include "core/expr.h"
+#include "core/template.h"
+
+namespace cascade {
+
+namespace {
+
+bool is_identifier(std::string_view s) {
+  if (s.empty()) return false;
+  auto start = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; };
+  if (!start(s[0])) return false;
+  for (char c : s)
+    if (!start(c) && !(c >= '0' && c <= '9')) return false;
+  return true;
+}
+
+// A dotted record path: non-empty segments, no spaces or braces.
+bool is_path(std::string_view s) {
+  if (s.empty()) return false;
+  size_t seg = 0;
+  for (size_t i = 0; i <= s.size(); ++i) {
+    if (i == s.size() || s[i] == '.') {
+      if (i == seg) return false;
+      seg = i + 1;
+    } else if (s[i] == ' ' || s[i] == '\t' || s[i] == '{' || s[i] == '}') {
+      return false;
+    }
+  }
+  return true;
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string closest(std::string_view word, const std::vector<std::string>& options) {
+  std::string best;
+  size_t best_d = std::max<size_t>(2, word.size() / 3) + 1;
+  for (const auto& o : options) {
+    size_t d = edit_distance(word, o);
+    if (d < best_d) {
+      best_d = d;
+      best = o;
+    }
+  }
+  return best;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) {
+    if (!out.empty()) out += ", ";
+    out += s;
+  }
+  return out;
+}
+
+std::string found(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    default:
+      return "nothing";
+  }
+}
+
+std::optional<int64_t> to_int(std::string_view s) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+std::optional<double> to_double(std::string_view s) {
+  double v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+struct Entry {
+  std::string key;
+  YAML::Node k, v;
+};
+
+using Entries = std::vector<Entry>;
+
+const Entry* get(const Entries& es, std::string_view key) {
+  for (const auto& e : es)
+    if (e.key == key && !e.v.IsNull()) return &e;
+  return nullptr;
+}
+
+// A message parameter used by a stage, with where it is used (for the "not provided" errors).
+struct ParamUse {
+  std::string param;
+  SourcePos pos;
+  std::string where;  // "request", "key 'x'", ...
+};
+
+struct StageAux {
+  YAML::Node name_node;
+  std::vector<ParamUse> params;
+  std::vector<YAML::Node> emit_nodes;  // key nodes of emit entries, parallel to spec.emit
+  std::optional<YAML::Node> schedule_node, inputs_node, event_node;  // their keys, if given
+};
+
+class Loader {
+ public:
+  Loader(std::string_view text, std::string file, const EnvLookup& env)
+      : text_(text), file_(std::move(file)), env_(env) {}
+
+  PipelineSpec load() {
+    YAML::Node root;
+    try {
+      root = YAML::Load(std::string(text_));
+    } catch (const YAML::ParserException& e) {
+      throw ConfigError(SourcePos{file_, e.mark.line + 1, e.mark.column + 1},
+                        "invalid YAML: " + e.msg);
+    }
+    if (!root.IsDefined() || root.IsNull())
+      throw ConfigError(SourcePos{file_, 1, 1},
+                        "empty pipeline file (expected a map with name, "
+                        "source and stages)");
+    PipelineSpec spec;
+    spec.file = file_;
+    Entries top =
+        entries(root, "the top level",
+                {"name", "env", "source", "storage", "queues", "stages", "alarms", "notify"});
+    const Entry* e = require(top, root, "name", "the top level");
+    spec.name = string(e->v, "a pipeline name");
+    if (spec.name.empty() || !std::all_of(spec.name.begin(), spec.name.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+        }))
+      fail(e->v, "pipeline name must be letters, digits, '_', '-' or '.'");
+    if ((e = get(top, "env"))) {
+      spec.env = string(e->v, "an environment name");
+      if (!is_identifier(spec.env))
+        fail(e->v, "env must be an identifier ([A-Za-z_][A-Za-z0-9_]*), found '" + spec.env + "'");
+    }
+    e = require(top, root, "source", "the top level");
+    parse_source(e->v, spec.source);
+    if ((e = get(top, "storage"))) {
+      spec.storage = string(e->v, "a storage URL");
+      check_storage(e->v, spec.storage);
+    }
+    if ((e = get(top, "queues"))) parse_queue(e->v, spec.queues, "queues");
+    e = require(top, root, "stages", "the top level");
+    parse_stages(e->v, spec);
+    if ((e = get(top, "alarms"))) parse_alarms(e->v, spec);
+    if ((e = get(top, "notify"))) parse_notify(e->v, spec);
+    return spec;
+  }
+
+ private:
+  // ---- positions and errors ----
+
+  SourcePos pos(const YAML::Node& n, size_t offset = 0) const {
+    YAML::Mark m = n.Mark();
+    if (m.is_null()) return SourcePos{file_, 0, 0};
+    int quote = 0;
+    if (offset > 0 && m.pos >= 0 && static_cast<size_t>(m.pos) < text_.size() &&
+        (text_[static_cast<size_t>(m.pos)] == '"' || text_[static_cast<size_t>(m.pos)] == '\''))
+      quote = 1;
+    return SourcePos{file_, m.line + 1, m.column + 1 + quote + static_cast<int>(offset)};
+  }
+
+  [[noreturn]] void fail(const YAML::Node& n, const std::string& msg, size_t offset = 0) const {
+    throw ConfigError(pos(n, offset), msg);
+  }
+
+  // ---- typed access ----
+
+  Entries entries(const YAML::Node& map, const std::string& what,
+                  const std::vector<std::string>& allowed) {
+    if (!map.IsMap()) fail(map, "expected a map for " + what + ", found " + found(map));
+    Entries out;
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      if (!it->first.IsScalar()) fail(it->first, "expected a plain key in " + what);
+      std::string key = it->first.Scalar();
+      for (const auto& prev : out)
+        if (prev.key == key) fail(it->first, "duplicate key '" + key + "' in " + what);
+      if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        std::string hint = closest(key, allowed);
+        fail(it->first, "unknown key '" + key + "' in " + what +
+                            (hint.empty() ? "" : ": did you mean '" + hint + "'?") +
+                            " (expected one of: " + join(allowed) + ")");
+      }
+      out.push_back(Entry{key, it->first, it->second});
+    }
+    return out;
+  }
+
+  const Entry* require(const Entries& es, const YAML::Node& map, std::string_view key,
+                       const std::string& what) {
+    const Entry* e = get(es, key);
+    if (!e) fail(map, "missing required key '" + std::string(key) + "' in " + what);
+    return e;
+  }
+
+  // The interpolated text of a scalar; `what` names what was expected.
+  std::string string(const YAML::Node& n, const std::string& what) {
+    if (!n.IsScalar()) fail(n, "expected " + what + ", found " + found(n));
+    return interpolate(n);
+  }
+
+  std::string interpolate(const YAML::Node& n) {
+    const std::string& raw = n.Scalar();
+    if (raw.find('$') == std::string::npos) return raw;
+    std::string out;
+    for (size_t i = 0; i < raw.size();) {
+      if (raw.compare(i, 3, "$${") == 0) {
+        out += "${";
+        i += 3;
+      } else if (raw.compare(i, 2, "${") == 0) {
+        size_t close = raw.find('}', i + 2);
+        if (close == std::string::npos)
+          fail(n, "unclosed '${' (write '$${' for a literal '${')", i);
+        std::string_view body = std::string_view(raw).substr(i + 2, close - i - 2);
+        std::optional<std::string> def;
+        size_t sep = body.find(":-");
+        std::string_view name = body;
+        if (sep != std::string_view::npos) {
+          name = body.substr(0, sep);
+          def = std::string(body.substr(sep + 2));
+        }
+        if (!is_identifier(name))
+          fail(n,
+               "malformed variable '${" + std::string(name) +
+                   "}' (expected ${NAME} or ${NAME:-default})",
+               i);
+        std::optional<std::string> val = env_(name);
+        if (!val || (val->empty() && def)) {
+          if (!def)
+            fail(n,
+                 "environment variable '" + std::string(name) +
+                     "' is not set (set it, or write ${" + std::string(name) + ":-default})",
+                 i);
+          val = def;
+        }
+        out += *val;
+        i = close + 1;
+      } else {
+        out += raw[i++];
+      }
+    }
+    return out;
+  }
+
+  int64_t integer(const YAML::Node& n, const std::string& what, int64_t min, int64_t max) {
+    std::string s = string(n, what);
+    auto v = to_int(trim(s));
+    if (!v) fail(n, "expected " + what + " (an integer), found '" + s + "'");
+    if (*v < min || *v > max)
+      fail(n, what + " must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                  ", found " + std::to_string(*v));
+    return *v;
+  }
+
+  double number(const YAML::Node& n, const std::string& what) {
+    std::string s = string(n, what);
+    auto v = to_double(trim(s));
+    if (!v) fail(n, "expected " + what + " (a number), found '" + s + "'");
+    return *v;
+  }
+
+  Duration duration(const YAML::Node& n, const std::string& what) {
+    std::string s = string(n, what);
+    auto d = parse_duration(s);
+    if (!d)
+      fail(n, "invalid duration '" + s + "' for " + what +
+                  " (expected e.g. 200ms, 10s, 15m, 1h, 14d)");
+    if (d->count() <= 0) fail(n, what + " must be positive, found '" + s + "'");
+    return *d;
+  }
+
+  // Typed scalar for inputs: plain scalars are numbers/booleans/null when they look like it.
+  Value scalar_value(const YAML::Node& n, const std::string& what) {
+    std::string s = string(n, what);
+    if (n.Tag() != "?") return Value(s);  // quoted: always a string
+    if (auto i = to_int(s)) return Value(*i);
+    if (!s.empty() &&
+        (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '.'))
+      if (auto d = to_double(s)) return Value(*d);
+    if (s == "true" || s == "True" || s == "TRUE") return Value(true);
+    if (s == "false" || s == "False" || s == "FALSE") return Value(false);
+    if (s == "null" || s == "~" || s == "Null" || s == "NULL") return Value();
+    return Value(s);
+  }
+
+  // ---- sections ----
+
+  void parse_source(const YAML::Node& n, SourceSpec& src) {
+    Entries es = entries(
+        n, "source",
+        {"base_url", "headers", "rate_limit", "quota", "timeout", "retry", "max_connections"});
+    const Entry* e = require(es, n, "base_url", "source");
+    src.base_url = string(e->v, "a base URL");
+    // Never echo the URL: it may carry credentials.
+    if (!(src.base_url.starts_with("http://") || src.base_url.starts_with("https://")) ||
+        src.base_url.find_first_of(" \t\r\n") != std::string::npos ||
+        src.base_url.size() <= src.base_url.find("//") + 2)
+      fail(e->v, "base_url must be an http:// or https:// URL");
+    while (src.base_url.ends_with('/')) src.base_url.pop_back();
+    if ((e = get(es, "headers"))) {
+      for (const Entry& h : entries(e->v, "source.headers", {})) {
+        static constexpr std::string_view kTokenChars = "!#$%&'*+-.^_`|~";
+        bool ok = !h.key.empty() && std::all_of(h.key.begin(), h.key.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) ||
+                 kTokenChars.find(c) != std::string_view::npos;
+        });
+        if (!ok) fail(h.k, "invalid header name '" + h.key + "'");
+        if (!h.v.IsScalar())
+          fail(h.v, "expected a string value for header '" + h.key + "', found " + found(h.v));
+        std::string value = interpolate(h.v);
+        if (value.find_first_of("\r\n") != std::string::npos)
+          fail(h.v, "the value of header '" + h.key + "' contains a line break");
+        src.headers.emplace_back(h.key, std::move(value));
+      }
+    }
+    if ((e = get(es, "rate_limit"))) {
+      Entries rl = entries(e->v, "source.rate_limit", {"per_second", "burst"});
+      const Entry* ps = require(rl, e->v, "per_second", "source.rate_limit");
+      src.rate_limit.per_second = number(ps->v, "rate_limit.per_second");
+      if (!(src.rate_limit.per_second > 0))
+        fail(ps->v, "rate_limit.per_second must be greater than 0");
+      src.rate_limit.burst = std::max(1.0, src.rate_limit.per_second);
+      if (const Entry* b = get(rl, "burst")) {
+        src.rate_limit.burst = number(b->v, "rate_limit.burst");
+        if (!(src.rate_limit.burst >= 1)) fail(b->v, "rate_limit.burst must be at least 1");
+      }
+    }
+    if ((e = get(es, "quota"))) {
+      Entries q = entries(e->v, "source.quota", {"requests", "per"});
+      const Entry* r = require(q, e->v, "requests", "source.quota");
+      src.quota.requests = integer(r->v, "quota.requests", 1, INT64_MAX);
+      if (const Entry* p = get(q, "per")) src.quota.per = duration(p->v, "quota.per");
+    }
+    if ((e = get(es, "timeout"))) src.timeout = duration(e->v, "source.timeout");
+    if ((e = get(es, "retry"))) {
+      Entries r = entries(e->v, "source.retry", {"attempts", "backoff"});
+      if (const Entry* a = get(r, "attempts"))
+        src.retry.attempts = static_cast<int>(integer(a->v, "retry.attempts", 1, 100));
+      if (const Entry* b = get(r, "backoff")) {
+        std::string s = string(b->v, "a backoff range");
+        size_t dots = s.find("..");
+        if (dots == std::string::npos)
+          fail(b->v, "expected a backoff range MIN..MAX such as 200ms..30s, found '" + s + "'");
+        auto lo = parse_duration(s.substr(0, dots));
+        auto hi = parse_duration(s.substr(dots + 2));
+        if (!lo || !hi || lo->count() <= 0 || hi->count() <= 0)
+          fail(b->v,
+               "expected a backoff range of positive durations MIN..MAX such as 200ms..30s, "
+               "found '" +
+                   s + "'");
+        if (*lo > *hi) fail(b->v, "backoff minimum is greater than its maximum in '" + s + "'");
+        src.retry.backoff_min = *lo;
+        src.retry.backoff_max = *hi;
+      }
+    }
+    if ((e = get(es, "max_connections")))
+      src.max_connections = static_cast<int>(integer(e->v, "max_connections", 1, 1000));
+  }
+
+  void check_storage(const YAML::Node& n, const std::string& url) {
+    size_t colon = url.find(':');
+    std::string scheme = colon == std::string::npos ? std::string() : url.substr(0, colon);
+    bool scheme_ok = !scheme.empty() && std::all_of(scheme.begin(), scheme.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+    });
+    // Only the scheme is echoed: the rest may hold a password.
+    if (!scheme_ok) fail(n, "expected a storage URL such as sqlite:cascade.db");
+    if (scheme != "sqlite")
+      fail(n, "storage scheme '" + scheme + "' is not supported yet (expected sqlite:PATH)");
+    if (colon + 1 >= url.size()) fail(n, "sqlite storage needs a path, as in sqlite:cascade.db");
+  }
+
+  void parse_queue(const YAML::Node& n, QueueOptions& q, const std::string& what) {
+    Entries es = entries(n, what, {"visibility_timeout", "max_receive_count", "retention"});
+    if (const Entry* e = get(es, "visibility_timeout")) {
+      q.visibility_timeout = duration(e->v, "visibility_timeout");
+      if (q.visibility_timeout > std::chrono::hours(12))
+        fail(e->v, "visibility_timeout must be at most 12h (the SQS limit)");
+    }
+    if (const Entry* e = get(es, "max_receive_count"))
+      q.max_receive_count = static_cast<int>(integer(e->v, "max_receive_count", 1, 1000));
+    if (const Entry* e = get(es, "retention")) {
+      q.retention = duration(e->v, "retention");
+      if (q.retention < std::chrono::minutes(1) || q.retention > std::chrono::days(14))
+        fail(e->v, "retention must be between 1m and 14d (the SQS limits)");
+    }
+  }
+
+  // Parses a template scalar; errors point at the column inside the scalar.
+  Template parse_template(const YAML::Node& n, const std::string& text, size_t base = 0) {
+    try {
+      return Template::parse(text);
+    } catch (const TemplateError& e) {
+      fail(n, std::string("invalid template: ") + e.what(), base + e.offset);
+    }
+  }
+
+  void note_message_refs(const Template& t, const YAML::Node& n, size_t base,
+                         const std::string& where, StageAux& aux) {
+    for (const auto& r : t.refs())
+      if (r.scope == Template::Ref::Scope::Message)
+        aux.params.push_back(
+            ParamUse{r.path.substr(0, r.path.find('.')), pos(n, base + r.offset), where});
+  }
+
+  std::vector<FieldSpec> parse_fields(const YAML::Node& n, const std::string& what, StageAux& aux) {
+    std::vector<FieldSpec> out;
+    for (const Entry& f : entries(n, what, {})) {
+      if (!is_identifier(f.key))
+        fail(f.k, "field name '" + f.key + "' in " + what +
+                      " is not an identifier ([A-Za-z_][A-Za-z0-9_]*)");
+      FieldSpec fs;
+      fs.name = f.key;
+      fs.pos = pos(f.k);
+      std::string s = string(f.v, "a record path or a template for '" + f.key + "'");
+      if (s.find('{') != std::string::npos || s.find('}') != std::string::npos) {
+        Template t = parse_template(f.v, s);
+        note_message_refs(t, f.v, 0, what + " '" + f.key + "'", aux);
+        fs.is_template = true;
+        fs.tmpl = TemplateSpec{s, pos(f.v)};
+      } else {
+        if (s.starts_with("record.")) s = s.substr(7);
+        if (!is_path(s))
+          fail(f.v,
+               "expected a record path (such as id or address.city) or a template with "
+               "braces for '" +
+                   f.key + "' in " + what);
+        fs.path = s;
+      }
+      out.push_back(std::move(fs));
+    }
+    return out;
+  }
+
+  void parse_stage(const Entry& se, const PipelineSpec& spec, StageSpec& st, StageAux& aux) {
+    st.name = se.key;
+    st.pos = pos(se.k);
+    aux.name_node = se.k;
+    if (!is_identifier(st.name))
+      fail(se.k, "stage name '" + st.name + "' is not an identifier ([A-Za-z_][A-Za-z0-9_]*)");
+    std::string ctx = "stage '" + st.name + "'";
+    Entries es = entries(se.v, ctx,
+                         {"request", "records", "where", "key", "attach", "emit", "concurrency",
+                          "schedule", "inputs", "event", "table", "queue"});
+    st.table = st.name;
+    st.queue = spec.queues;
+    const Entry* e = require(es, se.v, "request", ctx);
+    {
+      std::string req = string(e->v, "a request such as GET /path?x={x}");
+      size_t base = 0;
+      std::string_view rest = req;
+      size_t sp = rest.find(' ');
+      if (!rest.starts_with('/') && sp != std::string_view::npos) {
+        std::string method(rest.substr(0, sp));
+        static const std::vector<std::string> kMethods = {"GET",   "POST",   "PUT",
+                                                          "PATCH", "DELETE", "HEAD"};
+        if (std::find(kMethods.begin(), kMethods.end(), method) == kMethods.end())
+          fail(e->v,
+               "unknown HTTP method '" + method + "' (expected one of: " + join(kMethods) + ")");
+        st.method = method;
+        base = sp;
+        while (base < rest.size() && rest[base] == ' ') ++base;
+        rest = rest.substr(base);
+      }
+      if (!rest.starts_with('/'))
+        fail(e->v, "request path must start with '/' (it is appended to source.base_url)", base);
+      Template t = parse_template(e->v, std::string(rest), base);
+      for (const auto& r : t.refs())
+        if (r.scope == Template::Ref::Scope::Record)
+          fail(e->v, "request may only use message parameters, found '{record." + r.path + "}'",
+               base + r.offset);
+      note_message_refs(t, e->v, base, "request", aux);
+      st.request = TemplateSpec{std::string(rest), pos(e->v, base)};
+    }
+    if ((e = get(es, "records"))) {
+      st.records_path = string(e->v, "a dotted path into the response");
+      if (!st.records_path.empty() && !is_path(st.records_path))
+        fail(e->v, "records must be a dotted path such as result.items");
+    }
+    if ((e = get(es, "where"))) {
+      std::string w = string(e->v, "a filter expression");
+      try {
+        Expr x = Expr::parse(w);
+        st.where = w;
+        st.where_pos = pos(e->v);
+        for (const auto& p : x.message_paths())
+          aux.params.push_back(ParamUse{p.substr(0, p.find('.')), pos(e->v), "where"});
+      } catch (const ExprError& err) {
+        fail(e->v, std::string("invalid where expression: ") + err.what(), err.offset);
+      }
+    }
+    e = require(es, se.v, "key", ctx);
+    st.key = parse_fields(e->v, ctx + " key", aux);
+    if (st.key.empty()) fail(e->v, "key of " + ctx + " is empty (expected at least one field)");
+    if ((e = get(es, "attach"))) {
+      st.attach = parse_fields(e->v, ctx + " attach", aux);
+      for (const auto& a : st.attach)
+        for (const auto& k : st.key)
+          if (a.name == k.name)
+            throw ConfigError(a.pos, "column '" + a.name + "' of " + ctx +
+                                         " is both a key field and an attached field");
+    }
+    if ((e = get(es, "emit"))) {
+      for (const Entry& em : entries(e->v, ctx + " emit", {})) {
+        EmitSpec es2;
+        es2.stage = em.key;
+        es2.pos = pos(em.k);
+        es2.fields = parse_fields(em.v, ctx + " emit to '" + em.key + "'", aux);
+        st.emit.push_back(std::move(es2));
+        aux.emit_nodes.push_back(em.k);
+      }
+    }
+    if ((e = get(es, "concurrency")))
+      st.concurrency = static_cast<int>(integer(e->v, "concurrency", 1, 1000));
+    if ((e = get(es, "schedule"))) {
+      std::string s = string(e->v, "a schedule such as rate(1 hour)");
+      std::string why = check_schedule(s);
+      if (!why.empty()) fail(e->v, why);
+      st.schedule = s;
+      st.schedule_pos = pos(e->v);
+      aux.schedule_node = e->k;
+    }
+    if ((e = get(es, "inputs"))) {
+      aux.inputs_node = e->k;
+      for (const Entry& in : entries(e->v, ctx + " inputs", {})) {
+        if (!is_identifier(in.key))
+          fail(in.k, "input parameter '" + in.key + "' is not an identifier");
+        std::vector<Value> values;
+        if (in.v.IsSequence()) {
+          for (const auto& item : in.v) {
+            if (!item.IsScalar())
+              fail(item,
+                   "expected a scalar value for input '" + in.key + "', found " + found(item));
+            values.push_back(scalar_value(item, "a value for input '" + in.key + "'"));
+          }
+        } else if (in.v.IsScalar()) {
+          values.push_back(scalar_value(in.v, "a value for input '" + in.key + "'"));
+        } else {
+          fail(in.v, "expected a list of values for input '" + in.key + "', found " + found(in.v));
+        }
+        if (values.empty()) fail(in.v, "input '" + in.key + "' has no values");
+        st.inputs.emplace_back(in.key, std::move(values));
+      }
+    }
+    if ((e = get(es, "event"))) {
+      aux.event_node = e->k;
+      for (const Entry& ev : entries(e->v, ctx + " event", {})) {
+        if (!is_identifier(ev.key)) fail(ev.k, "event field '" + ev.key + "' is not an identifier");
+        std::string param = string(ev.v, "an input parameter name");
+        if (!is_identifier(param))
+          fail(ev.v, "expected an input parameter name, found '" + param + "'");
+        if (!st.inputs.empty() && std::none_of(st.inputs.begin(), st.inputs.end(),
+                                               [&](const auto& in) { return in.first == param; })) {
+          std::vector<std::string> names;
+          for (const auto& in : st.inputs) names.push_back(in.first);
+          fail(ev.v, "event field '" + ev.key + "' maps to '" + param +
+                         "', which is not an input of " + ctx + " (inputs: " + join(names) + ")");
+        }
+        st.event_fields[ev.key] = param;
+      }
+    }
+    if ((e = get(es, "table"))) {
+      st.table = string(e->v, "a table name");
+      if (!is_identifier(st.table))
+        fail(e->v, "table name '" + st.table + "' is not an identifier ([A-Za-z_][A-Za-z0-9_]*)");
+    }
+    if ((e = get(es, "queue"))) parse_queue(e->v, st.queue, ctx + " queue");
+  }
+
+  void parse_stages(const YAML::Node& n, PipelineSpec& spec) {
+    Entries es = entries(n, "stages", {});
+    if (es.empty()) fail(n, "stages is empty (expected at least one stage)");
+    std::vector<StageAux> aux(es.size());
+    for (size_t i = 0; i < es.size(); ++i) {
+      StageSpec st;
+      parse_stage(es[i], spec, st, aux[i]);
+      spec.stages.push_back(std::move(st));
+    }
+    std::vector<std::string> names;
+    for (const auto& s : spec.stages) names.push_back(s.name);
+    std::set<std::string> tables;
+    for (size_t i = 0; i < spec.stages.size(); ++i) {
+      if (!tables.insert(spec.stages[i].table).second)
+        throw ConfigError(spec.stages[i].pos, "stage '" + spec.stages[i].name + "' writes table '" +
+                                                  spec.stages[i].table +
+                                                  "', which another stage writes too");
+    }
+    // Emit targets exist.
+    for (size_t i = 0; i < spec.stages.size(); ++i)
+      for (size_t j = 0; j < spec.stages[i].emit.size(); ++j) {
+        const std::string& target = spec.stages[i].emit[j].stage;
+        if (!spec.stage(target)) {
+          std::string hint = closest(target, names);
+          fail(aux[i].emit_nodes[j], "stage '" + spec.stages[i].name +
+                                         "' emits to unknown stage '" + target + "'" +
+                                         (hint.empty() ? "" : ": did you mean '" + hint + "'?") +
+                                         " (stages: " + join(names) + ")");
+        }
+      }
+    check_cycles(spec, aux);
+    // Parents, roots and parameters.
+    for (size_t i = 0; i < spec.stages.size(); ++i) {
+      const StageSpec& st = spec.stages[i];
+      std::vector<std::pair<const StageSpec*, const EmitSpec*>> parents;
+      for (const auto& p : spec.stages)
+        for (const auto& em : p.emit)
+          if (em.stage == st.name) parents.emplace_back(&p, &em);
+      if (parents.empty()) {
+        if (st.inputs.empty() && st.event_fields.empty())
+          fail(aux[i].name_node, "root stage '" + st.name +
+                                     "' has no inputs and no event (no stage emits to it, so "
+                                     "add inputs: or event: to say what its messages are)");
+        std::vector<std::string> have;
+        for (const auto& in : st.inputs) have.push_back(in.first);
+        for (const auto& [field, param] : st.event_fields)
+          if (std::find(have.begin(), have.end(), param) == have.end()) have.push_back(param);
+        for (const auto& use : aux[i].params)
+          if (std::find(have.begin(), have.end(), use.param) == have.end())
+            throw ConfigError(use.pos, "parameter '" + use.param + "' used in the " + use.where +
+                                           " of root stage '" + st.name +
+                                           "' is not among its inputs (inputs: " + join(have) +
+                                           ")");
+      } else {
+        const char* root_only = nullptr;
+        const std::optional<YAML::Node>* where = nullptr;
+        if (aux[i].schedule_node)
+          root_only = "schedule", where = &aux[i].schedule_node;
+        else if (aux[i].inputs_node)
+          root_only = "inputs", where = &aux[i].inputs_node;
+        else if (aux[i].event_node)
+          root_only = "event", where = &aux[i].event_node;
+        if (root_only)
+          fail(**where, std::string(root_only) + " is only allowed on root stages, and stage '" +
+                            parents[0].first->name + "' emits to '" + st.name + "'");
+        for (const auto& use : aux[i].params)
+          for (const auto& [p, em] : parents) {
+            bool given = std::any_of(em->fields.begin(), em->fields.end(),
+                                     [&](const FieldSpec& f) { return f.name == use.param; });
+            if (!given) {
+              std::vector<std::string> gives;
+              for (const auto& f : em->fields) gives.push_back(f.name);
+              throw ConfigError(use.pos, "parameter '" + use.param + "' used in the " + use.where +
+                                             " of stage '" + st.name +
+                                             "' is not provided by the emit of stage '" + p->name +
+                                             "' (it gives: " + join(gives) + ")");
+            }
+          }
+      }
+    }
+  }
+
+  void check_cycles(const PipelineSpec& spec, const std::vector<StageAux>& aux) {
+    // 0 = unvisited, 1 = on the current path, 2 = done
+    std::vector<int> state(spec.stages.size(), 0);
+    std::vector<size_t> path;
+    auto index = [&](const std::string& name) {
+      for (size_t i = 0; i < spec.stages.size(); ++i)
+        if (spec.stages[i].name == name) return i;
+      return spec.stages.size();
+    };
+    std::function<void(size_t)> visit = [&](size_t i) {
+      state[i] = 1;
+      path.push_back(i);
+      for (size_t j = 0; j < spec.stages[i].emit.size(); ++j) {
+        size_t t = index(spec.stages[i].emit[j].stage);
+        if (state[t] == 1) {
+          std::string cycle;
+          auto from = std::find(path.begin(), path.end(), t);
+          for (auto it = from; it != path.end(); ++it) cycle += spec.stages[*it].name + " -> ";
+          cycle += spec.stages[t].name;
+          fail(aux[i].emit_nodes[j], "emits form a cycle: " + cycle);
+        }
+        if (state[t] == 0) visit(t);
+      }
+      path.pop_back();
+      state[i] = 2;
+    };
+    for (size_t i = 0; i < spec.stages.size(); ++i)
+      if (state[i] == 0) visit(i);
+  }
+
+  void parse_alarms(const YAML::Node& n, PipelineSpec& spec) {
+    if (!n.IsSequence()) fail(n, "expected a list of alarms, found " + found(n));
+    for (const auto& item : n) {
+      Entries es = entries(item, "alarm", {"name", "metric", "threshold", "period"});
+      AlarmSpec a;
+      a.pos = pos(item);
+      const Entry* e = require(es, item, "name", "alarm");
+      a.name = string(e->v, "an alarm name");
+      if (!is_identifier(a.name)) fail(e->v, "alarm name '" + a.name + "' is not an identifier");
+      for (const auto& other : spec.alarms)
+        if (other.name == a.name) fail(e->v, "duplicate alarm name '" + a.name + "'");
+      e = require(es, item, "metric", "alarm '" + a.name + "'");
+      a.metric = string(e->v, "a metric name");
+      if (!is_identifier(a.metric)) fail(e->v, "metric '" + a.metric + "' is not an identifier");
+      e = require(es, item, "threshold", "alarm '" + a.name + "'");
+      std::string t = string(e->v, "a threshold such as \">= 1\"");
+      std::string_view tv = trim(t);
+      std::string_view op;
+      for (std::string_view cand : {">=", "<=", ">", "<"})
+        if (tv.starts_with(cand)) {
+          op = cand;
+          break;
+        }
+      std::string_view num = trim(tv.substr(op.size()));
+      if (op.empty() || (!to_double(num) && !parse_duration(num)))
+        fail(e->v,
+             "expected a threshold such as \">= 1\" (one of >=, >, <=, < and a number), "
+             "found '" +
+                 t + "'");
+      a.threshold = std::string(op) + " " + std::string(num);
+      if ((e = get(es, "period"))) a.period = duration(e->v, "alarm period");
+      spec.alarms.push_back(std::move(a));
+    }
+  }
+
+  void parse_notify(const YAML::Node& n, PipelineSpec& spec) {
+    if (!n.IsSequence()) fail(n, "expected a list of notifiers, found " + found(n));
+    for (const auto& item : n) {
+      Entries es = entries(item, "notify entry", {"type", "url"});
+      NotifySpec ns;
+      ns.pos = pos(item);
+      const Entry* e = require(es, item, "type", "notify entry");
+      ns.type = string(e->v, "a notifier type");
+      if (ns.type != "webhook")
+        fail(e->v, "unknown notifier type '" + ns.type + "' (expected one of: webhook)");
+      e = require(es, item, "url", "notify entry");
+      ns.url = string(e->v, "a webhook URL");
+      // Never echo the URL: webhook URLs are bearer secrets.
+      if (!ns.url.empty() && !(ns.url.starts_with("http://") || ns.url.starts_with("https://")))
+        fail(e->v, "webhook url must be an http:// or https:// URL (or empty to disable)");
+      spec.notify.push_back(std::move(ns));
+    }
+  }
+
+  std::string_view text_;
+  std::string file_;
+  const EnvLookup& env_;
+};
+
+bool cron_field_ok(std::string_view f) {
+  if (f.empty()) return false;
+  for (char c : f)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '*' || c == '?' || c == ',' ||
+          c == '/' || c == '-' || c == '#'))
+      return false;
+  return true;
+}
+
+}  // namespace
+
+std::string check_schedule(std::string_view s) {
+  s = trim(s);
+  auto inner = [&](std::string_view prefix) -> std::optional<std::string_view> {
+    if (!s.starts_with(prefix) || !s.ends_with(')')) return std::nullopt;
+    return trim(s.substr(prefix.size(), s.size() - prefix.size() - 1));
+  };
+  if (auto body = inner("rate(")) {
+    size_t sp = body->find(' ');
+    auto n = to_int(body->substr(0, sp));
+    std::string_view unit = sp == std::string_view::npos ? "" : trim(body->substr(sp));
+    static const std::set<std::string_view> kUnits = {"minute", "minutes", "hour",
+                                                      "hours",  "day",     "days"};
+    if (!n || *n <= 0 || !kUnits.contains(unit))
+      return "invalid schedule '" + std::string(s) +
+             "' (expected rate(N minute|minutes|hour|hours|day|days) with N > 0)";
+    return {};
+  }
+  if (auto body = inner("cron(")) {
+    std::vector<std::string_view> fields;
+    std::string_view rest = *body;
+    while (!rest.empty()) {
+      size_t sp = rest.find(' ');
+      if (sp != 0) fields.push_back(rest.substr(0, sp));
+      if (sp == std::string_view::npos) break;
+      rest.remove_prefix(sp + 1);
+    }
+    if (fields.size() != 6 || !std::all_of(fields.begin(), fields.end(), cron_field_ok))
+      return "invalid schedule '" + std::string(s) +
+             "' (expected cron with 6 fields: minutes hours day-of-month month day-of-week year)";
+    if (fields[2] != "?" && fields[4] != "?")
+      return "invalid schedule '" + std::string(s) +
+             "': one of day-of-month and day-of-week must be '?'";
+    return {};
+  }
+  return "invalid schedule '" + std::string(s) + "' (expected rate(1 hour) or cron(0 12 * * ? *))";
+}
+
+EnvLookup process_env() {
+  return [](std::string_view name) -> std::optional<std::string> {
+    const char* v = std::getenv(std::string(name).c_str());
+    if (!v) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+PipelineSpec load_pipeline_text(std::string_view yaml, const std::string& file_name,
+                                const EnvLookup& env) {
+  return Loader(yaml, file_name, env).load();
+}
+
+PipelineSpec load_pipeline_file(const std::string& path, const EnvLookup& env) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(SourcePos{path, 0, 0}, "cannot read the pipeline file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw ConfigError(SourcePos{path, 0, 0}, "cannot read the pipeline file");
+  return load_pipeline_text(ss.str(), path, env);
+}
+
+}  // namespace cascade
