@@ -376,6 +376,7 @@ struct HttpClient::Loop {
     // Shutting down: everything not completed is cancelled, exactly once.
     for (auto& [e, j] : active) {
       curl_multi_remove_handle(multi, e);
+      curl_easy_setopt(e, CURLOPT_ERRORBUFFER, nullptr);  // the job owning it goes away
       idle_easy.push_back(e);
     }
     std::vector<JobPtr> rest;

@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <future>
 #include <map>
@@ -52,10 +54,12 @@ struct ServerResponse {
   }
 };
 
+using Wall = std::chrono::system_clock;
+
 struct Hit {
   std::string path;
   int remote_port = 0;
-  Steady::time_point at;
+  Wall::time_point at;  // when the kernel received the request's first bytes
   std::map<std::string, std::string> headers;
 };
 
@@ -131,6 +135,9 @@ class TestServer {
         if (errno == EINTR) continue;
         return;  // shut down
       }
+      // Kernel receive timestamps: arrival times must not include this server's scheduling delays.
+      int one = 1;
+      ::setsockopt(c, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
       std::lock_guard lock(mu_);
       open_.insert(c);
       conns_.emplace_back([this, c, port = ntohs(peer.sin_port)] { serve(c, port); });
@@ -146,13 +153,41 @@ class TestServer {
     return true;
   }
 
+  static ssize_t recv_stamped(int c, char* data, size_t size, Wall::time_point* stamp) {
+    iovec iov{data, size};
+    char ctrl[CMSG_SPACE(sizeof(timespec))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctrl;
+    msg.msg_controllen = sizeof ctrl;
+    ssize_t n = ::recvmsg(c, &msg, 0);
+    *stamp = Wall::now();
+    if (n <= 0) return n;
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+      if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+        timespec ts;
+        std::memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+        *stamp = Wall::time_point(std::chrono::duration_cast<Wall::duration>(
+            seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+      }
+    }
+    return n;
+  }
+
   void serve(int c, int remote_port) {
     std::string buf;
     char chunk[4096];
+    Wall::time_point arrived{}, stamp{};
     for (bool open = true; open;) {
       size_t end;
+      bool fresh = buf.empty();
       while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
-        ssize_t n = ::recv(c, chunk, sizeof chunk, 0);
+        ssize_t n = recv_stamped(c, chunk, sizeof chunk, &stamp);
+        if (fresh) {
+          arrived = stamp;
+          fresh = false;
+        }
         if (n <= 0) {
           open = false;
           break;
@@ -179,7 +214,7 @@ class TestServer {
       req.path = target.substr(0, target.find('?'));
       {
         std::lock_guard lock(mu_);
-        hits_.push_back(Hit{req.path, remote_port, Steady::now(), req.headers});
+        hits_.push_back(Hit{req.path, remote_port, arrived, req.headers});
       }
       ServerResponse res;
       res.status = 404;
@@ -542,6 +577,11 @@ TEST(SourceHttpClient, PacingKeepsEveryOneSecondWindowWithinRatePlusBurst) {
   server.Get("/paced", [&](const ServerRequest&, ServerResponse& res) {
     res.set_content("ok", "text/plain");
   });
+  std::atomic<int> warm_arrived{0};
+  server.Get("/warm", [&](const ServerRequest&, ServerResponse&) {
+    ++warm_arrived;
+    EXPECT_TRUE(eventually([&] { return warm_arrived.load() >= 8; }));
+  });
   server.start();
   constexpr double kRate = 40, kBurst = 5;
   constexpr int kN = 75;
@@ -550,6 +590,18 @@ TEST(SourceHttpClient, PacingKeepsEveryOneSecondWindowWithinRatePlusBurst) {
   opt.max_connections = 8;
   opt.limiter = &limiter;
   HttpClient client(opt);
+  // Open every connection first: a connect costs a round trip the warm ones do not pay, which
+  // would bunch arrivals up and blur what the limiter did.
+  {
+    std::promise<void> warmed;
+    std::atomic<int> left{8};
+    for (int i = 0; i < 8; ++i) {
+      client.submit(get(server.url("/warm")), [&](HttpResponse&&) {
+        if (--left == 0) warmed.set_value();
+      });
+    }
+    ASSERT_EQ(warmed.get_future().wait_for(seconds(10)), std::future_status::ready);
+  }
   std::promise<void> all;
   std::atomic<int> left{kN}, ok{0};
   for (int i = 0; i < kN; ++i) {
@@ -562,7 +614,7 @@ TEST(SourceHttpClient, PacingKeepsEveryOneSecondWindowWithinRatePlusBurst) {
   EXPECT_EQ(ok.load(), kN);
   auto hits = server.hits("/paced");
   ASSERT_EQ(hits.size(), static_cast<size_t>(kN));
-  std::vector<Steady::time_point> at;
+  std::vector<Wall::time_point> at;
   for (const auto& h : hits) at.push_back(h.at);
   std::sort(at.begin(), at.end());
   size_t worst = 0;
