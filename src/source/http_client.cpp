@@ -1,0 +1,451 @@
+#include "source/http_client.h"
+
+#include <curl/curl.h>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace cascade {
+
+static_assert(kHttpBodyPadding == simdjson::SIMDJSON_PADDING);
+
+const std::string* HttpResponse::header(std::string_view lower_name) const {
+  for (const auto& [name, value] : headers) {
+    if (name == lower_name) return &value;
+  }
+  return nullptr;
+}
+
+namespace {
+
+// scheme://host[:port]/path of a URL: what errors may show. Query strings and user info may
+// carry credentials, so they are dropped.
+std::string safe_url(const std::string& url) {
+  CURLU* u = curl_url();
+  if (!u) return "<url>";
+  std::string out = "<unparseable url>";
+  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
+    char* scheme = nullptr;
+    char* host = nullptr;
+    char* port = nullptr;
+    char* path = nullptr;
+    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    curl_url_get(u, CURLUPART_HOST, &host, 0);
+    curl_url_get(u, CURLUPART_PORT, &port, 0);
+    curl_url_get(u, CURLUPART_PATH, &path, 0);
+    out = std::string(scheme ? scheme : "") + "://" + (host ? host : "") +
+          (port ? std::string(":") + port : std::string()) + (path ? path : "");
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(path);
+  }
+  curl_url_cleanup(u);
+  return out;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+// Retry-After as a wait from `now`: delta-seconds or an HTTP date; nullopt if unreadable.
+std::optional<Duration> parse_retry_after(const std::string& value, TimePoint now) {
+  std::string_view v = trim(value);
+  if (v.empty()) return std::nullopt;
+  if (std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (v.size() > 9) return std::chrono::hours(24 * 365);  // absurd, but honoured as "long"
+    return std::chrono::seconds(std::stoll(std::string(v)));
+  }
+  time_t t = curl_getdate(std::string(v).c_str(), nullptr);
+  if (t < 0) return std::nullopt;
+  Duration d = Duration(static_cast<int64_t>(t) * 1000) - now.time_since_epoch();
+  return std::max(Duration(0), d);
+}
+
+bool retryable_transport(CURLcode code) {
+  switch (code) {
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_NOT_BUILT_IN:
+    case CURLE_FILESIZE_EXCEEDED:
+    case CURLE_WRITE_ERROR:  // our body limit
+    case CURLE_OUT_OF_MEMORY:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+      return false;
+    default:
+      return true;
+  }
+}
+
+void init_curl_once() {
+  static std::once_flag once;
+  static CURLcode rc = CURLE_OK;
+  std::call_once(once, [] { rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
+  if (rc != CURLE_OK) throw std::runtime_error("curl_global_init failed");
+}
+
+}  // namespace
+
+struct HttpClient::Loop {
+  struct Job {
+    HttpRequest request;
+    std::function<void(HttpResponse&&)> done;
+    HttpResponse response;
+    std::string url_for_errors;
+    curl_slist* headers = nullptr;
+    TimePoint submitted;
+    bool too_large = false;
+    size_t max_body = 0;
+    char errbuf[CURL_ERROR_SIZE] = {};
+    ~Job() { curl_slist_free_all(headers); }
+  };
+  using JobPtr = std::unique_ptr<Job>;
+
+  HttpClientOptions opt;
+  Clock& clock;
+  CURLM* multi = nullptr;
+
+  // Shared with submitters.
+  std::mutex mu;
+  std::vector<JobPtr> incoming;
+  bool stopping = false;
+  std::atomic<size_t> in_flight{0};
+  std::atomic<uint64_t> requests{0}, retries{0}, throttled{0}, transport_errors{0}, bytes{0};
+
+  // Loop thread only.
+  std::deque<JobPtr> ready;                 // due now, waiting for a slot and a token
+  std::multimap<TimePoint, JobPtr> timers;  // backoffs
+  std::unordered_map<CURL*, JobPtr> active;
+  std::vector<CURL*> idle_easy;
+
+  Loop(HttpClientOptions o, Clock& c) : opt(std::move(o)), clock(c) {
+    opt.max_connections = std::max(1, opt.max_connections);
+    opt.retry.attempts = std::max(1, opt.retry.attempts);
+    multi = curl_multi_init();
+    if (!multi) throw std::runtime_error("curl_multi_init failed");
+    curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                      static_cast<long>(opt.max_connections));
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(opt.max_connections));
+  }
+
+  ~Loop() {
+    for (CURL* e : idle_easy) curl_easy_cleanup(e);
+    curl_multi_cleanup(multi);
+  }
+
+  static size_t on_body(char* data, size_t size, size_t n, void* userp) {
+    auto* job = static_cast<Job*>(userp);
+    size_t len = size * n;
+    std::string& body = job->response.body;
+    if (body.size() + len > job->max_body) {
+      job->too_large = true;
+      return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+    }
+    if (body.capacity() < body.size() + len + kHttpBodyPadding) {
+      body.reserve(std::max(body.capacity() * 2, body.size() + len + kHttpBodyPadding));
+    }
+    body.append(data, len);
+    return len;
+  }
+
+  static size_t on_header(char* data, size_t size, size_t n, void* userp) {
+    auto* job = static_cast<Job*>(userp);
+    size_t len = size * n;
+    std::string_view line(data, len);
+    if (line.starts_with("HTTP/")) {
+      job->response.headers.clear();  // a new response (after 100-continue, or a new try)
+    } else if (auto colon = line.find(':'); colon != std::string_view::npos) {
+      std::string name(trim(line.substr(0, colon)));
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      job->response.headers.emplace_back(std::move(name),
+                                         std::string(trim(line.substr(colon + 1))));
+    }
+    return len;
+  }
+
+  void start(JobPtr job) {
+    CURL* e;
+    if (!idle_easy.empty()) {
+      e = idle_easy.back();
+      idle_easy.pop_back();
+      curl_easy_reset(e);  // keeps the connection and DNS caches
+    } else {
+      e = curl_easy_init();
+    }
+    HttpResponse& r = job->response;
+    r.status = 0;
+    r.body.clear();
+    r.headers.clear();
+    r.error.clear();
+    r.attempts++;
+    job->too_large = false;
+    job->errbuf[0] = 0;
+    job->max_body = opt.max_body_bytes;
+    if (!e) {
+      r.error = job->request.method + " " + job->url_for_errors + ": cannot allocate a curl handle";
+      complete(std::move(job));
+      return;
+    }
+    const HttpRequest& q = job->request;
+    curl_easy_setopt(e, CURLOPT_URL, q.url.c_str());
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(opt.timeout.count()));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opt.connect_timeout.count()));
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, opt.user_agent.c_str());
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(opt.max_body_bytes));
+    if (q.method == "GET") {
+      curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else if (q.method == "HEAD") {
+      curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else {
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, q.method.c_str());
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, job->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Loop::on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, job.get());
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Loop::on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, job.get());
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, job->errbuf);
+    requests++;
+    if (curl_multi_add_handle(multi, e) != CURLM_OK) {
+      idle_easy.push_back(e);
+      r.error = job->request.method + " " + job->url_for_errors + ": cannot start transfer";
+      complete(std::move(job));
+      return;
+    }
+    active.emplace(e, std::move(job));
+  }
+
+  // The error text of a failed try: method, safe URL, curl's words; never a header value.
+  std::string transport_error(const Job& job, CURLcode code) const {
+    std::string what;
+    if (job.too_large) {
+      what = "response body exceeds max_body_bytes (" + std::to_string(opt.max_body_bytes) + ")";
+    } else if (code == CURLE_FILESIZE_EXCEEDED) {
+      what = "response body exceeds max_body_bytes (" + std::to_string(opt.max_body_bytes) + ")";
+    } else {
+      what = job.errbuf[0] ? std::string(job.errbuf) : std::string(curl_easy_strerror(code));
+    }
+    std::string msg = job.request.method + " " + job.url_for_errors + ": " + what;
+    // Belt and braces: curl's messages should not echo headers, but make sure.
+    for (const auto& [name, value] : job.request.headers) {
+      if (value.size() < 4) continue;
+      for (size_t p; (p = msg.find(value)) != std::string::npos;)
+        msg.replace(p, value.size(), "***");
+    }
+    return msg;
+  }
+
+  void finish(CURL* e, CURLcode code) {
+    auto it = active.find(e);
+    if (it == active.end()) return;
+    JobPtr job = std::move(it->second);
+    active.erase(it);
+    curl_multi_remove_handle(multi, e);
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, nullptr);
+    idle_easy.push_back(e);
+
+    HttpResponse& r = job->response;
+    TimePoint now = clock.now();
+    bool retry = false;
+    Duration delay = backoff_delay(opt.retry, r.attempts);
+    if (code != CURLE_OK) {
+      transport_errors++;
+      r.error = transport_error(*job, code);
+      r.status = 0;
+      r.body.clear();
+      r.headers.clear();
+      retry = !job->too_large && retryable_transport(code);
+    } else {
+      r.status = static_cast<int>(status);
+      bytes += r.body.size();
+      retry = is_retryable_status(r.status);
+      if (r.status == 429) {
+        r.throttled++;
+        throttled++;
+        if (const std::string* ra = r.header("retry-after")) {
+          if (auto wait = parse_retry_after(*ra, now)) {
+            if (opt.limiter) opt.limiter->pause_until(now + *wait);
+            // Waiting longer than the policy allows inside one request would hold the caller
+            // hostage; the caller gets the 429 and the limiter keeps everyone else slow.
+            if (*wait > opt.retry.max) retry = false;
+            delay = std::max(delay, *wait);
+          }
+        }
+      }
+    }
+    if (retry && r.attempts < opt.retry.attempts) {
+      retries++;
+      timers.emplace(now + delay, std::move(job));
+      return;
+    }
+    complete(std::move(job));
+  }
+
+  void complete(JobPtr job) {
+    HttpResponse& r = job->response;
+    if (!r.error.empty()) {
+      r.status = 0;
+      r.body.clear();
+      r.headers.clear();
+    }
+    if (r.body.capacity() < r.body.size() + kHttpBodyPadding) {
+      r.body.reserve(r.body.size() + kHttpBodyPadding);
+    }
+    r.elapsed = clock.now() - job->submitted;
+    auto done = std::move(job->done);
+    HttpResponse out = std::move(r);
+    job.reset();
+    done(std::move(out));
+    in_flight--;
+  }
+
+  void cancel(JobPtr job) {
+    job->response.error = "cancelled";
+    complete(std::move(job));
+  }
+
+  void run() {
+    std::vector<JobPtr> fresh;
+    for (;;) {
+      {
+        std::lock_guard lock(mu);
+        if (stopping) break;
+        fresh.swap(incoming);
+      }
+      for (auto& j : fresh) ready.push_back(std::move(j));
+      fresh.clear();
+
+      TimePoint now = clock.now();
+      while (!timers.empty() && timers.begin()->first <= now) {
+        ready.push_back(std::move(timers.begin()->second));
+        timers.erase(timers.begin());
+      }
+
+      std::optional<TimePoint> token_at;
+      while (!ready.empty() && active.size() < static_cast<size_t>(opt.max_connections)) {
+        if (opt.limiter) {
+          token_at = opt.limiter->try_acquire();
+          if (token_at) break;
+        }
+        JobPtr j = std::move(ready.front());
+        ready.pop_front();
+        start(std::move(j));
+      }
+
+      int running = 0;
+      curl_multi_perform(multi, &running);
+      bool finished = false;
+      int left = 0;
+      while (CURLMsg* m = curl_multi_info_read(multi, &left)) {
+        if (m->msg == CURLMSG_DONE) {
+          finish(m->easy_handle, m->data.result);
+          finished = true;
+        }
+      }
+      if (finished) continue;  // freed slots may start ready jobs right away
+
+      long wait = 1000;
+      long curl_wait = -1;
+      curl_multi_timeout(multi, &curl_wait);
+      if (curl_wait >= 0) wait = std::min(wait, curl_wait);
+      now = clock.now();
+      if (token_at) wait = std::min<long>(wait, std::max<long>(1, (*token_at - now).count()));
+      if (!timers.empty()) {
+        wait = std::min<long>(wait, std::max<long>(0, (timers.begin()->first - now).count()));
+      }
+      curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait), nullptr);
+    }
+
+    // Shutting down: everything not completed is cancelled, exactly once.
+    for (auto& [e, j] : active) {
+      curl_multi_remove_handle(multi, e);
+      curl_easy_setopt(e, CURLOPT_ERRORBUFFER, nullptr);  // the job owning it goes away
+      idle_easy.push_back(e);
+    }
+    std::vector<JobPtr> rest;
+    for (auto& [e, j] : active) rest.push_back(std::move(j));
+    active.clear();
+    for (auto& [t, j] : timers) rest.push_back(std::move(j));
+    timers.clear();
+    for (auto& j : ready) rest.push_back(std::move(j));
+    ready.clear();
+    {
+      std::lock_guard lock(mu);
+      for (auto& j : incoming) rest.push_back(std::move(j));
+      incoming.clear();
+    }
+    for (auto& j : rest) cancel(std::move(j));
+  }
+};
+
+HttpClient::HttpClient(HttpClientOptions options, Clock& clock) {
+  init_curl_once();
+  loop_ = std::make_unique<Loop>(std::move(options), clock);
+  thread_ = std::thread([this] { loop_->run(); });
+}
+
+HttpClient::~HttpClient() {
+  {
+    std::lock_guard lock(loop_->mu);
+    loop_->stopping = true;
+  }
+  curl_multi_wakeup(loop_->multi);
+  thread_.join();
+}
+
+void HttpClient::submit(HttpRequest request, std::function<void(HttpResponse&&)> done) {
+  auto job = std::make_unique<Loop::Job>();
+  job->url_for_errors = safe_url(request.url);
+  for (const auto& [name, value] : request.headers) {
+    std::string line = name + ": " + value;
+    curl_slist* next = curl_slist_append(job->headers, line.c_str());
+    if (next) job->headers = next;
+  }
+  job->request = std::move(request);
+  job->done = std::move(done);
+  job->submitted = loop_->clock.now();
+  loop_->in_flight++;
+  {
+    std::unique_lock lock(loop_->mu);
+    if (!loop_->stopping) {
+      loop_->incoming.push_back(std::move(job));
+      lock.unlock();
+      curl_multi_wakeup(loop_->multi);
+      return;
+    }
+  }
+  loop_->cancel(std::move(job));
+}
+
+size_t HttpClient::in_flight() const {
+  return loop_->in_flight.load();
+}
+
+HttpClient::Stats HttpClient::stats() const {
+  Stats s;
+  s.requests = loop_->requests.load();
+  s.retries = loop_->retries.load();
+  s.throttled = loop_->throttled.load();
+  s.transport_errors = loop_->transport_errors.load();
+  s.bytes = loop_->bytes.load();
+  return s;
+}
+
+}  // namespace cascade

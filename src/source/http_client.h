@@ -1,0 +1,97 @@
+// HttpClient: one event-loop thread running libcurl multi, keeping many requests in flight over
+// keep-alive connections, each try paced by a shared RateLimiter and retried with backoff.
+// Thread-safe: submit/in_flight/stats may be called from any thread, callbacks run on the loop.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "core/clock.h"
+#include "source/rate_limiter.h"
+#include "source/retry.h"
+
+namespace cascade {
+
+// Spare capacity left after every response body, so callers can parse it in place with
+// simdjson (equals simdjson::SIMDJSON_PADDING; checked in the .cpp).
+inline constexpr size_t kHttpBodyPadding = 64;
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string url;
+  // Sent as given; values may be secrets and never appear in errors.
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+struct HttpResponse {
+  int status = 0;  // 0 when no (complete) HTTP response was received; then `error` says why
+  // Capacity is at least size() + kHttpBodyPadding.
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, values trimmed
+  // Transport error (timeout, refused, reset, body too large, cancelled...), naming the method
+  // and the URL's scheme://host[:port]/path only; empty if a response arrived. When non-empty,
+  // status is 0 and body/headers are empty.
+  std::string error;
+  int attempts = 0;    // tries made, first included
+  int throttled = 0;   // 429s seen across the tries
+  Duration elapsed{};  // from submit to completion, waits included
+
+  // The first header with that (lower-case) name, or nullptr.
+  const std::string* header(std::string_view lower_name) const;
+};
+
+struct HttpClientOptions {
+  int max_connections = 16;                     // transfers in flight and open connections, at most
+  Duration timeout = std::chrono::seconds(10);  // per try, whole transfer
+  Duration connect_timeout = std::chrono::seconds(5);
+  RetryPolicy retry;
+  RateLimiter* limiter = nullptr;  // not owned; must outlive the client; null = unpaced
+  std::string user_agent = "cascade/0.1";
+  size_t max_body_bytes = size_t{256} << 20;  // larger (decoded) bodies fail, not retried
+};
+
+class HttpClient {
+ public:
+  // Starts the loop thread. Throws std::runtime_error if libcurl cannot be initialised.
+  explicit HttpClient(HttpClientOptions options, Clock& clock = SystemClock::instance());
+  // Stops the loop; every request not yet completed gets its callback with error "cancelled".
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // Queues a request; never blocks on the network. `done` is called exactly once, on the loop
+  // thread (keep it short and non-throwing: hand work to another thread), with the final
+  // response: the first non-retryable one, or the last try. Transport errors, 408, 429 and 5xx
+  // are retried with backoff_delay up to retry.attempts tries. A 429's Retry-After (seconds or
+  // HTTP date) delays the retry and is passed to limiter->pause_until() so every user slows
+  // down; if it exceeds retry.max, the 429 is returned at once instead of waiting. 3xx are not
+  // followed. `done` may submit further requests. Submitting during destruction completes the
+  // request at once with error "cancelled".
+  void submit(HttpRequest request, std::function<void(HttpResponse&&)> done);
+
+  size_t in_flight() const;  // submitted and whose callback has not yet returned
+
+  struct Stats {
+    uint64_t requests = 0;  // HTTP tries actually sent
+    uint64_t retries = 0;
+    uint64_t throttled = 0;  // 429s received
+    uint64_t transport_errors = 0;
+    uint64_t bytes = 0;  // response body bytes received (decoded)
+  };
+  Stats stats() const;
+
+ private:
+  struct Loop;
+  std::unique_ptr<Loop> loop_;
+  std::thread thread_;
+};
+
+}  // namespace cascade
