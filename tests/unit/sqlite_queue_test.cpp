@@ -69,7 +69,8 @@ TEST_F(SqliteQueueTest, DeadLettersPastMaxReceiveCountWithLastError) {
     auto m = q().receive("work", 1);
     ASSERT_EQ(m.size(), 1u);
     EXPECT_EQ(m[0].receive_count, i);
-    EXPECT_TRUE(q().change_visibility("work", m[0].receipt, 0s, "HTTP 500 try " + std::to_string(i)));
+    EXPECT_TRUE(
+        q().change_visibility("work", m[0].receipt, 0s, "HTTP 500 try " + std::to_string(i)));
   }
   EXPECT_TRUE(q().receive("work", 1).empty());  // 4th receive dead-letters instead
   auto dl = q().dead_letters("work", 10);

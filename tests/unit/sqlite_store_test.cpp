@@ -1,10 +1,11 @@
 // Staging, change log, warehouse, units of work and durability of the sqlite store, on real files.
+#include "store/sqlite/sqlite_store.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
 #include "core/json.h"
-#include "store/sqlite/sqlite_store.h"
 
 using namespace cascade;
 using namespace std::chrono_literals;
@@ -53,7 +54,7 @@ std::unordered_map<std::string, uint64_t> hashes(Staging& s, std::vector<std::st
 
 TEST_F(SqliteStoreTest, StagingScopesHashesGoneAndCount) {
   st().create_stage("sales");
-  st().create_stage("sales");  // idempotent
+  st().create_stage("sales");                     // idempotent
   const uint64_t big = 0xF000'0000'0000'0001ull;  // does not fit a signed 64-bit integer
   std::vector<StagedRow> a{{"[1]", 11}, {"[2]", big}};
   std::vector<StagedRow> b{{"[3]", 33}};

@@ -30,8 +30,7 @@ class SqliteQueue final : public Queue {
   SqliteQueue(Db& db, const Clock& clock);
 
   void create(std::string_view queue, const QueueOptions& options) override;
-  size_t send(std::string_view queue, std::span<const std::string> bodies,
-              Duration delay) override;
+  size_t send(std::string_view queue, std::span<const std::string> bodies, Duration delay) override;
   std::vector<ReceivedMessage> receive(std::string_view queue, size_t max,
                                        std::optional<Duration> visibility) override;
   bool remove(std::string_view queue, std::string_view receipt) override;
@@ -121,10 +120,10 @@ class SqliteWarehouse final : public Warehouse {
  private:
   struct Table {
     std::vector<Column> columns;
-    StrMap<int> index;          // column name -> 0-based position
-    std::vector<int> key;       // positions of the primary key columns
-    Stmt upsert, remove;        // prepared on first use
-    std::vector<char> seen;     // scratch for upsert
+    StrMap<int> index;       // column name -> 0-based position
+    std::vector<int> key;    // positions of the primary key columns
+    Stmt upsert, remove;     // prepared on first use
+    std::vector<char> seen;  // scratch for upsert
   };
   Table& table(std::string_view name);
 

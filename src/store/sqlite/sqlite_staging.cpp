@@ -57,8 +57,8 @@ void SqliteStaging::scope_rows(std::string_view name, uint64_t scope, std::vecto
   Stmt& st = stage(name).scope_rows;
   Use u(st);
   st.bind(1, static_cast<int64_t>(scope));
-  while (st.step()) out.push_back(StagedRow{std::string(st.col_text(0)),
-                                            static_cast<uint64_t>(st.col_int(1))});
+  while (st.step())
+    out.push_back(StagedRow{std::string(st.col_text(0)), static_cast<uint64_t>(st.col_int(1))});
 }
 
 void SqliteStaging::get_hashes(std::string_view name, std::span<const std::string> keys,
@@ -162,8 +162,8 @@ std::vector<Change> SqliteChangeLog::read(int64_t after, size_t limit) {
 }
 
 int64_t SqliteChangeLog::count(std::string_view stage, int64_t run) {
-  Stmt& st = stage.empty() ? (run ? count_run_ : count_all_)
-                           : (run ? count_stage_run_ : count_stage_);
+  Stmt& st =
+      stage.empty() ? (run ? count_run_ : count_all_) : (run ? count_stage_run_ : count_stage_);
   Use u(st);
   if (!stage.empty()) st.bind(1, stage);
   if (run) st.bind(2, run);

@@ -49,8 +49,7 @@ class SqliteStore final : public Store {
     if (options.read_only) {
       check_version();
     } else {
-      db_.exec(
-          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA mmap_size=268435456");
+      db_.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA mmap_size=268435456");
       sqlite::Implicit tx(db_);
       db_.exec(kSchema);
       check_version();

@@ -35,7 +35,8 @@ std::vector<Column> SqliteWarehouse::columns(std::string_view table) {
   Use u(table_info_);
   table_info_.bind(1, table);
   while (table_info_.step())
-    out.push_back(Column{std::string(table_info_.col_text(0)), type_from_decl(table_info_.col_text(1))});
+    out.push_back(
+        Column{std::string(table_info_.col_text(0)), type_from_decl(table_info_.col_text(1))});
   return out;
 }
 
@@ -132,19 +133,30 @@ void SqliteWarehouse::upsert(std::string_view table, std::span<const Value* cons
       int i = it->second + 1;
       t.seen[static_cast<size_t>(it->second)] = 1;
       switch (v.type()) {
-        case Value::Type::Null: st.bind_null(i); break;
-        case Value::Type::Bool: st.bind(i, int64_t{v.as_bool() ? 1 : 0}); break;
-        case Value::Type::Int: st.bind(i, v.as_int()); break;
-        case Value::Type::Double: st.bind(i, v.as_double()); break;
-        case Value::Type::String: st.bind(i, std::string_view(v.as_string())); break;
+        case Value::Type::Null:
+          st.bind_null(i);
+          break;
+        case Value::Type::Bool:
+          st.bind(i, int64_t{v.as_bool() ? 1 : 0});
+          break;
+        case Value::Type::Int:
+          st.bind(i, v.as_int());
+          break;
+        case Value::Type::Double:
+          st.bind(i, v.as_double());
+          break;
+        case Value::Type::String:
+          st.bind(i, std::string_view(v.as_string()));
+          break;
         case Value::Type::Array:
-        case Value::Type::Object: st.bind_copy(i, canonical_json(v)); break;
+        case Value::Type::Object:
+          st.bind_copy(i, canonical_json(v));
+          break;
       }
     }
     for (int k : t.key) {
       const Value* kv = nullptr;
-      if (t.seen[static_cast<size_t>(k)])
-        kv = row->find(t.columns[static_cast<size_t>(k)].name);
+      if (t.seen[static_cast<size_t>(k)]) kv = row->find(t.columns[static_cast<size_t>(k)].name);
       if (!kv || kv->is_null())
         throw std::runtime_error("warehouse: a row for table '" + std::string(table) +
                                  "' lacks key column '" + t.columns[static_cast<size_t>(k)].name +
@@ -164,8 +176,8 @@ void SqliteWarehouse::remove(std::string_view table, std::span<const Value* cons
     std::string where;
     for (size_t j = 0; j < t.key.size(); ++j) {
       if (j) where += " AND ";
-      where += quote_ident(t.columns[static_cast<size_t>(t.key[j])].name) + "=?" +
-               std::to_string(j + 1);
+      where +=
+          quote_ident(t.columns[static_cast<size_t>(t.key[j])].name) + "=?" + std::to_string(j + 1);
     }
     t.remove = Stmt(db_.get(), "DELETE FROM " + quote_ident(table) + " WHERE " + where);
   }
@@ -180,11 +192,21 @@ void SqliteWarehouse::remove(std::string_view table, std::span<const Value* cons
                                  "' lacks column '" + name + "'");
       int i = static_cast<int>(j + 1);
       switch (v->type()) {
-        case Value::Type::Bool: st.bind(i, int64_t{v->as_bool() ? 1 : 0}); break;
-        case Value::Type::Int: st.bind(i, v->as_int()); break;
-        case Value::Type::Double: st.bind(i, v->as_double()); break;
-        case Value::Type::String: st.bind(i, std::string_view(v->as_string())); break;
-        default: st.bind_copy(i, canonical_json(*v)); break;
+        case Value::Type::Bool:
+          st.bind(i, int64_t{v->as_bool() ? 1 : 0});
+          break;
+        case Value::Type::Int:
+          st.bind(i, v->as_int());
+          break;
+        case Value::Type::Double:
+          st.bind(i, v->as_double());
+          break;
+        case Value::Type::String:
+          st.bind(i, std::string_view(v->as_string()));
+          break;
+        default:
+          st.bind_copy(i, canonical_json(*v));
+          break;
       }
     }
     st.exec();
@@ -222,14 +244,21 @@ QueryResult SqliteWarehouse::query(std::string_view sql) {
       row.reserve(static_cast<size_t>(n));
       for (int i = 0; i < n; ++i) {
         switch (sqlite3_column_type(raw, i)) {
-          case SQLITE_INTEGER: row.emplace_back(int64_t{sqlite3_column_int64(raw, i)}); break;
-          case SQLITE_FLOAT: row.emplace_back(sqlite3_column_double(raw, i)); break;
-          case SQLITE_NULL: row.emplace_back(); break;
+          case SQLITE_INTEGER:
+            row.emplace_back(int64_t{sqlite3_column_int64(raw, i)});
+            break;
+          case SQLITE_FLOAT:
+            row.emplace_back(sqlite3_column_double(raw, i));
+            break;
+          case SQLITE_NULL:
+            row.emplace_back();
+            break;
           default: {
             const void* b = sqlite3_column_blob(raw, i);
             int len = sqlite3_column_bytes(raw, i);
-            row.emplace_back(len > 0 ? std::string(static_cast<const char*>(b), static_cast<size_t>(len))
-                                       : std::string());
+            row.emplace_back(
+                len > 0 ? std::string(static_cast<const char*>(b), static_cast<size_t>(len))
+                        : std::string());
           }
         }
       }
