@@ -204,6 +204,20 @@ TEST_F(SqliteQueueTest, RedriveAllAndByIdResetReceiveCount) {
   EXPECT_EQ(rest[1].receive_count, 1);
 }
 
+TEST_F(SqliteQueueTest, DeadLetterIdIsNeverReusedBySend) {
+  send({"a"});
+  auto m = q().receive("work", 1);
+  ASSERT_EQ(m.size(), 1u);
+  ASSERT_TRUE(q().dead_letter("work", m[0].receipt, "x"));  // the newest row leaves the table
+  send({"b"});
+  auto b = q().receive("work", 1);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_NE(b[0].id, m[0].id);
+  ASSERT_TRUE(q().change_visibility("work", b[0].receipt, 0s));
+  EXPECT_EQ(q().redrive("work"), 1u);
+  EXPECT_EQ(q().receive("work", 10).size(), 2u);
+}
+
 TEST_F(SqliteQueueTest, PurgeDeadLetters) {
   send({"a", "b", "c"});
   auto m = q().receive("work", 3);

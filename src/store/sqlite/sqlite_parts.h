@@ -81,7 +81,7 @@ class SqliteStaging final : public Staging {
 
  private:
   struct Stage {
-    Stmt scope_rows, get_hash, upsert, mark_gone, count;
+    Stmt scope_rows, get_hash, get_hashes, upsert, mark_gone, count;
   };
   Stage& stage(std::string_view name);
   Stage& prepare(std::string_view name);

@@ -1,9 +1,13 @@
+#include <algorithm>
 #include <stdexcept>
 
 #include "store/sqlite/sqlite_parts.h"
 
 namespace cascade::sqlite {
 namespace {
+
+// Keys per `IN (...)` lookup; a short tail is padded with NULLs, which match nothing.
+constexpr size_t kInChunk = 256;
 
 std::string staging_table(std::string_view stage) {
   return quote_ident("cascade_staging_" + std::string(stage));
@@ -33,6 +37,9 @@ SqliteStaging::Stage& SqliteStaging::prepare(std::string_view name) {
   auto s = std::make_unique<Stage>();
   s->scope_rows = Stmt(d, "SELECT key, hash FROM " + t + " WHERE scope=?1 AND gone=0");
   s->get_hash = Stmt(d, "SELECT hash FROM " + t + " WHERE key=?1 AND gone=0");
+  std::string in = "SELECT key, hash FROM " + t + " WHERE gone=0 AND key IN (?1";
+  for (size_t i = 2; i <= kInChunk; ++i) in += ",?" + std::to_string(i);
+  s->get_hashes = Stmt(d, in + ")");
   s->upsert = Stmt(d, "INSERT INTO " + t +
                           "(key, hash, scope, gone) VALUES(?1, ?2, ?3, 0) ON CONFLICT(key) DO "
                           "UPDATE SET hash=excluded.hash, scope=excluded.scope, gone=0");
@@ -63,16 +70,34 @@ void SqliteStaging::scope_rows(std::string_view name, uint64_t scope, std::vecto
 
 void SqliteStaging::get_hashes(std::string_view name, std::span<const std::string> keys,
                                std::unordered_map<std::string, uint64_t>& out) {
-  // One prepared point lookup per key, all inside one read transaction: measured faster than
-  // chunked `IN (?,...)` lists (see bench_sqlite), which build a temporary b-tree per chunk.
-  Stmt& st = stage(name).get_hash;
+  // Chunks of kInChunk keys in one `IN (...)` statement: ~10% less CPU than a prepared point
+  // lookup per key in bench_sqlite_store (fewer VM starts and resets). A handful of keys still
+  // goes one by one, so a small batch does not pay for binding 256 parameters.
+  Stage& s = stage(name);
   bool own = db_.autocommit() && keys.size() > 1;
-  if (own) db_.begin_read();
+  if (own) db_.begin_read();  // one snapshot (and one lock) for all chunks
   try {
-    for (const auto& k : keys) {
+    size_t i = 0;
+    if (keys.size() >= 16) {
+      Stmt& st = s.get_hashes;
+      for (; i < keys.size(); i += kInChunk) {
+        size_t n = std::min(kInChunk, keys.size() - i);
+        for (size_t p = 0; p < kInChunk; ++p) {
+          if (p < n)
+            st.bind(static_cast<int>(p + 1), keys[i + p]);
+          else
+            st.bind_null(static_cast<int>(p + 1));
+        }
+        Use u(st);
+        while (st.step())
+          out.emplace(std::string(st.col_text(0)), static_cast<uint64_t>(st.col_int(1)));
+      }
+    }
+    Stmt& st = s.get_hash;
+    for (; i < keys.size(); ++i) {
       Use u(st);
-      st.bind(1, k);
-      if (st.step()) out.emplace(k, static_cast<uint64_t>(st.col_int(0)));
+      st.bind(1, keys[i]);
+      if (st.step()) out.emplace(keys[i], static_cast<uint64_t>(st.col_int(0)));
     }
   } catch (...) {
     if (own) db_.rollback();
