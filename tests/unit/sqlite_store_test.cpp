@@ -358,6 +358,13 @@ TEST_F(SqliteStoreTest, ReadOnlyStoreReadsButRefusesWrites) {
   EXPECT_EQ(st().count("s"), 2);
 }
 
+TEST_F(SqliteStoreTest, ReadOnlyOpenAfterWriterClosed) {
+  store_->set_meta("k", "v");
+  reopen(StoreOptions{.read_only = true});
+  EXPECT_EQ(store_->get_meta("k").value_or(""), "v");
+  EXPECT_THROW(store_->set_meta("k", "w"), std::runtime_error);
+}
+
 TEST_F(SqliteStoreTest, ReadOnlyOpenOfMissingFileFails) {
   EXPECT_THROW(open_sqlite_store(dir_ + "/absent.db", clock_, StoreOptions{.read_only = true}),
                std::runtime_error);
