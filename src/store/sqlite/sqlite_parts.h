@@ -1,0 +1,135 @@
+// The four store interfaces implemented over one SQLite connection (internal to the sqlite
+// backend; the engine sees only store/*.h). Not thread-safe: the owning SqliteStore's thread.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "store/change_log.h"
+#include "store/queue.h"
+#include "store/sqlite/sqlite_db.h"
+#include "store/staging.h"
+#include "store/warehouse.h"
+
+namespace cascade::sqlite {
+
+// Transparent hashing so lookups by string_view need no temporary string.
+struct StrHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+template <class V>
+using StrMap = std::unordered_map<std::string, V, StrHash, std::equal_to<>>;
+
+class SqliteQueue final : public Queue {
+ public:
+  SqliteQueue(Db& db, const Clock& clock);
+
+  void create(std::string_view queue, const QueueOptions& options) override;
+  size_t send(std::string_view queue, std::span<const std::string> bodies, Duration delay) override;
+  std::vector<ReceivedMessage> receive(std::string_view queue, size_t max,
+                                       std::optional<Duration> visibility) override;
+  bool remove(std::string_view queue, std::string_view receipt) override;
+  bool change_visibility(std::string_view queue, std::string_view receipt, Duration timeout,
+                         std::string_view error) override;
+  bool dead_letter(std::string_view queue, std::string_view receipt,
+                   std::string_view reason) override;
+  QueueStats stats(std::string_view queue) override;
+  std::vector<DeadLetter> dead_letters(std::string_view queue, size_t limit) override;
+  size_t redrive(std::string_view queue, std::span<const std::string> ids) override;
+  size_t purge_dead_letters(std::string_view queue, std::span<const std::string> ids) override;
+  size_t release_in_flight(std::string_view queue) override;
+
+  // Forgets cached queue declarations (after a rollback may have undone some).
+  void forget() { queues_.clear(); }
+
+ private:
+  struct Info {
+    int64_t id = 0;
+    QueueOptions options;
+    int64_t retention_cutoff_done = INT64_MIN;  // last cutoff applied by receive()
+  };
+  Info& info(std::string_view queue);
+  int64_t now() const { return to_millis(clock_.now()); }
+
+  Db& db_;
+  const Clock& clock_;
+  std::mt19937_64 rng_;
+  StrMap<Info> queues_;
+  Stmt find_queue_, upsert_queue_, insert_, expire_, select_visible_, hide_, to_dlq_, delete_,
+      delete_receipt_, set_visibility_, dlq_receipt_, count_visible_, count_hidden_, oldest_,
+      count_dlq_, list_dlq_, redrive_all_, redrive_one_, purge_all_, purge_one_, release_;
+};
+
+class SqliteStaging final : public Staging {
+ public:
+  explicit SqliteStaging(Db& db) : db_(db) {}
+
+  void create_stage(std::string_view stage) override;
+  void scope_rows(std::string_view stage, uint64_t scope, std::vector<StagedRow>& out) override;
+  void get_hashes(std::string_view stage, std::span<const std::string> keys,
+                  std::unordered_map<std::string, uint64_t>& out) override;
+  void upsert(std::string_view stage, uint64_t scope, std::span<const StagedRow> rows) override;
+  void mark_gone(std::string_view stage, std::span<const std::string> keys) override;
+  int64_t count(std::string_view stage) override;
+
+  void forget() { stages_.clear(); }
+
+ private:
+  struct Stage {
+    Stmt scope_rows, get_hash, get_hashes, upsert, mark_gone, count;
+  };
+  Stage& stage(std::string_view name);
+  Stage& prepare(std::string_view name);
+
+  Db& db_;
+  StrMap<std::unique_ptr<Stage>> stages_;
+};
+
+class SqliteChangeLog final : public ChangeLog {
+ public:
+  explicit SqliteChangeLog(Db& db);
+
+  void append(std::span<Change> changes) override;
+  std::vector<Change> read(int64_t after, size_t limit) override;
+  int64_t count(std::string_view stage, int64_t run) override;
+  int64_t last_seq() override;
+
+ private:
+  Db& db_;
+  Stmt insert_, read_, count_all_, count_stage_, count_run_, count_stage_run_, last_;
+};
+
+class SqliteWarehouse final : public Warehouse {
+ public:
+  explicit SqliteWarehouse(Db& db);
+
+  std::vector<Column> columns(std::string_view table) override;
+  void create_table(std::string_view table, std::span<const Column> key) override;
+  void add_columns(std::string_view table, std::span<const Column> columns) override;
+  void upsert(std::string_view table, std::span<const Value* const> rows) override;
+  void remove(std::string_view table, std::span<const Value* const> keys) override;
+  QueryResult query(std::string_view sql) override;
+
+  void forget() { tables_.clear(); }
+
+ private:
+  struct Table {
+    std::vector<Column> columns;
+    StrMap<int> index;       // column name -> 0-based position
+    std::vector<int> key;    // positions of the primary key columns
+    Stmt upsert, remove;     // prepared on first use
+    std::vector<char> seen;  // scratch for upsert
+  };
+  Table& table(std::string_view name);
+
+  Db& db_;
+  Stmt table_info_;
+  StrMap<std::unique_ptr<Table>> tables_;
+};
+
+}  // namespace cascade::sqlite

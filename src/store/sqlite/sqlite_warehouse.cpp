@@ -1,0 +1,274 @@
+#include <algorithm>
+#include <stdexcept>
+
+#include "core/json.h"
+#include "store/sqlite/sqlite_parts.h"
+
+namespace cascade::sqlite {
+namespace {
+
+ColumnType type_from_decl(std::string_view decl) {
+  if (decl == "INTEGER") return ColumnType::Integer;
+  if (decl == "REAL") return ColumnType::Real;
+  if (decl == "BOOLEAN") return ColumnType::Boolean;
+  if (decl == "JSON") return ColumnType::Json;
+  return ColumnType::Text;
+}
+
+std::string column_def(const Column& c) {
+  return quote_ident(c.name) + " " + column_type_name(c.type);
+}
+
+[[noreturn]] void no_table(std::string_view table) {
+  throw std::runtime_error("warehouse: table '" + std::string(table) + "' does not exist");
+}
+
+}  // namespace
+
+SqliteWarehouse::SqliteWarehouse(Db& db) : db_(db) {
+  // The table-valued pragma takes the name as a bound value: no quoting, one statement.
+  table_info_ = Stmt(db.get(), "SELECT name, type, pk FROM pragma_table_info(?1) ORDER BY cid");
+}
+
+std::vector<Column> SqliteWarehouse::columns(std::string_view table) {
+  std::vector<Column> out;
+  Use u(table_info_);
+  table_info_.bind(1, table);
+  while (table_info_.step())
+    out.push_back(
+        Column{std::string(table_info_.col_text(0)), type_from_decl(table_info_.col_text(1))});
+  return out;
+}
+
+SqliteWarehouse::Table& SqliteWarehouse::table(std::string_view name) {
+  if (auto it = tables_.find(name); it != tables_.end()) return *it->second;
+  auto t = std::make_unique<Table>();
+  std::vector<std::pair<int64_t, int>> pk;  // (position in key, column)
+  {
+    Use u(table_info_);
+    table_info_.bind(1, name);
+    while (table_info_.step()) {
+      int i = static_cast<int>(t->columns.size());
+      t->columns.push_back(
+          Column{std::string(table_info_.col_text(0)), type_from_decl(table_info_.col_text(1))});
+      t->index.emplace(t->columns.back().name, i);
+      if (int64_t p = table_info_.col_int(2); p > 0) pk.emplace_back(p, i);
+    }
+  }
+  if (t->columns.empty()) no_table(name);
+  std::sort(pk.begin(), pk.end());
+  for (auto& [p, i] : pk) t->key.push_back(i);
+  t->seen.resize(t->columns.size());
+  auto& slot = tables_[std::string(name)];
+  slot = std::move(t);
+  return *slot;
+}
+
+void SqliteWarehouse::create_table(std::string_view table, std::span<const Column> key) {
+  if (key.empty())
+    throw std::runtime_error("warehouse: table '" + std::string(table) + "' needs a key column");
+  std::string sql = "CREATE TABLE IF NOT EXISTS " + quote_ident(table) + "(";
+  std::string pk;
+  for (const auto& c : key) {
+    sql += column_def(c) + ", ";
+    if (!pk.empty()) pk += ", ";
+    pk += quote_ident(c.name);
+  }
+  sql += "PRIMARY KEY(" + pk + "))";
+  db_.exec(sql);
+  if (auto it = tables_.find(table); it != tables_.end()) tables_.erase(it);
+}
+
+void SqliteWarehouse::add_columns(std::string_view table, std::span<const Column> cols) {
+  Table& t = this->table(table);
+  Implicit tx(db_);
+  for (const auto& c : cols) {
+    // Idempotent, so a schema evolution that was interrupted can simply be replayed.
+    if (t.index.find(c.name) != t.index.end()) continue;
+    db_.exec("ALTER TABLE " + quote_ident(table) + " ADD COLUMN " + column_def(c));
+  }
+  tx.done();
+  // The cached upsert names every column: it must be rebuilt for the new ones.
+  tables_.erase(tables_.find(table));
+}
+
+void SqliteWarehouse::upsert(std::string_view table, std::span<const Value* const> rows) {
+  if (rows.empty()) return;
+  Table& t = this->table(table);
+  if (!t.upsert) {
+    // Every column is named so an absent field overwrites with NULL, as a replace would, but
+    // in place: ON CONFLICT DO UPDATE keeps the rowid, INSERT OR REPLACE would delete it.
+    std::string cols, vals, keys, sets;
+    for (size_t i = 0; i < t.columns.size(); ++i) {
+      if (i) cols += ", ", vals += ", ";
+      cols += quote_ident(t.columns[i].name);
+      vals += "?" + std::to_string(i + 1);
+    }
+    for (int k : t.key) {
+      if (!keys.empty()) keys += ", ";
+      keys += quote_ident(t.columns[static_cast<size_t>(k)].name);
+    }
+    for (size_t i = 0; i < t.columns.size(); ++i) {
+      if (std::find(t.key.begin(), t.key.end(), static_cast<int>(i)) != t.key.end()) continue;
+      if (!sets.empty()) sets += ", ";
+      std::string q = quote_ident(t.columns[i].name);
+      sets += q + "=excluded." + q;
+    }
+    t.upsert = Stmt(db_.get(), "INSERT INTO " + quote_ident(table) + "(" + cols + ") VALUES(" +
+                                   vals + ") ON CONFLICT(" + keys + ") DO " +
+                                   (sets.empty() ? "NOTHING" : "UPDATE SET " + sets));
+  }
+  Stmt& st = t.upsert;
+  Implicit tx(db_);
+  for (const Value* row : rows) {
+    if (!row || !row->is_object())
+      throw std::runtime_error("warehouse: a row for table '" + std::string(table) +
+                               "' is not an object");
+    std::fill(t.seen.begin(), t.seen.end(), 0);
+    for (const auto& [name, v] : row->as_object()) {
+      auto it = t.index.find(name);
+      if (it == t.index.end())
+        throw std::runtime_error("warehouse: table '" + std::string(table) + "' has no column '" +
+                                 name + "' (add it first)");
+      int i = it->second + 1;
+      t.seen[static_cast<size_t>(it->second)] = 1;
+      switch (v.type()) {
+        case Value::Type::Null:
+          st.bind_null(i);
+          break;
+        case Value::Type::Bool:
+          st.bind(i, int64_t{v.as_bool() ? 1 : 0});
+          break;
+        case Value::Type::Int:
+          st.bind(i, v.as_int());
+          break;
+        case Value::Type::Double:
+          st.bind(i, v.as_double());
+          break;
+        case Value::Type::String:
+          st.bind(i, std::string_view(v.as_string()));
+          break;
+        case Value::Type::Array:
+        case Value::Type::Object:
+          st.bind_copy(i, canonical_json(v));
+          break;
+      }
+    }
+    for (int k : t.key) {
+      const Value* kv = nullptr;
+      if (t.seen[static_cast<size_t>(k)]) kv = row->find(t.columns[static_cast<size_t>(k)].name);
+      if (!kv || kv->is_null())
+        throw std::runtime_error("warehouse: a row for table '" + std::string(table) +
+                                 "' lacks key column '" + t.columns[static_cast<size_t>(k)].name +
+                                 "'");
+    }
+    for (size_t i = 0; i < t.seen.size(); ++i)
+      if (!t.seen[i]) st.bind_null(static_cast<int>(i + 1));
+    st.exec();
+  }
+  tx.done();
+}
+
+void SqliteWarehouse::remove(std::string_view table, std::span<const Value* const> keys) {
+  if (keys.empty()) return;
+  Table& t = this->table(table);
+  if (!t.remove) {
+    std::string where;
+    for (size_t j = 0; j < t.key.size(); ++j) {
+      if (j) where += " AND ";
+      where +=
+          quote_ident(t.columns[static_cast<size_t>(t.key[j])].name) + "=?" + std::to_string(j + 1);
+    }
+    t.remove = Stmt(db_.get(), "DELETE FROM " + quote_ident(table) + " WHERE " + where);
+  }
+  Stmt& st = t.remove;
+  Implicit tx(db_);
+  for (const Value* key : keys) {
+    for (size_t j = 0; j < t.key.size(); ++j) {
+      const std::string& name = t.columns[static_cast<size_t>(t.key[j])].name;
+      const Value* v = key ? key->find(name) : nullptr;
+      if (!v || v->is_null())
+        throw std::runtime_error("warehouse: a key for table '" + std::string(table) +
+                                 "' lacks column '" + name + "'");
+      int i = static_cast<int>(j + 1);
+      switch (v->type()) {
+        case Value::Type::Bool:
+          st.bind(i, int64_t{v->as_bool() ? 1 : 0});
+          break;
+        case Value::Type::Int:
+          st.bind(i, v->as_int());
+          break;
+        case Value::Type::Double:
+          st.bind(i, v->as_double());
+          break;
+        case Value::Type::String:
+          st.bind(i, std::string_view(v->as_string()));
+          break;
+        default:
+          st.bind_copy(i, canonical_json(*v));
+          break;
+      }
+    }
+    st.exec();
+  }
+  tx.done();
+}
+
+QueryResult SqliteWarehouse::query(std::string_view sql) {
+  QueryResult result;
+  const char* p = sql.data();
+  const char* end = sql.data() + sql.size();
+  bool wrote = false;
+  auto error = [&]() {
+    if (wrote) forget();
+    throw std::runtime_error(sqlite3_errmsg(db_.get()));
+  };
+  while (p < end) {
+    sqlite3_stmt* raw = nullptr;
+    const char* tail = nullptr;
+    if (sqlite3_prepare_v2(db_.get(), p, static_cast<int>(end - p), &raw, &tail) != SQLITE_OK)
+      error();
+    p = tail;
+    if (!raw) continue;  // whitespace or a comment
+    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> st(raw, sqlite3_finalize);
+    if (!sqlite3_stmt_readonly(raw)) wrote = true;
+    int n = sqlite3_column_count(raw);
+    if (n > 0) {
+      // The result is the last statement that returns columns.
+      result = QueryResult{};
+      for (int i = 0; i < n; ++i) result.columns.emplace_back(sqlite3_column_name(raw, i));
+    }
+    int rc;
+    while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
+      std::vector<Value> row;
+      row.reserve(static_cast<size_t>(n));
+      for (int i = 0; i < n; ++i) {
+        switch (sqlite3_column_type(raw, i)) {
+          case SQLITE_INTEGER:
+            row.emplace_back(int64_t{sqlite3_column_int64(raw, i)});
+            break;
+          case SQLITE_FLOAT:
+            row.emplace_back(sqlite3_column_double(raw, i));
+            break;
+          case SQLITE_NULL:
+            row.emplace_back();
+            break;
+          default: {
+            const void* b = sqlite3_column_blob(raw, i);
+            int len = sqlite3_column_bytes(raw, i);
+            row.emplace_back(
+                len > 0 ? std::string(static_cast<const char*>(b), static_cast<size_t>(len))
+                        : std::string());
+          }
+        }
+      }
+      result.rows.push_back(std::move(row));
+    }
+    if (rc != SQLITE_DONE) error();
+  }
+  // Any statement may have changed a schema this object has cached.
+  if (wrote) forget();
+  return result;
+}
+
+}  // namespace cascade::sqlite

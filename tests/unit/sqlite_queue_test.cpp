@@ -1,0 +1,295 @@
+// SQS semantics of the sqlite queue, on a real database file, with time moved by hand.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "store/sqlite/sqlite_store.h"
+
+using namespace cascade;
+using namespace std::chrono_literals;
+
+namespace {
+
+class SqliteQueueTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/cascade_sqlite_q_XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    path_ = dir_ + "/store.db";
+    store_ = open_sqlite_store(path_, clock_);
+    QueueOptions o;
+    o.visibility_timeout = 30s;
+    o.max_receive_count = 3;
+    o.retention = 1h;
+    q().create("work", o);
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  Queue& q() { return store_->queue(); }
+  size_t send(std::vector<std::string> bodies, Duration delay = Duration::zero()) {
+    return q().send("work", bodies, delay);
+  }
+
+  ManualClock clock_;
+  std::string dir_, path_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(SqliteQueueTest, VisibilityTimeoutHidesThenReshowsWithHigherCount) {
+  EXPECT_EQ(send({"a", "b"}), 2u);
+  auto got = q().receive("work", 10);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].body, "a");
+  EXPECT_EQ(got[1].body, "b");
+  EXPECT_EQ(got[0].receive_count, 1);
+  EXPECT_EQ(got[0].sent_at, clock_.now());
+  EXPECT_TRUE(q().receive("work", 10).empty());
+  clock_.advance(29s);
+  EXPECT_TRUE(q().receive("work", 10).empty());
+  clock_.advance(1s);
+  auto again = q().receive("work", 1);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].id, got[0].id);
+  EXPECT_EQ(again[0].receive_count, 2);
+  EXPECT_NE(again[0].receipt, got[0].receipt);
+}
+
+TEST_F(SqliteQueueTest, ExplicitVisibilityOverridesQueueDefault) {
+  send({"a"});
+  ASSERT_EQ(q().receive("work", 1, 5s).size(), 1u);
+  clock_.advance(5s);
+  EXPECT_EQ(q().receive("work", 1).size(), 1u);
+}
+
+TEST_F(SqliteQueueTest, DeadLettersPastMaxReceiveCountWithLastError) {
+  send({"bad"});
+  for (int i = 1; i <= 3; ++i) {
+    auto m = q().receive("work", 1);
+    ASSERT_EQ(m.size(), 1u);
+    EXPECT_EQ(m[0].receive_count, i);
+    EXPECT_TRUE(
+        q().change_visibility("work", m[0].receipt, 0s, "HTTP 500 try " + std::to_string(i)));
+  }
+  EXPECT_TRUE(q().receive("work", 1).empty());  // 4th receive dead-letters instead
+  auto dl = q().dead_letters("work", 10);
+  ASSERT_EQ(dl.size(), 1u);
+  EXPECT_EQ(dl[0].body, "bad");
+  EXPECT_EQ(dl[0].queue, "work");
+  EXPECT_EQ(dl[0].receive_count, 3);
+  EXPECT_EQ(dl[0].reason, "HTTP 500 try 3");
+  EXPECT_EQ(q().stats("work").dlq_depth, 1);
+  EXPECT_EQ(q().stats("work").depth, 0);
+}
+
+TEST_F(SqliteQueueTest, DeadLetterWithoutErrorSaysWhy) {
+  send({"x"});
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(q().receive("work", 1).size(), 1u);
+    clock_.advance(30s);
+  }
+  EXPECT_TRUE(q().receive("work", 1).empty());
+  auto dl = q().dead_letters("work", 10);
+  ASSERT_EQ(dl.size(), 1u);
+  EXPECT_EQ(dl[0].reason, "max receive count exceeded");
+}
+
+TEST_F(SqliteQueueTest, ExplicitDeadLetterAndStaleReceipts) {
+  send({"x"});
+  auto first = q().receive("work", 1);
+  ASSERT_EQ(first.size(), 1u);
+  clock_.advance(30s);
+  auto second = q().receive("work", 1);
+  ASSERT_EQ(second.size(), 1u);
+  // The first receipt is stale now for every operation.
+  EXPECT_FALSE(q().remove("work", first[0].receipt));
+  EXPECT_FALSE(q().change_visibility("work", first[0].receipt, 0s));
+  EXPECT_FALSE(q().dead_letter("work", first[0].receipt, "nope"));
+  EXPECT_FALSE(q().remove("work", "garbage"));
+  EXPECT_FALSE(q().remove("work", ""));
+  EXPECT_TRUE(q().dead_letter("work", second[0].receipt, "DataError: missing field id"));
+  EXPECT_FALSE(q().remove("work", second[0].receipt));  // gone from the queue
+  auto dl = q().dead_letters("work", 10);
+  ASSERT_EQ(dl.size(), 1u);
+  EXPECT_EQ(dl[0].reason, "DataError: missing field id");
+  EXPECT_EQ(dl[0].id, second[0].id);
+  EXPECT_EQ(dl[0].dead_at, clock_.now());
+}
+
+TEST_F(SqliteQueueTest, RemoveDeletesOnce) {
+  send({"x"});
+  auto m = q().receive("work", 1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_TRUE(q().remove("work", m[0].receipt));
+  EXPECT_FALSE(q().remove("work", m[0].receipt));
+  clock_.advance(1h);
+  EXPECT_TRUE(q().receive("work", 1).empty());
+  EXPECT_EQ(q().stats("work").in_flight, 0);
+}
+
+TEST_F(SqliteQueueTest, ChangeVisibilityZeroMakesVisibleNow) {
+  send({"x"});
+  auto m = q().receive("work", 1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_TRUE(q().change_visibility("work", m[0].receipt, 0s));
+  auto again = q().receive("work", 1);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].receive_count, 2);
+  // A longer timeout hides it for that long.
+  EXPECT_TRUE(q().change_visibility("work", again[0].receipt, 2min));
+  clock_.advance(119s);
+  EXPECT_TRUE(q().receive("work", 1).empty());
+  clock_.advance(1s);
+  EXPECT_EQ(q().receive("work", 1).size(), 1u);
+}
+
+TEST_F(SqliteQueueTest, DelayedSendIsInFlightUntilDue) {
+  EXPECT_EQ(send({"later"}, 10s), 1u);
+  EXPECT_TRUE(q().receive("work", 1).empty());
+  EXPECT_EQ(q().stats("work").in_flight, 1);
+  clock_.advance(10s);
+  EXPECT_EQ(q().receive("work", 1).size(), 1u);
+}
+
+TEST_F(SqliteQueueTest, RetentionDeletesOldMessages) {
+  send({"old"});
+  clock_.advance(30min);
+  send({"young"});
+  clock_.advance(31min);
+  auto m = q().receive("work", 10);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].body, "young");
+  EXPECT_EQ(q().stats("work").depth + q().stats("work").in_flight, 1);
+}
+
+TEST_F(SqliteQueueTest, CoalescesIdenticalPendingBodiesOnly) {
+  EXPECT_EQ(send({"{\"branch_id\":1}", "{\"branch_id\":1}", "{\"branch_id\":2}"}), 2u);
+  EXPECT_EQ(send({"{\"branch_id\":1}"}), 0u);
+  EXPECT_EQ(q().stats("work").depth, 2);
+  auto m = q().receive("work", 1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].body, "{\"branch_id\":1}");
+  // Once received, a new identical body is new work again.
+  EXPECT_EQ(send({"{\"branch_id\":1}"}), 1u);
+  EXPECT_EQ(send({"{\"branch_id\":1}"}), 0u);
+  EXPECT_EQ(q().stats("work").depth, 2);
+  EXPECT_EQ(q().stats("work").in_flight, 1);
+}
+
+TEST_F(SqliteQueueTest, CoalescingIsPerQueue) {
+  q().create("other", QueueOptions{});
+  EXPECT_EQ(send({"same"}), 1u);
+  std::vector<std::string> b{"same"};
+  EXPECT_EQ(q().send("other", b), 1u);
+}
+
+TEST_F(SqliteQueueTest, RedriveAllAndByIdResetReceiveCount) {
+  send({"a", "b", "c"});
+  auto m = q().receive("work", 3);
+  ASSERT_EQ(m.size(), 3u);
+  for (auto& r : m) ASSERT_TRUE(q().dead_letter("work", r.receipt, "boom"));
+  EXPECT_EQ(q().stats("work").dlq_depth, 3);
+  std::vector<std::string> one{m[1].id, "999999", "not-an-id"};
+  EXPECT_EQ(q().redrive("work", one), 1u);
+  auto back = q().receive("work", 10);
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].body, "b");
+  EXPECT_EQ(back[0].receive_count, 1);
+  EXPECT_EQ(q().redrive("work"), 2u);
+  EXPECT_EQ(q().stats("work").dlq_depth, 0);
+  auto rest = q().receive("work", 10);
+  ASSERT_EQ(rest.size(), 2u);
+  EXPECT_EQ(rest[0].receive_count, 1);
+  EXPECT_EQ(rest[1].receive_count, 1);
+}
+
+TEST_F(SqliteQueueTest, DeadLetterIdIsNeverReusedBySend) {
+  send({"a"});
+  auto m = q().receive("work", 1);
+  ASSERT_EQ(m.size(), 1u);
+  ASSERT_TRUE(q().dead_letter("work", m[0].receipt, "x"));  // the newest row leaves the table
+  send({"b"});
+  auto b = q().receive("work", 1);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_NE(b[0].id, m[0].id);
+  ASSERT_TRUE(q().change_visibility("work", b[0].receipt, 0s));
+  EXPECT_EQ(q().redrive("work"), 1u);
+  EXPECT_EQ(q().receive("work", 10).size(), 2u);
+}
+
+TEST_F(SqliteQueueTest, PurgeDeadLetters) {
+  send({"a", "b", "c"});
+  auto m = q().receive("work", 3);
+  for (auto& r : m) ASSERT_TRUE(q().dead_letter("work", r.receipt, "boom"));
+  std::vector<std::string> one{m[0].id};
+  EXPECT_EQ(q().purge_dead_letters("work", one), 1u);
+  EXPECT_EQ(q().dead_letters("work", 10).size(), 2u);
+  EXPECT_EQ(q().purge_dead_letters("work"), 2u);
+  EXPECT_EQ(q().stats("work").dlq_depth, 0);
+  EXPECT_EQ(q().redrive("work"), 0u);
+}
+
+TEST_F(SqliteQueueTest, ReleaseInFlightKeepsCounts) {
+  send({"a", "b"});
+  send({"delayed"}, 1h);
+  ASSERT_EQ(q().receive("work", 10).size(), 2u);
+  EXPECT_EQ(q().release_in_flight("work"), 2u);  // the delayed send keeps its delay
+  auto m = q().receive("work", 10);
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0].receive_count, 2);
+}
+
+TEST_F(SqliteQueueTest, StatsCountDepthInFlightAgeAndDlq) {
+  send({"a", "b", "c"});
+  clock_.advance(5s);
+  send({"d"});
+  auto m = q().receive("work", 1);
+  ASSERT_EQ(m.size(), 1u);
+  ASSERT_TRUE(q().dead_letter("work", m[0].receipt, "x"));
+  ASSERT_EQ(q().receive("work", 1).size(), 1u);
+  clock_.advance(2s);
+  QueueStats s = q().stats("work");
+  EXPECT_EQ(s.depth, 2);
+  EXPECT_EQ(s.in_flight, 1);
+  EXPECT_EQ(s.oldest_age_ms, 7000);
+  EXPECT_EQ(s.dlq_depth, 1);
+}
+
+TEST_F(SqliteQueueTest, UnknownQueueThrowsNamingIt) {
+  std::vector<std::string> b{"x"};
+  try {
+    q().send("nope", b);
+    FAIL() << "no throw";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("nope"), std::string::npos);
+  }
+  EXPECT_THROW(q().receive("nope", 1), std::runtime_error);
+  EXPECT_THROW(q().stats("nope"), std::runtime_error);
+}
+
+TEST_F(SqliteQueueTest, CreateReplacesOptions) {
+  QueueOptions o;
+  o.visibility_timeout = 1s;
+  o.max_receive_count = 1;
+  q().create("work", o);
+  send({"x"});
+  ASSERT_EQ(q().receive("work", 1).size(), 1u);
+  clock_.advance(1s);
+  EXPECT_TRUE(q().receive("work", 1).empty());
+  EXPECT_EQ(q().stats("work").dlq_depth, 1);
+}
+
+TEST_F(SqliteQueueTest, MessagesSurviveReopen) {
+  send({"a", "b"});
+  auto m = q().receive("work", 1);
+  ASSERT_EQ(m.size(), 1u);
+  store_.reset();
+  store_ = open_sqlite_store(path_, clock_);
+  EXPECT_TRUE(q().remove("work", m[0].receipt));  // receipts and options are durable too
+  auto rest = q().receive("work", 10);
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_EQ(rest[0].body, "b");
+}
+
+}  // namespace
