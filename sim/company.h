@@ -1,0 +1,174 @@
+// Company: the deterministic Dunder Mifflin model behind cascade-sim (branches, employees, sales)
+// and its evolution in simulated time. Not thread-safe: callers serialise advance() against reads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace cascade::sim {
+
+// Size and rate knobs. Same SimConfig => same company, byte for byte, at every tick.
+struct SimConfig {
+  uint64_t seed = 1;
+  int branches = 13;
+  int employees_per_branch = 20;
+  double salesperson_share = 0.4;
+  // Mean initial sales per salesperson; each one gets uniformly 50%..150% of it.
+  int sales_per_salesperson = 50;
+  // Expected events per tick (one simulated hour). Fractions fire with that probability.
+  double new_sales_per_tick = 20;
+  double late_sales_per_tick = 3;
+  double corrections_per_tick = 3;
+  double transfers_per_tick = 0.2;
+  double departures_per_tick = 0.1;
+  double hires_per_tick = 0.2;
+  double promotions_per_tick = 0.05;
+
+  // Throws std::invalid_argument naming the first knob out of range.
+  void validate() const;
+};
+
+struct Branch {
+  int64_t id = 0;
+  std::string name;
+  int64_t employees = 0;  // current head count
+  std::string location;
+  std::string manager;
+  std::string phone;
+  std::string opened;  // YYYY-MM-DD
+};
+
+struct Employee {
+  int64_t id = 0;
+  int64_t branch_id = 0;
+  std::string_view occupation;  // points into static storage
+  std::string name;
+  std::string email;
+  std::string hire_date;  // YYYY-MM-DD
+  int64_t salary = 0;
+};
+
+struct Sale {
+  int64_t id = 0;
+  int64_t employee_id = 0;
+  int64_t transaction_time = 0;  // Unix seconds
+  int64_t updated_at = 0;        // Unix seconds
+  int32_t product = 0;           // index into the product catalogue
+  int32_t customer = 0;          // index into the customer list
+  int32_t quantity = 0;
+  int64_t unit_price_cents = 0;
+  int64_t amount_cents = 0;
+};
+
+// What one advance() did, by kind.
+struct AdvanceSummary {
+  int64_t ticks = 0;
+  int64_t new_sales = 0, late_sales = 0, corrections = 0, transfers = 0, departures = 0, hires = 0,
+          promotions = 0;
+};
+
+class Company {
+ public:
+  // Builds tick 0 in O(branches * employees_per_branch) time and memory; no sale is stored.
+  // Throws std::invalid_argument if the config is invalid.
+  explicit Company(SimConfig cfg);
+
+  const SimConfig& config() const { return cfg_; }
+  int64_t tick() const { return tick_; }
+  // Simulated wall time at the current tick (Unix seconds): a fixed start + one hour per tick.
+  int64_t now() const;
+
+  // Moves the company forward `ticks` hours, one tick at a time, so advance(a); advance(b)
+  // leaves the same state as advance(a + b). ticks < 0 throws std::invalid_argument.
+  AdvanceSummary advance(int64_t ticks);
+
+  // --- reads: what the API serves at the current tick ---
+  std::optional<Branch> branch_by_name(std::string_view name) const;
+  // nullopt for an unknown id.
+  std::optional<Branch> branch(int64_t id) const;
+  int64_t branch_count() const { return cfg_.branches; }
+  // Current employees of a branch in id order (nothing for an unknown branch).
+  void for_each_employee(int64_t branch_id, const std::function<void(const Employee&)>& fn) const;
+  // Sales served for an employee, in id order: nothing unless it is a current salesperson.
+  void for_each_sale(int64_t employee_id, const std::function<void(const Sale&)>& fn) const;
+  // Every employee id ever issued is below this bound (departed ones included).
+  int64_t employee_id_end() const { return next_employee_id_; }
+  // True if the employee currently works here as a salesperson.
+  bool is_current_salesperson(int64_t employee_id) const;
+
+  // --- response bodies (exact bytes the API serves), appended to out ---
+  void write_branches_response(std::string_view name, std::string& out) const;
+  void write_employees_response(int64_t branch_id, std::string& out) const;
+  void write_sales_response(int64_t employee_id, std::string& out) const;
+  // One record as served; with_parent adds "branch_id" / "employee_id" for the ground truth.
+  static void write_branch(const Branch& b, std::string& out);
+  static void write_employee(const Employee& e, bool with_parent, std::string& out);
+  static void write_sale(const Sale& s, bool with_parent, std::string& out);
+
+  // Number of sales stored because time produced them (new/late sales and corrections):
+  // the model's memory grows with this, never with the company's size.
+  size_t stored_changes() const;
+
+ private:
+  struct EmpState {  // an employee that differs from its generated self (or was hired)
+    int32_t branch = 0;
+    int8_t occupation = 0;
+    bool departed = false;
+    int64_t hire_tick = -1;  // -1: part of the initial company
+  };
+  struct SaleFix {
+    int32_t quantity;
+    int64_t amount_cents;
+    int64_t updated_at;
+  };
+
+  bool is_initial(int64_t id) const;
+  int32_t base_branch(int64_t id) const;
+  int8_t base_occupation(int64_t id) const;
+  int64_t base_sales_count(int64_t id) const;  // 0 unless an initial salesperson
+  int64_t base_sale_first_id(int64_t id) const;
+  // Current state of an id below next_employee_id_ (initial or override).
+  EmpState state(int64_t id) const;
+  bool is_current(int64_t id) const;
+  Employee make_employee(int64_t id, const EmpState& st) const;
+  Sale base_sale(int64_t employee_id, int64_t k) const;
+  int64_t sales_count(int64_t employee_id) const;
+
+  void run_tick(int64_t t, AdvanceSummary& sum);
+  int64_t events(int64_t t, uint64_t kind, double rate) const;
+  // Deterministic choice of a current employee (salesperson if asked); 0 if none found.
+  int64_t pick_employee(int64_t t, uint64_t kind, int64_t n, bool salesperson) const;
+  void move(int64_t id, EmpState& st, int32_t to_branch);
+  void add_sale(int64_t t, int64_t n, uint64_t kind, int64_t employee_id, bool late);
+  void correct_sale(int64_t t, int64_t n, int64_t employee_id);
+  uint64_t h(std::initializer_list<uint64_t> parts) const;
+
+  SimConfig cfg_;
+  int64_t tick_ = 0;
+  int64_t first_employee_id_ = 1001;
+  int64_t next_employee_id_ = 0;
+  int64_t salespersons_per_branch_ = 0;
+  std::vector<int32_t> branch_rotation_;
+  // sale_offset_[i]: initial sales of initial employees before index i (prefix sums).
+  std::vector<int64_t> sale_offset_;
+  int64_t next_sale_id_ = 0;
+
+  std::unordered_map<int64_t, EmpState> overrides_;
+  std::vector<std::set<int64_t>> moved_in_;  // per branch-1: current members not generated there
+  std::vector<int64_t> headcount_;           // per branch-1
+  std::unordered_map<int64_t, std::vector<Sale>> extra_sales_;  // by employee, id order
+  std::unordered_map<int64_t, SaleFix> fixes_;                  // corrections of initial sales
+};
+
+// "YYYY-MM-DD HH:MM:SS" (UTC) for Unix seconds.
+std::string format_timestamp(int64_t unix_seconds);
+std::string format_date(int64_t unix_seconds);
+
+}  // namespace cascade::sim

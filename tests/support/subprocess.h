@@ -1,0 +1,60 @@
+// Child processes for integration tests: run a command to completion, or keep one running and
+// read its stdout line by line. Not thread-safe (one Subprocess per thread).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace cascade::testing {
+
+struct RunResult {
+  int exit_code;  // exit status, or 128+signal if killed
+  std::string out;
+  std::string err;
+};
+
+// Runs argv to completion (fork/exec, no shell; argv[0] is searched in PATH), capturing stdout and
+// stderr; env entries are added to (or replace in) the inherited environment. After `timeout` the
+// child is killed, the test fails (ADD_FAILURE) and the result has exit code 128+SIGKILL.
+// Throws std::runtime_error if the process cannot be started.
+RunResult run(const std::vector<std::string>& argv,
+              const std::map<std::string, std::string>& env = {},
+              std::chrono::seconds timeout = std::chrono::seconds(120));
+
+// A running child whose stdout is a pipe read by read_line; its stderr is the test's stderr.
+// Move-only; the destructor sends SIGKILL and reaps it if it is still running.
+class Subprocess {
+ public:
+  // Throws std::runtime_error if the process cannot be started.
+  static Subprocess start(const std::vector<std::string>& argv,
+                          const std::map<std::string, std::string>& env = {});
+  Subprocess(Subprocess&& o) noexcept;
+  Subprocess& operator=(Subprocess&& o) noexcept;
+  Subprocess(const Subprocess&) = delete;
+  Subprocess& operator=(const Subprocess&) = delete;
+  ~Subprocess();
+
+  // Next stdout line without its newline; "" on EOF or when timeout passes first.
+  std::string read_line(std::chrono::milliseconds timeout);
+  void signal(int sig);
+  // Blocks until the child exits; its exit code, or 128+signal. Repeated calls return the same.
+  int wait();
+  pid_t pid() const { return pid_; }
+  // False once the child has exited (it is then reaped).
+  bool running();
+
+ private:
+  Subprocess() = default;
+  void reset();
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::string buf_;
+  bool exited_ = false;
+  int code_ = 0;
+};
+
+}  // namespace cascade::testing
