@@ -124,8 +124,8 @@ int cmd_validate(const Common& c) {
   }
 }
 
-int run_sync(const std::string& pipeline_file, const std::map<std::string, std::string>& env, bool json,
-             const std::string& storage_override) {
+int run_sync(const std::string& pipeline_file, const std::map<std::string, std::string>& env,
+             bool json, const std::string& storage_override) {
   auto spec = load(pipeline_file, env_with(env));
   if (!spec) return 2;
   std::string name = spec->name;
@@ -178,7 +178,8 @@ int cmd_invoke(const Common& c, const std::string& stage, const std::string& eve
   if (!st) {
     std::vector<std::string> names;
     for (const auto& s : rt->plan->stages()) names.push_back(s.name);
-    fmt::print(stderr, "error: no stage '{}' in {} (stages: {})\n", stage, c.pipeline, fmt::join(names, ", "));
+    fmt::print(stderr, "error: no stage '{}' in {} (stages: {})\n", stage, c.pipeline,
+               fmt::join(names, ", "));
     return 2;
   }
   RunSummary s;
@@ -196,7 +197,8 @@ int cmd_invoke(const Common& c, const std::string& stage, const std::string& eve
 static std::string storage_of(const Common& c) {
   if (!c.storage.empty()) return c.storage;
   auto spec = load(c.pipeline, process_env());
-  if (!spec) throw ConfigError({c.pipeline, 0, 0}, "cannot load the pipeline file to find its storage");
+  if (!spec)
+    throw ConfigError({c.pipeline, 0, 0}, "cannot load the pipeline file to find its storage");
   return spec->storage;
 }
 
@@ -239,15 +241,19 @@ int cmd_queues(const Common& c) {
       // A queue that was never created (no run yet) is empty.
     }
     rows.push_back({st.name, st.queue, std::to_string(q.depth), std::to_string(q.in_flight),
-                    fmt::format("{:.1f}s", static_cast<double>(q.oldest_age_ms) / 1000.0), std::to_string(q.dlq_depth)});
+                    fmt::format("{:.1f}s", static_cast<double>(q.oldest_age_ms) / 1000.0),
+                    std::to_string(q.dlq_depth)});
     if (json.size() > 1) json += ",";
     json += fmt::format(
-        "{{\"stage\":\"{}\",\"queue\":\"{}\",\"depth\":{},\"in_flight\":{},\"oldest_age_ms\":{},\"dlq_depth\":{}}}",
+        "{{\"stage\":\"{}\",\"queue\":\"{}\",\"depth\":{},\"in_flight\":{},\"oldest_age_ms\":{},"
+        "\"dlq_depth\":{}}}",
         st.name, st.queue, q.depth, q.in_flight, q.oldest_age_ms, q.dlq_depth);
   }
   json += "]\n";
-  if (c.json) fmt::print("{}", json);
-  else fmt::print("{}", format_table({"stage", "queue", "depth", "in flight", "oldest", "dlq"}, rows));
+  if (c.json)
+    fmt::print("{}", json);
+  else
+    fmt::print("{}", format_table({"stage", "queue", "depth", "in flight", "oldest", "dlq"}, rows));
   return 0;
 }
 

@@ -37,7 +37,8 @@ std::string self_dir() {
 
 // cascade-sim next to this binary (build tree or install), else on PATH.
 std::string find_sim() {
-  for (const fs::path& p : {fs::path(self_dir()) / "cascade-sim", fs::path(self_dir()) / "../sim/cascade-sim"})
+  for (const fs::path& p :
+       {fs::path(self_dir()) / "cascade-sim", fs::path(self_dir()) / "../../sim/cascade-sim"})
     if (fs::exists(p)) return fs::canonical(p).string();
   return "cascade-sim";
 }
@@ -68,7 +69,8 @@ class Sim {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
     while (line.find('\n') == std::string::npos) {
       pollfd p{out_, POLLIN, 0};
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0)
         throw std::runtime_error("the simulator did not start within 15 s");
       char buf[256];
@@ -96,7 +98,9 @@ class Sim {
   std::string url_;
 };
 
-size_t discard(char*, size_t size, size_t n, void*) { return size * n; }
+size_t discard(char*, size_t size, size_t n, void*) {
+  return size * n;
+}
 
 void post(const std::string& url) {
   CURL* h = curl_easy_init();
@@ -109,7 +113,8 @@ void post(const std::string& url) {
   long status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup(h);
-  if (rc != CURLE_OK || status != 200) throw std::runtime_error("simulator admin call failed: " + url);
+  if (rc != CURLE_OK || status != 200)
+    throw std::runtime_error("simulator admin call failed: " + url);
 }
 
 void show(Store& store, const std::string& title, const std::string& sql) {
@@ -135,38 +140,44 @@ int cmd_demo(const DemoOptions& o) {
     f << kDunderMifflinYaml;
   }
   Sim sim({find_sim(), "--port", "0", "--seed", std::to_string(o.seed), "--employees-per-branch",
-           std::to_string(o.employees_per_branch), "--sales-per-salesperson", std::to_string(o.sales_per_salesperson)});
+           std::to_string(o.employees_per_branch), "--sales-per-salesperson",
+           std::to_string(o.sales_per_salesperson)});
   fmt::print("cascade demo: the Dunder Mifflin vendor API simulator is serving {}\n", sim.url());
   fmt::print("pipeline: {}\nwarehouse: sqlite:{}\n\n", pipeline, db);
   std::fflush(stdout);
-  std::map<std::string, std::string> env{{"DM_API_URL", sim.url()}, {"CASCADE_STORAGE", "sqlite:" + db}};
+  std::map<std::string, std::string> env{{"DM_API_URL", sim.url()},
+                                         {"CASCADE_STORAGE", "sqlite:" + db}};
   int rc = run_sync(pipeline, env, false, "");
   if (rc != 0) return rc;
   {
     auto store = open_store("sqlite:" + db, SystemClock::instance(), StoreOptions{true});
     show(*store, "rows per table",
          "SELECT 'branches' AS \"table\", count(*) AS rows FROM branches UNION ALL "
-         "SELECT 'salespersons', count(*) FROM salespersons UNION ALL SELECT 'sales', count(*) FROM sales");
+         "SELECT 'salespersons', count(*) FROM salespersons UNION ALL SELECT 'sales', count(*) "
+         "FROM sales");
     show(*store, "revenue per branch",
          "SELECT b.branch_name, count(*) AS sales, round(sum(s.amount), 2) AS revenue\n"
          "FROM sales s JOIN branches b ON b.branch_id = s.branch_id\n"
          "GROUP BY b.branch_name ORDER BY revenue DESC LIMIT 5");
     show(*store, "top salespersons",
          "SELECT p.name, b.branch_name, count(*) AS sales, round(sum(s.amount), 2) AS revenue\n"
-         "FROM sales s JOIN salespersons p ON p.employee_id = s.employee_id AND p.branch_id = s.branch_id\n"
+         "FROM sales s JOIN salespersons p ON p.employee_id = s.employee_id AND p.branch_id = "
+         "s.branch_id\n"
          "JOIN branches b ON b.branch_id = p.branch_id\n"
          "GROUP BY p.employee_id, p.branch_id ORDER BY revenue DESC LIMIT 5");
   }
-  fmt::print("\n-- the vendor's company moves {} simulated hours forward (new, late and corrected sales,\n"
-             "-- transfers, departures, hires); a second sync writes only what changed:\n\n",
-             o.ticks);
+  fmt::print(
+      "\n-- the vendor's company moves {} simulated hours forward (new, late and corrected sales,\n"
+      "-- transfers, departures, hires); a second sync writes only what changed:\n\n",
+      o.ticks);
   std::fflush(stdout);
   post(sim.url() + "/admin/advance?ticks=" + std::to_string(o.ticks));
   rc = run_sync(pipeline, env, false, "");
   if (rc != 0) return rc;
-  fmt::print("\nTry it yourself:\n  cascade sql --storage sqlite:{} \"SELECT * FROM sales LIMIT 5\"\n"
-             "  cascade queues -p {} --storage sqlite:{}\n",
-             db, pipeline, db);
+  fmt::print(
+      "\nTry it yourself:\n  cascade sql --storage sqlite:{} \"SELECT * FROM sales LIMIT 5\"\n"
+      "  cascade queues -p {} --storage sqlite:{}\n",
+      db, pipeline, db);
   return 0;
 }
 

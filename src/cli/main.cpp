@@ -1,8 +1,8 @@
 // The `cascade` command line.
-#include <CLI/CLI.hpp>
 #include <curl/curl.h>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 
 #include "cli/commands.h"
@@ -19,7 +19,8 @@ int main(int argc, char** argv) {
       "dead-letter queues with their reasons."};
   app.require_subcommand(1);
   std::string log_level = "warn", log_format = "json";
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (logs go to stderr)")
+  app.add_option("--log-level", log_level,
+                 "trace, debug, info, warn, error or off (logs go to stderr)")
       ->capture_default_str();
   app.add_option("--log-format", log_format, "json or text")->capture_default_str();
 
@@ -27,27 +28,34 @@ int main(int argc, char** argv) {
   const char* env_pipeline = std::getenv("CASCADE_PIPELINE");
   c.pipeline = env_pipeline ? env_pipeline : "cascade.yaml";
   auto add_pipeline = [&](CLI::App* sub, bool positional) {
-    if (positional) sub->add_option("pipeline", c.pipeline, "pipeline file (default: $CASCADE_PIPELINE or cascade.yaml)");
-    sub->add_option("-p,--pipeline", c.pipeline, "pipeline file (default: $CASCADE_PIPELINE or cascade.yaml)");
+    if (positional)
+      sub->add_option("pipeline", c.pipeline,
+                      "pipeline file (default: $CASCADE_PIPELINE or cascade.yaml)");
+    sub->add_option("-p,--pipeline", c.pipeline,
+                    "pipeline file (default: $CASCADE_PIPELINE or cascade.yaml)");
   };
   auto add_storage = [&](CLI::App* sub) {
-    sub->add_option("--storage", c.storage, "storage URL overriding the pipeline's, e.g. sqlite:cascade.db");
+    sub->add_option("--storage", c.storage,
+                    "storage URL overriding the pipeline's, e.g. sqlite:cascade.db");
   };
 
   auto* validate = app.add_subcommand("validate", "Check a pipeline file without running anything");
   add_pipeline(validate, true);
 
   std::string event_file;
-  auto* sync = app.add_subcommand(
-      "sync", "Run the pipeline once: enqueue the root stages' inputs and cascade until every queue is drained");
+  auto* sync = app.add_subcommand("sync",
+                                  "Run the pipeline once: enqueue the root stages' inputs and "
+                                  "cascade until every queue is drained");
   add_pipeline(sync, true);
   add_storage(sync);
-  sync->add_option("--event", event_file, "JSON event overriding the root inputs, e.g. {\"branches\": [\"Scranton\"]}");
+  sync->add_option("--event", event_file,
+                   "JSON event overriding the root inputs, e.g. {\"branches\": [\"Scranton\"]}");
   sync->add_flag("--json", c.json, "print the run summary as JSON");
 
   std::string stage;
   auto* invoke = app.add_subcommand(
-      "invoke", "Run one stage on one event, like a local Lambda invoke; child messages are queued, not run");
+      "invoke",
+      "Run one stage on one event, like a local Lambda invoke; child messages are queued, not run");
   invoke->add_option("stage", stage, "stage name")->required();
   invoke->add_option("--event", event_file, "event JSON file ('-' for stdin)")->required();
   add_pipeline(invoke, false);
@@ -59,22 +67,29 @@ int main(int argc, char** argv) {
   sql->add_option("query", query, "SQL, e.g. \"SELECT count(*) FROM sales\"")->required();
   add_pipeline(sql, false);
   add_storage(sql);
-  sql->add_option("-f,--format", format, "table, csv or json")->check(CLI::IsMember({"table", "csv", "json"}))->capture_default_str();
+  sql->add_option("-f,--format", format, "table, csv or json")
+      ->check(CLI::IsMember({"table", "csv", "json"}))
+      ->capture_default_str();
 
-  auto* queues = app.add_subcommand("queues", "Show each stage's queue: depth, in flight, oldest message age, DLQ depth");
+  auto* queues = app.add_subcommand(
+      "queues", "Show each stage's queue: depth, in flight, oldest message age, DLQ depth");
   add_pipeline(queues, true);
   add_storage(queues);
   queues->add_flag("--json", c.json, "print as JSON");
 
   DemoOptions demo_opts;
-  auto* demo = app.add_subcommand(
-      "demo", "Start the vendor API simulator, sync the Dunder Mifflin pipeline into a fresh SQLite warehouse, "
-              "query it, advance time and sync again");
-  demo->add_option("--dir", demo_opts.dir, "directory for the pipeline file and database (default: a new temp dir)");
+  auto* demo = app.add_subcommand("demo",
+                                  "Start the vendor API simulator, sync the Dunder Mifflin "
+                                  "pipeline into a fresh SQLite warehouse, "
+                                  "query it, advance time and sync again");
+  demo->add_option("--dir", demo_opts.dir,
+                   "directory for the pipeline file and database (default: a new temp dir)");
   demo->add_option("--seed", demo_opts.seed, "simulator seed")->capture_default_str();
   demo->add_option("--employees-per-branch", demo_opts.employees_per_branch)->capture_default_str();
-  demo->add_option("--sales-per-salesperson", demo_opts.sales_per_salesperson)->capture_default_str();
-  demo->add_option("--ticks", demo_opts.ticks, "simulated hours between the two syncs")->capture_default_str();
+  demo->add_option("--sales-per-salesperson", demo_opts.sales_per_salesperson)
+      ->capture_default_str();
+  demo->add_option("--ticks", demo_opts.ticks, "simulated hours between the two syncs")
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);

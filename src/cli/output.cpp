@@ -13,7 +13,8 @@ static bool looks_numeric(const std::string& s) {
   size_t i = s[0] == '-' ? 1 : 0;
   if (i == s.size()) return false;
   for (; i < s.size(); ++i)
-    if (!(std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.' || s[i] == 'e' || s[i] == '+' || s[i] == '-'))
+    if (!(std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.' || s[i] == 'e' ||
+          s[i] == '+' || s[i] == '-'))
       return false;
   return true;
 }
@@ -30,7 +31,8 @@ std::string format_table(const std::vector<std::string>& header,
   std::vector<size_t> width(header.size(), 0);
   for (size_t i = 0; i < header.size(); ++i) width[i] = display_width(header[i]);
   for (const auto& r : rows)
-    for (size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], display_width(r[i]));
+    for (size_t i = 0; i < r.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], display_width(r[i]));
   std::vector<bool> numeric(header.size(), !rows.empty());
   for (const auto& r : rows)
     for (size_t i = 0; i < r.size() && i < numeric.size(); ++i)
@@ -87,7 +89,8 @@ std::string format_result(const QueryResult& r, const std::string& format) {
   rows.reserve(r.rows.size());
   for (const auto& row : r.rows) {
     std::vector<std::string> cells;
-    for (const auto& v : row) cells.push_back(v.is_null() && format == "table" ? "NULL" : v.to_text());
+    for (const auto& v : row)
+      cells.push_back(v.is_null() && format == "table" ? "NULL" : v.to_text());
     rows.push_back(std::move(cells));
   }
   if (format == "csv") {
@@ -121,20 +124,23 @@ static std::vector<std::string> counter_cells(const std::string& name, const Sta
           std::to_string(c.dead_lettered)};
 }
 
-std::string summary_text(const std::string& pipeline, const RunSummary& s, const std::string& verb) {
+std::string summary_text(const std::string& pipeline, const RunSummary& s,
+                         const std::string& verb) {
   StageCounters t = s.total();
-  std::string out = fmt::format("{} {}: run {} {} in {:.2f} s\n", verb, pipeline, s.run_id,
-                                s.completed ? "completed" : "stopped before the queues drained", s.seconds);
+  std::string out =
+      fmt::format("{} {}: run {} {} in {:.2f} s\n", verb, pipeline, s.run_id,
+                  s.completed ? "completed" : "stopped before the queues drained", s.seconds);
   std::vector<std::vector<std::string>> rows;
   for (const auto& [name, c] : s.stages) rows.push_back(counter_cells(name, c));
   rows.push_back(counter_cells("total", t));
-  out += format_table({"stage", "messages", "requests", "records", "new", "changed", "unchanged", "gone",
-                       "retried", "dead-lettered"},
+  out += format_table({"stage", "messages", "requests", "records", "new", "changed", "unchanged",
+                       "gone", "retried", "dead-lettered"},
                       rows);
   double rate = s.seconds > 0 ? static_cast<double>(t.records) / s.seconds : 0;
-  out += fmt::format("{} requests, {} records ({:.0f} records/s): {} new, {} changed, {} unchanged, {} gone; {} "
-                     "dead-lettered\n",
-                     t.requests, t.records, rate, t.new_rows, t.changed, t.unchanged, t.gone, t.dead_lettered);
+  out += fmt::format(
+      "{} requests, {} records ({:.0f} records/s): {} new, {} changed, {} unchanged, {} gone; {} "
+      "dead-lettered\n",
+      t.requests, t.records, rate, t.new_rows, t.changed, t.unchanged, t.gone, t.dead_lettered);
   for (const auto& [name, c] : s.stages)
     if (c.dead_lettered && !c.last_error.empty())
       out += fmt::format("last error in {}: {}\n", name, c.last_error);
@@ -144,9 +150,10 @@ std::string summary_text(const std::string& pipeline, const RunSummary& s, const
 static void counters_json(const StageCounters& c, std::string& out) {
   out += fmt::format(
       "{{\"messages\":{},\"requests\":{},\"records\":{},\"filtered\":{},\"new\":{},\"changed\":{},"
-      "\"unchanged\":{},\"gone\":{},\"children\":{},\"retried\":{},\"dead_lettered\":{},\"throttled\":{}",
-      c.messages, c.requests, c.records, c.filtered, c.new_rows, c.changed, c.unchanged, c.gone, c.children,
-      c.retried, c.dead_lettered, c.throttled);
+      "\"unchanged\":{},\"gone\":{},\"children\":{},\"retried\":{},\"dead_lettered\":{},"
+      "\"throttled\":{}",
+      c.messages, c.requests, c.records, c.filtered, c.new_rows, c.changed, c.unchanged, c.gone,
+      c.children, c.retried, c.dead_lettered, c.throttled);
   if (!c.last_error.empty()) {
     out += ",\"last_error\":";
     append_json_string(c.last_error, out);
@@ -157,8 +164,10 @@ static void counters_json(const StageCounters& c, std::string& out) {
 std::string summary_json(const std::string& pipeline, const RunSummary& s) {
   std::string out = "{\"pipeline\":";
   append_json_string(pipeline, out);
-  out += fmt::format(",\"run_id\":{},\"completed\":{},\"seconds\":{:.3f},\"peak_rss_mb\":{:.1f},\"total\":",
-                     s.run_id, s.completed ? "true" : "false", s.seconds, static_cast<double>(s.peak_rss_kb) / 1024.0);
+  out += fmt::format(
+      ",\"run_id\":{},\"completed\":{},\"seconds\":{:.3f},\"peak_rss_mb\":{:.1f},\"total\":",
+      s.run_id, s.completed ? "true" : "false", s.seconds,
+      static_cast<double>(s.peak_rss_kb) / 1024.0);
   counters_json(s.total(), out);
   out += ",\"stages\":{";
   for (size_t i = 0; i < s.stages.size(); ++i) {

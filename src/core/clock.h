@@ -34,7 +34,8 @@ class SystemClock final : public Clock {
 // A clock that moves only when told to.
 class ManualClock final : public Clock {
  public:
-  explicit ManualClock(TimePoint start = TimePoint(Duration(1'700'000'000'000))) : ms_(start.time_since_epoch().count()) {}
+  explicit ManualClock(TimePoint start = TimePoint(Duration(1'700'000'000'000)))
+      : ms_(start.time_since_epoch().count()) {}
   TimePoint now() const override { return TimePoint(Duration(ms_.load())); }
   void advance(Duration d) { ms_ += d.count(); }
   void set(TimePoint t) { ms_ = t.time_since_epoch().count(); }
@@ -43,8 +44,12 @@ class ManualClock final : public Clock {
   std::atomic<int64_t> ms_;
 };
 
-inline int64_t to_millis(TimePoint t) { return t.time_since_epoch().count(); }
-inline TimePoint from_millis(int64_t ms) { return TimePoint(Duration(ms)); }
+inline int64_t to_millis(TimePoint t) {
+  return t.time_since_epoch().count();
+}
+inline TimePoint from_millis(int64_t ms) {
+  return TimePoint(Duration(ms));
+}
 // ISO-8601 UTC with milliseconds, e.g. 2026-11-25T21:28:26.123Z.
 std::string format_time(TimePoint t);
 

@@ -33,13 +33,20 @@ std::optional<Duration> parse_duration(std::string_view s) {
   std::string unit(s.substr(i));
   for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   double ms;
-  if (unit == "ms" || unit == "millisecond" || unit == "milliseconds") ms = 1;
-  else if (unit == "s" || unit == "sec" || unit == "second" || unit == "seconds") ms = 1e3;
-  else if (unit == "m" || unit == "min" || unit == "minute" || unit == "minutes") ms = 60e3;
-  else if (unit == "h" || unit == "hour" || unit == "hours") ms = 3600e3;
-  else if (unit == "d" || unit == "day" || unit == "days") ms = 86400e3;
-  else if (unit == "w" || unit == "week" || unit == "weeks") ms = 7 * 86400e3;
-  else return std::nullopt;
+  if (unit == "ms" || unit == "millisecond" || unit == "milliseconds")
+    ms = 1;
+  else if (unit == "s" || unit == "sec" || unit == "second" || unit == "seconds")
+    ms = 1e3;
+  else if (unit == "m" || unit == "min" || unit == "minute" || unit == "minutes")
+    ms = 60e3;
+  else if (unit == "h" || unit == "hour" || unit == "hours")
+    ms = 3600e3;
+  else if (unit == "d" || unit == "day" || unit == "days")
+    ms = 86400e3;
+  else if (unit == "w" || unit == "week" || unit == "weeks")
+    ms = 7 * 86400e3;
+  else
+    return std::nullopt;
   double total = value * ms;
   if (total > 9.0e15) return std::nullopt;
   return Duration(static_cast<int64_t>(std::llround(total)));

@@ -6,7 +6,9 @@
 
 namespace cascade {
 
-uint64_t hash_bytes(std::string_view bytes) { return XXH3_64bits(bytes.data(), bytes.size()); }
+uint64_t hash_bytes(std::string_view bytes) {
+  return XXH3_64bits(bytes.data(), bytes.size());
+}
 
 uint64_t hash_value(const Value& v) {
   thread_local std::string buf;

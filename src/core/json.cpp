@@ -13,18 +13,22 @@ namespace od = simdjson::ondemand;
 
 static Value scalar_or_container(od::value v);
 
-Value from_ondemand(od::value v) { return scalar_or_container(v); }
+Value from_ondemand(od::value v) {
+  return scalar_or_container(v);
+}
 
 static Value number_value(od::value v) {
   od::number n = v.get_number();
   switch (n.get_number_type()) {
-    case od::number_type::signed_integer: return Value(n.get_int64());
+    case od::number_type::signed_integer:
+      return Value(n.get_int64());
     case od::number_type::unsigned_integer: {
       uint64_t u = n.get_uint64();
       if (u <= static_cast<uint64_t>(INT64_MAX)) return Value(static_cast<int64_t>(u));
       return Value(static_cast<double>(u));
     }
-    default: return Value(n.get_double());
+    default:
+      return Value(n.get_double());
   }
 }
 
@@ -33,14 +37,16 @@ static Value scalar_or_container(od::value v) {
     case od::json_type::null:
       if (!v.is_null()) throw simdjson::simdjson_error(simdjson::INCORRECT_TYPE);
       return Value();
-    case od::json_type::boolean: return Value(bool(v.get_bool()));
+    case od::json_type::boolean:
+      return Value(bool(v.get_bool()));
     case od::json_type::number: {
       // Integers beyond 64 bits do not fit get_number(); keep them as doubles.
       auto r = v.get_number();
       if (r.error()) return Value(double(v.get_double()));
       return number_value(v);
     }
-    case od::json_type::string: return Value(std::string_view(v.get_string()));
+    case od::json_type::string:
+      return Value(std::string_view(v.get_string()));
     case od::json_type::array: {
       Array a;
       for (auto el : v.get_array()) a.push_back(scalar_or_container(el.value()));
@@ -61,16 +67,21 @@ static Value scalar_or_container(od::value v) {
 static Value from_dom(simdjson::dom::element e) {
   using simdjson::dom::element_type;
   switch (e.type()) {
-    case element_type::NULL_VALUE: return Value();
-    case element_type::BOOL: return Value(bool(e.get_bool()));
-    case element_type::INT64: return Value(int64_t(e.get_int64()));
+    case element_type::NULL_VALUE:
+      return Value();
+    case element_type::BOOL:
+      return Value(bool(e.get_bool()));
+    case element_type::INT64:
+      return Value(int64_t(e.get_int64()));
     case element_type::UINT64: {
       uint64_t u = e.get_uint64();
       if (u <= static_cast<uint64_t>(INT64_MAX)) return Value(static_cast<int64_t>(u));
       return Value(static_cast<double>(u));
     }
-    case element_type::DOUBLE: return Value(double(e.get_double()));
-    case element_type::STRING: return Value(std::string_view(e.get_string()));
+    case element_type::DOUBLE:
+      return Value(double(e.get_double()));
+    case element_type::STRING:
+      return Value(std::string_view(e.get_string()));
     case element_type::ARRAY: {
       Array a;
       for (auto el : e.get_array()) a.push_back(from_dom(el));
@@ -78,7 +89,8 @@ static Value from_dom(simdjson::dom::element e) {
     }
     case element_type::OBJECT: {
       Object o;
-      for (auto field : e.get_object()) o.emplace_back(std::string(field.key), from_dom(field.value));
+      for (auto field : e.get_object())
+        o.emplace_back(std::string(field.key), from_dom(field.value));
       return Value(std::move(o));
     }
   }
@@ -104,14 +116,29 @@ void append_json_string(std::string_view s, std::string& out) {
     out.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default: fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      default:
+        fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
     }
   }
   out.append(s.data() + run, s.size() - run);
@@ -133,9 +160,15 @@ void append_canonical_number(double d, std::string& out) {
 template <bool Canonical>
 static void append_value(const Value& v, std::string& out) {
   switch (v.type()) {
-    case Value::Type::Null: out += "null"; break;
-    case Value::Type::Bool: out += v.as_bool() ? "true" : "false"; break;
-    case Value::Type::Int: fmt::format_to(std::back_inserter(out), "{}", v.as_int()); break;
+    case Value::Type::Null:
+      out += "null";
+      break;
+    case Value::Type::Bool:
+      out += v.as_bool() ? "true" : "false";
+      break;
+    case Value::Type::Int:
+      fmt::format_to(std::back_inserter(out), "{}", v.as_int());
+      break;
     case Value::Type::Double:
       if constexpr (Canonical) {
         append_canonical_number(v.as_double(), out);
@@ -147,7 +180,9 @@ static void append_value(const Value& v, std::string& out) {
         }
       }
       break;
-    case Value::Type::String: append_json_string(v.as_string(), out); break;
+    case Value::Type::String:
+      append_json_string(v.as_string(), out);
+      break;
     case Value::Type::Array: {
       out.push_back('[');
       bool first = true;
@@ -191,13 +226,17 @@ static void append_value(const Value& v, std::string& out) {
   }
 }
 
-void append_canonical_json(const Value& v, std::string& out) { append_value<true>(v, out); }
+void append_canonical_json(const Value& v, std::string& out) {
+  append_value<true>(v, out);
+}
 std::string canonical_json(const Value& v) {
   std::string out;
   append_canonical_json(v, out);
   return out;
 }
-void append_json(const Value& v, std::string& out) { append_value<false>(v, out); }
+void append_json(const Value& v, std::string& out) {
+  append_value<false>(v, out);
+}
 std::string to_json(const Value& v) {
   std::string out;
   append_json(v, out);

@@ -28,8 +28,10 @@ const Value* Value::find_path(std::string_view dotted) const {
       size_t idx = 0;
       bool numeric = !part.empty();
       for (char c : part) {
-        if (c < '0' || c > '9') numeric = false;
-        else idx = idx * 10 + static_cast<size_t>(c - '0');
+        if (c < '0' || c > '9')
+          numeric = false;
+        else
+          idx = idx * 10 + static_cast<size_t>(c - '0');
       }
       cur = numeric && idx < cur->as_array().size() ? &cur->as_array()[idx] : nullptr;
     } else {
@@ -56,10 +58,14 @@ bool operator==(const Value& a, const Value& b) {
   }
   if (a.type() != b.type()) return false;
   switch (a.type()) {
-    case Value::Type::Null: return true;
-    case Value::Type::Bool: return a.as_bool() == b.as_bool();
-    case Value::Type::String: return a.as_string() == b.as_string();
-    case Value::Type::Array: return a.as_array() == b.as_array();
+    case Value::Type::Null:
+      return true;
+    case Value::Type::Bool:
+      return a.as_bool() == b.as_bool();
+    case Value::Type::String:
+      return a.as_string() == b.as_string();
+    case Value::Type::Array:
+      return a.as_array() == b.as_array();
     case Value::Type::Object: {
       const auto& x = a.as_object();
       const auto& y = b.as_object();
@@ -70,27 +76,38 @@ bool operator==(const Value& a, const Value& b) {
       }
       return true;
     }
-    default: return false;
+    default:
+      return false;
   }
 }
 
 std::string Value::to_text() const {
   switch (type()) {
-    case Type::Null: return {};
-    case Type::String: return as_string();
-    default: return canonical_json(*this);
+    case Type::Null:
+      return {};
+    case Type::String:
+      return as_string();
+    default:
+      return canonical_json(*this);
   }
 }
 
 const char* type_name(Value::Type t) {
   switch (t) {
-    case Value::Type::Null: return "null";
-    case Value::Type::Bool: return "boolean";
-    case Value::Type::Int: return "integer";
-    case Value::Type::Double: return "number";
-    case Value::Type::String: return "string";
-    case Value::Type::Array: return "array";
-    case Value::Type::Object: return "object";
+    case Value::Type::Null:
+      return "null";
+    case Value::Type::Bool:
+      return "boolean";
+    case Value::Type::Int:
+      return "integer";
+    case Value::Type::Double:
+      return "number";
+    case Value::Type::String:
+      return "string";
+    case Value::Type::Array:
+      return "array";
+    case Value::Type::Object:
+      return "object";
   }
   return "?";
 }

@@ -1,5 +1,6 @@
 // Value: a JSON value held in memory (records, messages, row images).
-// Objects keep insertion order; canonical output sorts keys. Not thread-safe to mutate; const use is.
+// Objects keep insertion order; canonical output sorts keys. Not thread-safe to mutate; const use
+// is.
 #pragma once
 
 #include <cstdint>
@@ -56,7 +57,8 @@ class Value {
   const cascade::Object& as_object() const { return std::get<cascade::Object>(v_); }
   cascade::Object& as_object() { return std::get<cascade::Object>(v_); }
 
-  // Member lookup on an object: nullptr when absent or when this is not an object. Linear; records are small.
+  // Member lookup on an object: nullptr when absent or when this is not an object. Linear; records
+  // are small.
   const Value* find(std::string_view name) const;
   Value* find(std::string_view name);
   // Follows a dotted path ("result.employees"); an empty path is this value. nullptr when absent.
@@ -72,7 +74,8 @@ class Value {
   std::string to_text() const;
 
  private:
-  std::variant<std::monostate, bool, int64_t, double, std::string, cascade::Array, cascade::Object> v_;
+  std::variant<std::monostate, bool, int64_t, double, std::string, cascade::Array, cascade::Object>
+      v_;
 };
 
 const char* type_name(Value::Type t);

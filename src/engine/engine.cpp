@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-
 #include <sys/resource.h>
 
 #include <condition_variable>
@@ -90,8 +89,8 @@ struct Engine::Impl {
   Engine& e;
   const Plan& plan;
   std::vector<StageCounters> counters;
-  std::vector<size_t> in_flight;     // per stage: received, not yet applied
-  std::vector<bool> maybe_ready;     // per stage: worth calling receive()
+  std::vector<size_t> in_flight;  // per stage: received, not yet applied
+  std::vector<bool> maybe_ready;  // per stage: worth calling receive()
   std::vector<TableSpec> tables;
   Loader loader;
   int64_t run_id = 0;
@@ -148,7 +147,8 @@ struct Engine::Impl {
       t->request = st.request.render(t->message, nullptr, /*url_encode=*/true);
     } catch (const std::exception& ex) {
       t->outcome = Outcome::Permanent;
-      t->reason = fmt::format("cannot build the request from message {}: {}", canonical_json(t->message), ex.what());
+      t->reason = fmt::format("cannot build the request from message {}: {}",
+                              canonical_json(t->message), ex.what());
       finish(std::move(t));
       return;
     }
@@ -210,7 +210,8 @@ struct Engine::Impl {
       } else {
         RetryPolicy policy{plan.spec().source.retry.attempts, plan.spec().source.retry.backoff_min,
                            plan.spec().source.retry.backoff_max};
-        Duration delay = std::min(backoff_delay(policy, t.receive_count), st.spec->queue.visibility_timeout);
+        Duration delay =
+            std::min(backoff_delay(policy, t.receive_count), st.spec->queue.visibility_timeout);
         q.change_visibility(st.queue, t.receipt, delay, t.reason);
         ++c.retried;
         maybe_ready[t.stage] = true;
@@ -250,8 +251,10 @@ struct Engine::Impl {
     for (auto& row : p.rows) {
       present.insert(row.key);
       std::optional<uint64_t> before;
-      if (auto it = prev.find(row.key); it != prev.end()) before = it->second;
-      else if (auto it2 = elsewhere.find(row.key); it2 != elsewhere.end()) before = it2->second;
+      if (auto it = prev.find(row.key); it != prev.end())
+        before = it->second;
+      else if (auto it2 = elsewhere.find(row.key); it2 != elsewhere.end())
+        before = it2->second;
       if (before && *before == row.hash) {
         ++c.unchanged;
         continue;
@@ -447,7 +450,8 @@ struct Engine::Impl {
   }
 };
 
-Engine::Engine(const Plan& plan, Store& store, HttpClient& http, Clock& clock, EngineOptions options)
+Engine::Engine(const Plan& plan, Store& store, HttpClient& http, Clock& clock,
+               EngineOptions options)
     : plan_(plan), store_(store), http_(http), clock_(clock), options_(options) {}
 
 void Engine::prepare() {

@@ -19,18 +19,18 @@
 namespace cascade {
 
 struct StageCounters {
-  uint64_t messages = 0;        // messages completed (acked)
-  uint64_t requests = 0;        // HTTP tries made for this stage
-  uint64_t records = 0;         // records selected from responses
-  uint64_t filtered = 0;        // records the `where` filter dropped
+  uint64_t messages = 0;  // messages completed (acked)
+  uint64_t requests = 0;  // HTTP tries made for this stage
+  uint64_t records = 0;   // records selected from responses
+  uint64_t filtered = 0;  // records the `where` filter dropped
   uint64_t new_rows = 0;
   uint64_t changed = 0;
   uint64_t unchanged = 0;
   uint64_t gone = 0;
-  uint64_t children = 0;        // child messages created (after coalescing)
-  uint64_t retried = 0;         // messages returned to their queue after a transient failure
-  uint64_t dead_lettered = 0;   // messages moved to the DLQ during the run
-  uint64_t throttled = 0;       // 429 responses
+  uint64_t children = 0;       // child messages created (after coalescing)
+  uint64_t retried = 0;        // messages returned to their queue after a transient failure
+  uint64_t dead_lettered = 0;  // messages moved to the DLQ during the run
+  uint64_t throttled = 0;      // 429 responses
   std::string last_error;
 };
 
@@ -44,14 +44,15 @@ struct RunSummary {
 };
 
 struct EngineOptions {
-  size_t workers = 0;                   // 0 = hardware threads - 1, at least 1
-  size_t max_buffered_rows = 20'000;    // processed rows waiting for the writer (backpressure)
+  size_t workers = 0;                 // 0 = hardware threads - 1, at least 1
+  size_t max_buffered_rows = 20'000;  // processed rows waiting for the writer (backpressure)
   Duration commit_interval = std::chrono::milliseconds(50);  // group commit window
 };
 
 class Engine {
  public:
-  Engine(const Plan& plan, Store& store, HttpClient& http, Clock& clock, EngineOptions options = {});
+  Engine(const Plan& plan, Store& store, HttpClient& http, Clock& clock,
+         EngineOptions options = {});
 
   // Declares every stage's queue and staging (idempotent).
   void prepare();

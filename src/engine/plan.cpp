@@ -91,7 +91,8 @@ std::vector<Value> Plan::root_messages(const CompiledStage& stage, const Value* 
     }
     for (const auto& val : values)
       if (!val.is_scalar() || val.is_null())
-        throw DataError(fmt::format("event value for '{}' must be a scalar or a list of scalars", name));
+        throw DataError(
+            fmt::format("event value for '{}' must be a scalar or a list of scalars", name));
     for (auto& p : params)
       if (p.first == name) {
         p.second = std::move(values);

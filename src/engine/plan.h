@@ -16,8 +16,8 @@ namespace cascade {
 struct CompiledField {
   std::string name;
   bool is_template = false;
-  std::string path;                 // record path when !is_template
-  std::optional<Template> tmpl;     // when is_template
+  std::string path;              // record path when !is_template
+  std::optional<Template> tmpl;  // when is_template
   // Top-level record field that this field renames (key `branch_id: id` consumes `id`).
   std::string consumes;
 };

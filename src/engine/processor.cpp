@@ -24,7 +24,8 @@ static Value field_value(const CompiledField& f, const Value& message, const Val
   if (f.is_template) return f.tmpl->render_value(message, &record);
   const Value* v = record.find_path(f.path);
   if (!v || v->is_null())
-    throw DataError(fmt::format("record {} has no '{}' (needed for column '{}')", index, f.path, f.name));
+    throw DataError(
+        fmt::format("record {} has no '{}' (needed for column '{}')", index, f.path, f.name));
   return *v;
 }
 
@@ -59,15 +60,17 @@ Processed process_response(const Plan& plan, const CompiledStage& stage, const V
     for (const auto& f : stage.key) {
       Value v = field_value(f, message, record, i);
       if (!v.is_scalar() || v.is_null())
-        throw DataError(fmt::format("record {}: key column '{}' is {}, expected a scalar", i, f.name,
-                                    type_name(v.type())));
+        throw DataError(fmt::format("record {}: key column '{}' is {}, expected a scalar", i,
+                                    f.name, type_name(v.type())));
       image.emplace_back(f.name, std::move(v));
     }
-    for (const auto& f : stage.attach) image.emplace_back(f.name, field_value(f, message, record, i));
+    for (const auto& f : stage.attach)
+      image.emplace_back(f.name, field_value(f, message, record, i));
     // Children are rendered from the record as the API sent it, before its fields move.
     for (size_t e = 0; e < stage.emit.size(); ++e) {
       Value child{Object{}};
-      for (const auto& f : stage.emit[e].fields) child.set(f.name, field_value(f, message, record, i));
+      for (const auto& f : stage.emit[e].fields)
+        child.set(f.name, field_value(f, message, record, i));
       out.children[e].second.push_back(canonical_json(child));
     }
     size_t fixed = image.size();

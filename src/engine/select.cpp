@@ -14,9 +14,12 @@ std::string excerpt(std::string_view body, size_t max) {
   std::string out;
   for (size_t i = 0; i < body.size() && out.size() < max; ++i) {
     unsigned char c = static_cast<unsigned char>(body[i]);
-    if (c == '\n' || c == '\r' || c == '\t') out.push_back(' ');
-    else if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
-    else out.push_back(static_cast<char>(c));
+    if (c == '\n' || c == '\r' || c == '\t')
+      out.push_back(' ');
+    else if (c < 0x20 || c == 0x7f)
+      out += fmt::format("\\x{:02x}", c);
+    else
+      out.push_back(static_cast<char>(c));
   }
   if (body.size() > max) out += "...";
   return out;
@@ -24,12 +27,18 @@ std::string excerpt(std::string_view body, size_t max) {
 
 static const char* json_type_name(od::json_type t) {
   switch (t) {
-    case od::json_type::array: return "an array";
-    case od::json_type::object: return "an object";
-    case od::json_type::number: return "a number";
-    case od::json_type::string: return "a string";
-    case od::json_type::boolean: return "a boolean";
-    case od::json_type::null: return "null";
+    case od::json_type::array:
+      return "an array";
+    case od::json_type::object:
+      return "an object";
+    case od::json_type::number:
+      return "a number";
+    case od::json_type::string:
+      return "a string";
+    case od::json_type::boolean:
+      return "a boolean";
+    case od::json_type::null:
+      return "null";
   }
   return "?";
 }
@@ -38,7 +47,8 @@ size_t select_records(std::string& body, std::string_view path,
                       const std::function<void(Value&&)>& fn) {
   thread_local od::parser parser;
   size_t len = body.size();
-  if (body.capacity() < len + simdjson::SIMDJSON_PADDING) body.reserve(len + simdjson::SIMDJSON_PADDING);
+  if (body.capacity() < len + simdjson::SIMDJSON_PADDING)
+    body.reserve(len + simdjson::SIMDJSON_PADDING);
   size_t count = 0;
   std::string walked;
   const char* where = "response";
@@ -52,7 +62,8 @@ size_t select_records(std::string& body, std::string_view path,
           od::value item = el.value();
           if (item.type() != od::json_type::object)
             throw DataError(fmt::format("record {} at '{}' is {}, expected an object", index,
-                                        path.empty() ? "(root)" : path, json_type_name(item.type())));
+                                        path.empty() ? "(root)" : path,
+                                        json_type_name(item.type())));
           fn(from_ondemand(item));
           ++count;
           ++index;
@@ -68,8 +79,8 @@ size_t select_records(std::string& body, std::string_view path,
     if (path.empty()) {
       od::json_type t = doc.type();
       if (t != od::json_type::array && t != od::json_type::object)
-        throw DataError(fmt::format("the response is {}, expected an array or an object",
-                                    json_type_name(t)));
+        throw DataError(
+            fmt::format("the response is {}, expected an array or an object", json_type_name(t)));
       emit_from(doc.get_value());
     } else {
       od::value cur = doc.get_value();
@@ -79,7 +90,8 @@ size_t select_records(std::string& body, std::string_view path,
         std::string_view seg = rest.substr(0, dot);
         if (cur.type() != od::json_type::object)
           throw DataError(fmt::format("'{}' is {}, expected an object containing '{}'",
-                                      walked.empty() ? "(root)" : walked, json_type_name(cur.type()), seg));
+                                      walked.empty() ? "(root)" : walked,
+                                      json_type_name(cur.type()), seg));
         auto field = cur.find_field_unordered(seg);
         if (field.error() == simdjson::NO_SUCH_FIELD)
           throw DataError(fmt::format("records path '{}' not found: '{}' has no field '{}'", path,
@@ -92,14 +104,16 @@ size_t select_records(std::string& body, std::string_view path,
         rest = rest.substr(dot + 1);
       }
       if (cur.type() == od::json_type::null)
-        throw DataError(fmt::format("records path '{}' is null, expected an array of records", path));
+        throw DataError(
+            fmt::format("records path '{}' is null, expected an array of records", path));
       emit_from(cur);
     }
     (void)where;
   } catch (const simdjson::simdjson_error& e) {
     size_t offset = 0;
-    throw DataError(fmt::format("malformed JSON ({}) in a {}-byte body: {}", simdjson::error_message(e.error()),
-                                len, excerpt(body.substr(0, len))));
+    throw DataError(fmt::format("malformed JSON ({}) in a {}-byte body: {}",
+                                simdjson::error_message(e.error()), len,
+                                excerpt(body.substr(0, len))));
     (void)offset;
   }
   return count;

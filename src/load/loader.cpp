@@ -8,12 +8,17 @@ namespace cascade {
 
 ColumnType column_type_for(const Value& v) {
   switch (v.type()) {
-    case Value::Type::Bool: return ColumnType::Boolean;
-    case Value::Type::Int: return ColumnType::Integer;
-    case Value::Type::Double: return ColumnType::Real;
+    case Value::Type::Bool:
+      return ColumnType::Boolean;
+    case Value::Type::Int:
+      return ColumnType::Integer;
+    case Value::Type::Double:
+      return ColumnType::Real;
     case Value::Type::Array:
-    case Value::Type::Object: return ColumnType::Json;
-    default: return ColumnType::Text;
+    case Value::Type::Object:
+      return ColumnType::Json;
+    default:
+      return ColumnType::Text;
   }
 }
 

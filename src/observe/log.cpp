@@ -39,12 +39,14 @@ class JsonStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
 void setup_logging(const std::string& level, const std::string& format) {
   auto lv = spdlog::level::from_str(level);
   if (lv == spdlog::level::off && level != "off")
-    throw std::invalid_argument("unknown log level '" + level + "' (expected trace, debug, info, warn, error, off)");
+    throw std::invalid_argument("unknown log level '" + level +
+                                "' (expected trace, debug, info, warn, error, off)");
   std::shared_ptr<spdlog::logger> logger;
   if (format == "json") {
     logger = std::make_shared<spdlog::logger>("cascade", std::make_shared<JsonStderrSink>());
   } else if (format == "text") {
-    logger = std::make_shared<spdlog::logger>("cascade", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    logger = std::make_shared<spdlog::logger>("cascade",
+                                              std::make_shared<spdlog::sinks::stderr_sink_mt>());
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   } else {
     throw std::invalid_argument("unknown log format '" + format + "' (expected json or text)");

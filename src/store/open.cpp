@@ -15,7 +15,8 @@ std::unique_ptr<Store> open_store(std::string_view url, Clock& clock, StoreOptio
     throw std::runtime_error("storage '" + std::string(url.substr(0, url.find(':'))) +
                              "' is not supported by this build (supported: sqlite:PATH)");
   }
-  if (path.empty()) throw std::runtime_error("storage 'sqlite:' needs a file path, e.g. sqlite:cascade.db");
+  if (path.empty())
+    throw std::runtime_error("storage 'sqlite:' needs a file path, e.g. sqlite:cascade.db");
   return open_sqlite_store(std::string(path), clock, options);
 }
 

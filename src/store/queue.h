@@ -70,8 +70,8 @@ class Queue {
 
   // Makes a received message visible again after `timeout` (0 = now), recording `error` as its
   // last error when non-empty. False if the receipt is stale.
-  virtual bool change_visibility(std::string_view queue, std::string_view receipt,
-                                 Duration timeout, std::string_view error = {}) = 0;
+  virtual bool change_visibility(std::string_view queue, std::string_view receipt, Duration timeout,
+                                 std::string_view error = {}) = 0;
 
   // Moves a received message to the dead-letter queue now, with `reason`. False if stale.
   virtual bool dead_letter(std::string_view queue, std::string_view receipt,

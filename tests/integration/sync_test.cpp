@@ -2,6 +2,8 @@
 // real SQLite file; the warehouse is compared with the simulator's ground truth.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -40,7 +42,8 @@ QueryResult query(const Env& env, const std::string& sql) {
 }
 
 // Warehouse table as key -> row object.
-std::map<std::string, Value> table(const Env& env, const std::string& name, const std::vector<std::string>& key) {
+std::map<std::string, Value> table(const Env& env, const std::string& name,
+                                   const std::vector<std::string>& key) {
   QueryResult r = query(env, "SELECT * FROM " + name);
   std::map<std::string, Value> out;
   for (const auto& row : r.rows) {
@@ -76,7 +79,8 @@ Expected expected_from(const Value& truth) {
       if (k != "id") row.set(k, v);
     row.set("employee_id", *emp.find("id"));
     branch_of[emp.find("id")->as_int()] = emp.find("branch_id")->as_int();
-    e.salespersons.emplace(emp.find("id")->to_text() + "|" + emp.find("branch_id")->to_text() + "|", row);
+    e.salespersons.emplace(emp.find("id")->to_text() + "|" + emp.find("branch_id")->to_text() + "|",
+                           row);
   }
   for (const auto& s : truth.find("sales")->as_array()) {
     int64_t emp = s.find("employee_id")->as_int();
@@ -93,8 +97,8 @@ Expected expected_from(const Value& truth) {
 }
 
 // Every expected row is in the warehouse with equal values; returns how many differ.
-int compare(const std::map<std::string, Value>& expected, const std::map<std::string, Value>& actual,
-            const std::string& what, bool exact) {
+int compare(const std::map<std::string, Value>& expected,
+            const std::map<std::string, Value>& actual, const std::string& what, bool exact) {
   int bad = 0;
   for (const auto& [k, row] : expected) {
     auto it = actual.find(k);
@@ -106,8 +110,8 @@ int compare(const std::map<std::string, Value>& expected, const std::map<std::st
       const Value* got = it->second.find(col);
       if (!got || !(*got == v)) {
         if (++bad < 5)
-          ADD_FAILURE() << what << " " << k << " column " << col << ": expected " << to_json(v) << ", got "
-                        << (got ? to_json(*got) : "(no column)");
+          ADD_FAILURE() << what << " " << k << " column " << col << ": expected " << to_json(v)
+                        << ", got " << (got ? to_json(*got) : "(no column)");
         break;
       }
     }
@@ -130,8 +134,10 @@ Diff diff(const std::map<std::string, Value>& before, const std::map<std::string
   Diff d;
   for (const auto& [k, v] : after) {
     auto it = before.find(k);
-    if (it == before.end()) ++d.added;
-    else if (!(it->second == v)) ++d.changed;
+    if (it == before.end())
+      ++d.added;
+    else if (!(it->second == v))
+      ++d.changed;
   }
   for (const auto& [k, v] : before)
     if (!after.count(k)) ++d.removed;
@@ -156,16 +162,22 @@ TEST(Sync, WarehouseEqualsGroundTruthThenResyncWritesNothingThenPicksUpExactlyWh
   EXPECT_EQ(stage_stat(s1, "sales", "new"), static_cast<int64_t>(e1.sales.size()));
 
   EXPECT_EQ(compare(e1.branches, table(env, "branches", {"branch_id"}), "branches", true), 0);
-  EXPECT_EQ(compare(e1.salespersons, table(env, "salespersons", {"employee_id", "branch_id"}), "salespersons", true), 0);
+  EXPECT_EQ(compare(e1.salespersons, table(env, "salespersons", {"employee_id", "branch_id"}),
+                    "salespersons", true),
+            0);
   EXPECT_EQ(compare(e1.sales, table(env, "sales", {"sale_id", "employee_id"}), "sales", true), 0);
-  EXPECT_EQ(query(env, "SELECT count(*) FROM salespersons WHERE occupation <> 'salesperson'").rows[0][0].as_int(), 0);
+  EXPECT_EQ(query(env, "SELECT count(*) FROM salespersons WHERE occupation <> 'salesperson'")
+                .rows[0][0]
+                .as_int(),
+            0);
 
   // Unchanged data: no change appended, no warehouse row rewritten.
   int64_t changes_before = query(env, "SELECT count(*) FROM cascade_changes").rows[0][0].as_int();
   int64_t wh_version = query(env, "SELECT sum(rowid) FROM sales").rows[0][0].as_int();
   Value s2 = sync_json(sim, env);
   EXPECT_TRUE(s2.find("completed")->as_bool());
-  for (const char* f : {"new", "changed", "gone"}) EXPECT_EQ(s2.find("total")->find(f)->as_int(), 0) << f;
+  for (const char* f : {"new", "changed", "gone"})
+    EXPECT_EQ(s2.find("total")->find(f)->as_int(), 0) << f;
   EXPECT_EQ(s2.find("total")->find("unchanged")->as_int(),
             static_cast<int64_t>(e1.branches.size() + e1.salespersons.size() + e1.sales.size()));
   EXPECT_EQ(query(env, "SELECT count(*) FROM cascade_changes").rows[0][0].as_int(), changes_before);
@@ -187,14 +199,19 @@ TEST(Sync, WarehouseEqualsGroundTruthThenResyncWritesNothingThenPicksUpExactlyWh
   EXPECT_EQ(stage_stat(s3, "sales", "new"), ds.added);
   EXPECT_EQ(stage_stat(s3, "sales", "changed"), ds.changed);
   EXPECT_EQ(compare(e2.branches, table(env, "branches", {"branch_id"}), "branches", true), 0);
-  EXPECT_EQ(compare(e2.salespersons, table(env, "salespersons", {"employee_id", "branch_id"}), "salespersons", true), 0);
+  EXPECT_EQ(compare(e2.salespersons, table(env, "salespersons", {"employee_id", "branch_id"}),
+                    "salespersons", true),
+            0);
   // Sales of salespersons who left stay in the warehouse (they happened); all others are exact.
   auto sales = table(env, "sales", {"sale_id", "employee_id"});
   EXPECT_EQ(compare(e2.sales, sales, "sales", false), 0);
   std::set<std::string> current;
   for (const auto& [k, v] : e2.salespersons) current.insert(v.find("employee_id")->to_text());
-  for (const auto& [k, row] : sales)
-    if (!e2.sales.count(k)) EXPECT_FALSE(current.count(row.find("employee_id")->to_text())) << "stale sale " << k;
+  for (const auto& [k, row] : sales) {
+    if (!e2.sales.count(k)) {
+      EXPECT_FALSE(current.count(row.find("employee_id")->to_text())) << "stale sale " << k;
+    }
+  }
 }
 
 TEST(Sync, InvokeRunsOneStageOnAnAwsStyleEventAndQueuesChildren) {
@@ -205,7 +222,9 @@ TEST(Sync, InvokeRunsOneStageOnAnAwsStyleEventAndQueuesChildren) {
     std::ofstream f(event);
     f << R"({"branches": ["Scranton", "Stamford"]})";
   }
-  RunResult r = run({CASCADE_BIN, "invoke", "branches", "--event", event, "-p", kPipeline, "--json"}, env.vars(sim));
+  RunResult r =
+      run({CASCADE_BIN, "invoke", "branches", "--event", event, "-p", kPipeline, "--json"},
+          env.vars(sim));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto rows = query(env, "SELECT branch_name FROM branches ORDER BY branch_name");
   ASSERT_EQ(rows.rows.size(), 2u);
@@ -215,7 +234,8 @@ TEST(Sync, InvokeRunsOneStageOnAnAwsStyleEventAndQueuesChildren) {
   ASSERT_EQ(q.exit_code, 0) << q.err;
   Value queues = parse_json(q.out);
   std::map<std::string, int64_t> depth;
-  for (const auto& e : queues.as_array()) depth[e.find("stage")->as_string()] = e.find("depth")->as_int();
+  for (const auto& e : queues.as_array())
+    depth[e.find("stage")->as_string()] = e.find("depth")->as_int();
   EXPECT_EQ(depth["salespersons"], 2);  // one message per branch, not yet processed
   EXPECT_EQ(depth["sales"], 0);
   // A sync then drains what invoke queued (and the default inputs).
@@ -228,8 +248,9 @@ TEST(Sync, SqlCommandPrintsCsvAndJson) {
   SimServer sim({"--seed", "5", "--employees-per-branch", "5", "--sales-per-salesperson", "3"});
   Env env;
   sync_json(sim, env);
-  RunResult csv = run({CASCADE_BIN, "sql", "--storage", "sqlite:" + env.db, "-f", "csv",
-                       "SELECT branch_id, branch_name FROM branches WHERE branch_id <= 2 ORDER BY branch_id"});
+  RunResult csv =
+      run({CASCADE_BIN, "sql", "--storage", "sqlite:" + env.db, "-f", "csv",
+           "SELECT branch_id, branch_name FROM branches WHERE branch_id <= 2 ORDER BY branch_id"});
   ASSERT_EQ(csv.exit_code, 0) << csv.err;
   EXPECT_EQ(csv.out, "branch_id,branch_name\n1,Scranton\n2,Akron\n");
   RunResult js = run({CASCADE_BIN, "sql", "--storage", "sqlite:" + env.db, "-f", "json",
