@@ -236,25 +236,21 @@ struct Engine::Impl {
     std::unordered_map<std::string_view, uint64_t> prev;
     prev.reserve(old.size());
     for (const auto& r : old) prev.emplace(r.key, r.hash);
-    std::vector<std::string> missing;
+    std::vector<std::string_view> missing;
     for (const auto& row : p.rows)
       if (!prev.count(row.key)) missing.push_back(row.key);
     std::unordered_map<std::string, uint64_t> elsewhere;
     if (!missing.empty()) staging.get_hashes(st.name, missing, elsewhere);
 
-    std::vector<StagedRow> upserts;
-    std::vector<Change> changes;
-    std::vector<const Value*> images;
+    std::vector<StagedRef> upserts;
+    std::vector<std::pair<Row*, ChangeKind>> touched;
     std::unordered_set<std::string_view> present;
-    present.reserve(p.rows.size());
-    TimePoint now = e.clock_.now();
+    if (!old.empty()) present.reserve(p.rows.size());
     for (auto& row : p.rows) {
-      present.insert(row.key);
+      if (!old.empty()) present.insert(row.key);
       std::optional<uint64_t> before;
-      if (auto it = prev.find(row.key); it != prev.end())
-        before = it->second;
-      else if (auto it2 = elsewhere.find(row.key); it2 != elsewhere.end())
-        before = it2->second;
+      if (auto it = prev.find(row.key); it != prev.end()) before = it->second;
+      else if (auto it2 = elsewhere.find(row.key); it2 != elsewhere.end()) before = it2->second;
       if (before && *before == row.hash) {
         ++c.unchanged;
         continue;
@@ -262,12 +258,20 @@ struct Engine::Impl {
       ChangeKind kind = before ? ChangeKind::Changed : ChangeKind::New;
       (kind == ChangeKind::New ? c.new_rows : c.changed)++;
       upserts.push_back({row.key, row.hash});
-      images.push_back(&row.image);
+      touched.emplace_back(&row, kind);
+    }
+    if (!upserts.empty()) staging.upsert(st.name, t.scope, upserts);
+    TimePoint now = e.clock_.now();
+    std::vector<Change> changes;
+    changes.reserve(touched.size());
+    std::vector<const Value*> images;
+    images.reserve(touched.size());
+    for (auto& [row, kind] : touched) {
+      images.push_back(&row->image);
       Change ch;
       ch.stage = st.name;
       ch.kind = kind;
-      ch.key = row.key;
-      ch.image = std::move(row.json);
+      ch.image = std::move(row->json);
       ch.run_id = run_id;
       ch.at = now;
       changes.push_back(std::move(ch));
@@ -293,7 +297,8 @@ struct Engine::Impl {
       gone_images.push_back(std::move(key_obj));
     }
     c.gone += gone_keys.size();
-    if (!upserts.empty()) staging.upsert(st.name, t.scope, upserts);
+    // Keys move last: `present` and `upserts` borrowed them.
+    for (size_t i = 0; i < touched.size(); ++i) changes[i].key = std::move(touched[i].first->key);
     if (!gone_keys.empty()) staging.mark_gone(st.name, gone_keys);
     if (!changes.empty()) e.store_.change_log().append(changes);
     if (!images.empty()) loader.upsert(tables[t.stage], images);
@@ -326,12 +331,16 @@ struct Engine::Impl {
     for (auto& t : batch) --in_flight[t->stage];
     size_t rows = 0;
     for (auto& t : batch) rows += t->processed.rows.size();
+    size_t n = batch.size();
     {
       std::lock_guard lock(mu);
       buffered_rows -= rows;
-      outstanding -= batch.size();
+      outstanding -= n;
     }
-    return batch.size();
+    // Freeing a million small strings is real work: keep it off the writer.
+    auto garbage = std::make_shared<std::vector<std::unique_ptr<Task>>>(std::move(batch));
+    pool.post([garbage] { garbage->clear(); });
+    return n;
   }
 
   bool receive_more() {
@@ -389,6 +398,8 @@ struct Engine::Impl {
       std::vector<std::unique_ptr<Task>> batch;
       {
         std::unique_lock lock(mu);
+        // Group commit: whatever finished while the last transaction ran goes into the next
+        // one; waiting for more would leave the fetchers idle, as receiving happens here too.
         if (done.empty() && outstanding > 0)
           cv.wait_for(lock, e.options_.commit_interval, [&] { return !done.empty(); });
         // Group commit: take everything that finished.

@@ -1,5 +1,7 @@
 #include "engine/worker_pool.h"
 
+#include <pthread.h>
+
 namespace cascade {
 
 WorkerPool::WorkerPool(size_t threads) {
@@ -25,6 +27,7 @@ void WorkerPool::post(std::function<void()> task) {
 }
 
 void WorkerPool::run() {
+  pthread_setname_np(pthread_self(), "cascade-worker");  // tells threads apart in top and perf
   while (true) {
     std::function<void()> task;
     {

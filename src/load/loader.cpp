@@ -41,20 +41,35 @@ Loader::Known& Loader::known(const TableSpec& table, const Value* first_row) {
   return k;
 }
 
+bool Loader::same_fields(const Known& k, const Value& row) const {
+  const Object& o = row.as_object();
+  if (o.size() != k.last_fields.size()) return false;
+  for (size_t i = 0; i < o.size(); ++i)
+    if (o[i].first != k.last_fields[i]) return false;
+  return true;
+}
+
 void Loader::upsert(const TableSpec& table, std::span<const Value* const> rows) {
   if (rows.empty()) return;
   Known& k = known(table, rows.front());
   std::vector<Column> added;
   bool has_null_extras = false;
   for (const Value* row : rows) {
+    if (same_fields(k, *row)) continue;
+    bool covered = true;
     for (const auto& [name, v] : row->as_object()) {
       if (k.columns.count(name)) continue;
+      covered = false;
       if (v.is_null()) {
         has_null_extras = true;
         continue;
       }
       added.push_back({name, column_type_for(v)});
       k.columns.insert(name);
+    }
+    if (covered) {
+      k.last_fields.clear();
+      for (const auto& m : row->as_object()) k.last_fields.push_back(m.first);
     }
   }
   if (!added.empty()) warehouse_.add_columns(table.name, added);

@@ -35,7 +35,11 @@ class Loader {
   struct Known {
     bool exists = false;
     std::unordered_set<std::string> columns;
+    // Field names of the last row seen to be fully covered: most rows of a table repeat them,
+    // and comparing names in order is cheaper than hashing each one.
+    std::vector<std::string> last_fields;
   };
+  bool same_fields(const Known& k, const Value& row) const;
   Known& known(const TableSpec& table, const Value* first_row);
 
   Warehouse& warehouse_;

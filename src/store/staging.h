@@ -17,6 +17,12 @@ struct StagedRow {
   uint64_t hash = 0;
 };
 
+// A row to write, borrowing its key from the caller.
+struct StagedRef {
+  std::string_view key;
+  uint64_t hash = 0;
+};
+
 class Staging {
  public:
   virtual ~Staging() = default;
@@ -28,14 +34,32 @@ class Staging {
   virtual void scope_rows(std::string_view stage, uint64_t scope, std::vector<StagedRow>& out) = 0;
 
   // Hashes of live rows with the given keys, whatever their scope; missing keys are left out.
-  virtual void get_hashes(std::string_view stage, std::span<const std::string> keys,
+  virtual void get_hashes(std::string_view stage, std::span<const std::string_view> keys,
                           std::unordered_map<std::string, uint64_t>& out) = 0;
 
   // Inserts or replaces rows (live again if they were gone), under `scope`.
-  virtual void upsert(std::string_view stage, uint64_t scope, std::span<const StagedRow> rows) = 0;
+  virtual void upsert(std::string_view stage, uint64_t scope, std::span<const StagedRef> rows) = 0;
+
+  // Conveniences over the two calls above for callers that own their keys.
+  void get_hashes(std::string_view stage, const std::vector<std::string>& keys,
+                  std::unordered_map<std::string, uint64_t>& out) {
+    std::vector<std::string_view> views(keys.begin(), keys.end());
+    get_hashes(stage, std::span<const std::string_view>(views), out);
+  }
+  void upsert(std::string_view stage, uint64_t scope, const std::vector<StagedRow>& rows) {
+    std::vector<StagedRef> refs;
+    refs.reserve(rows.size());
+    for (const auto& r : rows) refs.push_back({r.key, r.hash});
+    upsert(stage, scope, std::span<const StagedRef>(refs));
+  }
+
+  void mark_gone(std::string_view stage, const std::vector<std::string>& keys) {
+    std::vector<std::string_view> views(keys.begin(), keys.end());
+    mark_gone(stage, std::span<const std::string_view>(views));
+  }
 
   // Marks rows gone: they no longer count as live until upserted again.
-  virtual void mark_gone(std::string_view stage, std::span<const std::string> keys) = 0;
+  virtual void mark_gone(std::string_view stage, std::span<const std::string_view> keys) = 0;
 
   // Number of live rows of the stage.
   virtual int64_t count(std::string_view stage) = 0;

@@ -66,6 +66,13 @@ void Stmt::exec() {
 }
 
 Db::Db(const std::string& path, bool read_only) {
+  // Memory statistics put a global mutex on every SQLite malloc; nothing here reads them.
+  // sqlite3_config only works before SQLite initialises, hence once, before the first open.
+  static const bool configured = [] {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    return true;
+  }();
+  (void)configured;
   int flags = SQLITE_OPEN_NOMUTEX |
               (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);

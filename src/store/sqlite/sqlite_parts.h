@@ -71,10 +71,10 @@ class SqliteStaging final : public Staging {
 
   void create_stage(std::string_view stage) override;
   void scope_rows(std::string_view stage, uint64_t scope, std::vector<StagedRow>& out) override;
-  void get_hashes(std::string_view stage, std::span<const std::string> keys,
+  void get_hashes(std::string_view stage, std::span<const std::string_view> keys,
                   std::unordered_map<std::string, uint64_t>& out) override;
-  void upsert(std::string_view stage, uint64_t scope, std::span<const StagedRow> rows) override;
-  void mark_gone(std::string_view stage, std::span<const std::string> keys) override;
+  void upsert(std::string_view stage, uint64_t scope, std::span<const StagedRef> rows) override;
+  void mark_gone(std::string_view stage, std::span<const std::string_view> keys) override;
   int64_t count(std::string_view stage) override;
 
   void forget() { stages_.clear(); }

@@ -51,7 +51,10 @@ class SqliteStore final : public Store {
     if (options.read_only) {
       check_version();
     } else {
-      db_.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA mmap_size=268435456");
+      // No mmap: mapped pages count as the process's memory and grow with the file, and the
+      // page cache below already holds what a run touches. Checkpoints copy WAL pages back
+      // into the database; at 8192 pages (32 MiB) a hot index page is copied far less often.
+      db_.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=8192");
       sqlite::Implicit tx(db_);
       db_.exec(kSchema);
       check_version();
@@ -59,8 +62,8 @@ class SqliteStore final : public Store {
                std::to_string(kSchemaVersion) + "')");
       tx.done();
     }
-    // A 64 MiB page cache holds the hot indexes of a large run.
-    db_.exec("PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY");
+    // A 32 MiB page cache holds the hot index pages of a large run within the memory budget.
+    db_.exec("PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY");
     get_meta_ = Stmt(db_.get(), "SELECT value FROM cascade_meta WHERE key=?1");
     set_meta_ = Stmt(db_.get(),
                      "INSERT INTO cascade_meta(key, value) VALUES(?1, ?2) "
