@@ -66,7 +66,7 @@ std::vector<Value> event_messages(const Value& event) {
 
 namespace {
 
-enum class Outcome { Ok, Transient, Permanent };
+enum class Outcome { Ok, Transient, Permanent, Cancelled };
 
 struct Task {
   size_t stage = 0;
@@ -169,7 +169,9 @@ struct Engine::Impl {
     t->attempts = resp.attempts;
     t->throttled = resp.throttled;
     std::string what = fmt::format("{} {}", st.method, url_of(*t));
-    if (resp.status == 0) {
+    if (resp.status == 0 && resp.error == "cancelled") {
+      t->outcome = Outcome::Cancelled;
+    } else if (resp.status == 0) {
       t->outcome = Outcome::Transient;
       t->reason = fmt::format("{}: {} (after {} tries)", what, resp.error, resp.attempts);
     } else if (resp.status < 200 || resp.status >= 300) {
@@ -197,6 +199,11 @@ struct Engine::Impl {
     Queue& q = e.store_.queue();
     c.requests += static_cast<uint64_t>(t.attempts);
     c.throttled += static_cast<uint64_t>(t.throttled);
+    if (t.outcome == Outcome::Cancelled) {
+      // Stopped before it was done: back to the queue at once, no error recorded.
+      if (!t.receipt.empty()) q.change_visibility(st.queue, t.receipt, Duration::zero());
+      return;
+    }
     if (t.outcome != Outcome::Ok) {
       c.last_error = t.reason;
       if (t.receipt.empty()) {
@@ -394,7 +401,19 @@ struct Engine::Impl {
 
   void loop(bool drain_queues, RunSummary& summary) {
     auto last_poll = std::chrono::steady_clock::now();
+    std::optional<std::chrono::steady_clock::time_point> stop_seen;
+    bool cancelled = false;
     while (true) {
+      if (e.stop_.load() && !cancelled) {
+        // Requests already in flight get a short grace period, then are cancelled; their
+        // messages go back to the queue, so a stop is quick and loses nothing.
+        auto now = std::chrono::steady_clock::now();
+        if (!stop_seen) stop_seen = now;
+        if (now - *stop_seen > e.options_.stop_grace) {
+          e.http_.cancel_all();
+          cancelled = true;
+        }
+      }
       std::vector<std::unique_ptr<Task>> batch;
       {
         std::unique_lock lock(mu);
@@ -482,6 +501,7 @@ void Engine::prepare() {
 RunSummary Engine::sync(const Value* event, bool seed_roots) {
   auto t0 = std::chrono::steady_clock::now();
   stop_ = false;
+  store_.claim_consumer();
   Impl impl(*this);
   impl.begin_run();
   std::vector<int64_t> dlq_before;
@@ -522,6 +542,7 @@ RunSummary Engine::sync(const Value* event, bool seed_roots) {
 RunSummary Engine::invoke(const CompiledStage& stage, const Value& event) {
   auto t0 = std::chrono::steady_clock::now();
   stop_ = false;
+  store_.claim_consumer();
   Impl impl(*this);
   impl.begin_run();
   std::vector<Value> messages =

@@ -47,6 +47,7 @@ struct EngineOptions {
   size_t workers = 0;                 // 0 = hardware threads - 1, at least 1
   size_t max_buffered_rows = 20'000;  // processed rows waiting for the writer (backpressure)
   Duration commit_interval = std::chrono::milliseconds(50);  // longest idle wait of the writer
+  Duration stop_grace = std::chrono::seconds(2);  // after request_stop(), before cancelling HTTP
 };
 
 class Engine {

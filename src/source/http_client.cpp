@@ -120,6 +120,7 @@ struct HttpClient::Loop {
   std::mutex mu;
   std::vector<JobPtr> incoming;
   bool stopping = false;
+  bool cancel_requested = false;  // cancel everything pending, keep running
   std::atomic<size_t> in_flight{0};
   std::atomic<uint64_t> requests{0}, retries{0}, throttled{0}, transport_errors{0}, bytes{0};
 
@@ -323,11 +324,23 @@ struct HttpClient::Loop {
 
   void run() {
     std::vector<JobPtr> fresh;
+    bool do_cancel = false;
     for (;;) {
       {
         std::lock_guard lock(mu);
         if (stopping) break;
         fresh.swap(incoming);
+        if (cancel_requested) {
+          cancel_requested = false;
+          for (auto& j : fresh) incoming.push_back(std::move(j));
+          fresh.clear();
+          do_cancel = true;
+        }
+      }
+      if (do_cancel) {
+        cancel_everything();
+        do_cancel = false;
+        continue;
       }
       for (auto& j : fresh) ready.push_back(std::move(j));
       fresh.clear();
@@ -374,6 +387,10 @@ struct HttpClient::Loop {
     }
 
     // Shutting down: everything not completed is cancelled, exactly once.
+    cancel_everything();
+  }
+
+  void cancel_everything() {
     for (auto& [e, j] : active) {
       curl_multi_remove_handle(multi, e);
       curl_easy_setopt(e, CURLOPT_ERRORBUFFER, nullptr);  // the job owning it goes away
@@ -432,6 +449,14 @@ void HttpClient::submit(HttpRequest request, std::function<void(HttpResponse&&)>
     }
   }
   loop_->cancel(std::move(job));
+}
+
+void HttpClient::cancel_all() {
+  {
+    std::lock_guard lock(loop_->mu);
+    loop_->cancel_requested = true;
+  }
+  curl_multi_wakeup(loop_->multi);
 }
 
 size_t HttpClient::in_flight() const {

@@ -35,6 +35,12 @@ class Store {
   virtual std::optional<std::string> get_meta(std::string_view key) = 0;
   virtual void set_meta(std::string_view key, std::string_view value) = 0;
 
+  // Claims the queues of this store for this process as their only consumer, until the Store
+  // is destroyed (or the process dies: the claim never outlives it). A consumer that holds the
+  // claim may release messages a dead run had received. Throws std::runtime_error saying who
+  // holds it when another process does.
+  virtual void claim_consumer() = 0;
+
   // A human description of where the data lives (never includes secrets).
   virtual std::string describe() const = 0;
 };

@@ -1,5 +1,11 @@
 #include "store/sqlite/sqlite_store.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 
 #include "store/sqlite/sqlite_parts.h"
@@ -116,6 +122,34 @@ class SqliteStore final : public Store {
 
   std::string describe() const override { return "sqlite:" + path_; }
 
+  // An flock on PATH.lock: the kernel drops it when the process dies, however it dies, so a
+  // kill -9 never leaves a stale claim behind.
+  void claim_consumer() override {
+    if (lock_fd_ >= 0) return;
+    std::string lock_path = path_ + ".lock";
+    int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+      throw std::runtime_error("cannot open '" + lock_path + "': " + std::strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      char buf[32] = {0};
+      ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+      ::close(fd);
+      std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "unknown";
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+      throw std::runtime_error("another cascade process (pid " + holder + ") is running on sqlite:" +
+                               path_ + "; wait for it to finish or stop it (SIGTERM stops it cleanly)");
+    }
+    std::string pid = std::to_string(getpid()) + "\n";
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+      // The claim holds without the pid; the pid only makes the refusal message friendlier.
+    }
+    lock_fd_ = fd;
+  }
+
+  ~SqliteStore() override {
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+  }
+
  private:
   void rollback_state() {
     db_.rollback();
@@ -141,6 +175,7 @@ class SqliteStore final : public Store {
   }
 
   std::string path_;
+  int lock_fd_ = -1;
   Db db_;
   bool in_tx_ = false;
   Stmt get_meta_, set_meta_;
