@@ -256,8 +256,10 @@ struct Engine::Impl {
     for (auto& row : p.rows) {
       if (!old.empty()) present.insert(row.key);
       std::optional<uint64_t> before;
-      if (auto it = prev.find(row.key); it != prev.end()) before = it->second;
-      else if (auto it2 = elsewhere.find(row.key); it2 != elsewhere.end()) before = it2->second;
+      if (auto it = prev.find(row.key); it != prev.end())
+        before = it->second;
+      else if (auto it2 = elsewhere.find(row.key); it2 != elsewhere.end())
+        before = it2->second;
       if (before && *before == row.hash) {
         ++c.unchanged;
         continue;

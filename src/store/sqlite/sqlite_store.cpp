@@ -60,7 +60,8 @@ class SqliteStore final : public Store {
       // No mmap: mapped pages count as the process's memory and grow with the file, and the
       // page cache below already holds what a run touches. Checkpoints copy WAL pages back
       // into the database; at 8192 pages (32 MiB) a hot index page is copied far less often.
-      db_.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=8192");
+      db_.exec(
+          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=8192");
       sqlite::Implicit tx(db_);
       db_.exec(kSchema);
       check_version();
@@ -136,8 +137,9 @@ class SqliteStore final : public Store {
       ::close(fd);
       std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "unknown";
       while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
-      throw std::runtime_error("another cascade process (pid " + holder + ") is running on sqlite:" +
-                               path_ + "; wait for it to finish or stop it (SIGTERM stops it cleanly)");
+      throw std::runtime_error("another cascade process (pid " + holder +
+                               ") is running on sqlite:" + path_ +
+                               "; wait for it to finish or stop it (SIGTERM stops it cleanly)");
     }
     std::string pid = std::to_string(getpid()) + "\n";
     if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) < 0) {
