@@ -102,6 +102,10 @@ std::unique_ptr<Runtime> open_runtime(PipelineSpec spec, const std::string& stor
 
 }  // namespace
 
+std::optional<PipelineSpec> load_pipeline_or_report(const std::string& file) {
+  return load(file, process_env());
+}
+
 int cmd_validate(const Common& c) {
   auto spec = load(c.pipeline, process_env());
   if (!spec) return 2;
@@ -125,7 +129,7 @@ int cmd_validate(const Common& c) {
 }
 
 int run_sync(const std::string& pipeline_file, const std::map<std::string, std::string>& env,
-             bool json, const std::string& storage_override) {
+             bool json, const std::string& storage_override, bool drain_only) {
   auto spec = load(pipeline_file, env_with(env));
   if (!spec) return 2;
   std::string name = spec->name;
@@ -134,7 +138,7 @@ int run_sync(const std::string& pipeline_file, const std::map<std::string, std::
     RunSummary s;
     {
       StopOnSignal guard(*rt->engine);
-      s = rt->engine->sync();
+      s = rt->engine->sync(nullptr, /*seed_roots=*/!drain_only);
     }
     fmt::print("{}", json ? summary_json(name, s) : summary_text(name, s, "sync"));
     std::fflush(stdout);
@@ -145,8 +149,8 @@ int run_sync(const std::string& pipeline_file, const std::map<std::string, std::
   }
 }
 
-int cmd_sync(const Common& c, const std::string& event_file) {
-  if (event_file.empty()) return run_sync(c.pipeline, {}, c.json, c.storage);
+int cmd_sync(const Common& c, const std::string& event_file, bool drain_only) {
+  if (event_file.empty()) return run_sync(c.pipeline, {}, c.json, c.storage, drain_only);
   auto spec = load(c.pipeline, process_env());
   if (!spec) return 2;
   std::string name = spec->name;

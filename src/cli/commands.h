@@ -5,6 +5,9 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "config/pipeline.h"
 
 namespace cascade::cli {
 
@@ -15,10 +18,22 @@ struct Common {
 };
 
 int cmd_validate(const Common& c);
-int cmd_sync(const Common& c, const std::string& event_file);
+int cmd_sync(const Common& c, const std::string& event_file, bool drain_only = false);
 int cmd_invoke(const Common& c, const std::string& stage, const std::string& event_file);
 int cmd_sql(const Common& c, const std::string& query, const std::string& format);
 int cmd_queues(const Common& c);
+
+// Which dead letters a `cascade dlq` action applies to; empty fields match everything.
+struct DlqFilter {
+  std::string stage;
+  std::vector<std::string> ids;
+  std::string reason;   // substring of the recorded reason
+  std::string message;  // substring of the message body
+  size_t limit = 100000;
+};
+// action: list, show, redrive or purge.
+int cmd_dlq(const Common& c, const std::string& action, const DlqFilter& filter);
+
 
 struct DemoOptions {
   std::string dir;  // empty: a new temporary directory
@@ -31,7 +46,11 @@ int cmd_demo(const DemoOptions& o);
 
 // Shared by commands: runs a sync of `pipeline_file` with extra environment values (demo).
 int run_sync(const std::string& pipeline_file, const std::map<std::string, std::string>& env,
-             bool json, const std::string& storage_override);
+             bool json, const std::string& storage_override, bool drain_only = false);
+
+// Loads a pipeline from the process environment; prints a ConfigError (file:line:column) and
+// returns nullopt when it cannot be used.
+std::optional<cascade::PipelineSpec> load_pipeline_or_report(const std::string& file);
 
 // The reference pipeline compiled into the binary (examples/dunder-mifflin.yaml).
 extern const char* const kDunderMifflinYaml;

@@ -51,6 +51,9 @@ int main(int argc, char** argv) {
   sync->add_option("--event", event_file,
                    "JSON event overriding the root inputs, e.g. {\"branches\": [\"Scranton\"]}");
   sync->add_flag("--json", c.json, "print the run summary as JSON");
+  bool drain_only = false;
+  sync->add_flag("--drain", drain_only,
+                 "only process what is already queued (e.g. after `dlq redrive`); do not enqueue the root inputs");
 
   std::string stage;
   auto* invoke = app.add_subcommand(
@@ -77,6 +80,29 @@ int main(int argc, char** argv) {
   add_storage(queues);
   queues->add_flag("--json", c.json, "print as JSON");
 
+  std::string dlq_action;
+  DlqFilter dlq_filter;
+  auto* dlq = app.add_subcommand("dlq", "Inspect and act on dead letters: messages that failed for good, with the reason");
+  dlq->require_subcommand(1);
+  struct DlqCmd {
+    const char* name;
+    const char* help;
+  };
+  for (DlqCmd d : {DlqCmd{"list", "List dead letters (stage, id, receives, when, message, reason)"},
+                   DlqCmd{"show", "Show dead letters in full, as JSON"},
+                   DlqCmd{"redrive", "Move dead letters back to their queue (receive count reset)"},
+                   DlqCmd{"purge", "Delete dead letters for good"}}) {
+    auto* sub = dlq->add_subcommand(d.name, d.help);
+    sub->add_option("ids", dlq_filter.ids, "message ids (default: all that match the filters)");
+    sub->add_option("-s,--stage", dlq_filter.stage, "only this stage");
+    sub->add_option("--reason", dlq_filter.reason, "only dead letters whose reason contains this text");
+    sub->add_option("--message", dlq_filter.message, "only dead letters whose message body contains this text");
+    add_pipeline(sub, false);
+    add_storage(sub);
+    if (std::string(d.name) == "list") sub->add_flag("--json", c.json, "print as JSON");
+    sub->callback([&dlq_action, name = std::string(d.name)] { dlq_action = name; });
+  }
+
   DemoOptions demo_opts;
   auto* demo = app.add_subcommand("demo",
                                   "Start the vendor API simulator, sync the Dunder Mifflin "
@@ -100,7 +126,8 @@ int main(int argc, char** argv) {
   try {
     cascade::setup_logging(log_level, log_format);
     if (*validate) return cmd_validate(c);
-    if (*sync) return cmd_sync(c, event_file);
+    if (*sync) return cmd_sync(c, event_file, drain_only);
+    if (*dlq) return cmd_dlq(c, dlq_action, dlq_filter);
     if (*invoke) return cmd_invoke(c, stage, event_file);
     if (*sql) return cmd_sql(c, query, format);
     if (*queues) return cmd_queues(c);
