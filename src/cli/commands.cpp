@@ -74,6 +74,7 @@ struct Runtime {
   PipelineSpec spec;
   std::unique_ptr<Plan> plan;
   std::unique_ptr<RateLimiter> limiter;
+  std::unique_ptr<QuotaLedger> quota;
   std::unique_ptr<HttpClient> http;
   std::unique_ptr<Store> store;
   std::unique_ptr<Engine> engine;
@@ -93,9 +94,16 @@ std::unique_ptr<Runtime> open_runtime(PipelineSpec spec, const std::string& stor
   ho.timeout = src.timeout;
   ho.retry = RetryPolicy{src.retry.attempts, src.retry.backoff_min, src.retry.backoff_max};
   ho.limiter = rt->limiter.get();
+  if (src.quota.requests > 0) {
+    rt->quota = std::make_unique<QuotaLedger>(src.quota.requests, src.quota.per, SystemClock::instance(),
+                                              rt->plan->quota_reserve());
+    ho.quota = rt->quota.get();
+  }
   rt->http = std::make_unique<HttpClient>(ho);
   rt->store = open_store(rt->plan->spec().storage, SystemClock::instance());
-  rt->engine = std::make_unique<Engine>(*rt->plan, *rt->store, *rt->http, SystemClock::instance());
+  EngineOptions eo;
+  eo.quota = rt->quota.get();
+  rt->engine = std::make_unique<Engine>(*rt->plan, *rt->store, *rt->http, SystemClock::instance(), eo);
   rt->engine->prepare();
   return rt;
 }
@@ -142,6 +150,7 @@ int run_sync(const std::string& pipeline_file, const std::map<std::string, std::
     }
     fmt::print("{}", json ? summary_json(name, s) : summary_text(name, s, "sync"));
     std::fflush(stdout);
+    if (s.quota_exhausted_until) return 3;
     return s.completed ? 0 : 130;
   } catch (const ConfigError& e) {
     fmt::print(stderr, "error: {}\n", e.what());

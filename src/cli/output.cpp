@@ -141,6 +141,9 @@ std::string summary_text(const std::string& pipeline, const RunSummary& s,
       "{} requests, {} records ({:.0f} records/s): {} new, {} changed, {} unchanged, {} gone; {} "
       "dead-lettered\n",
       t.requests, t.records, rate, t.new_rows, t.changed, t.unchanged, t.gone, t.dead_lettered);
+  if (s.quota_exhausted_until)
+    out += fmt::format("the quota is spent until {}: the remaining messages wait in their queues for the next run\n",
+                       format_time(*s.quota_exhausted_until));
   for (const auto& [name, c] : s.stages)
     if (c.dead_lettered && !c.last_error.empty())
       out += fmt::format("last error in {}: {}\n", name, c.last_error);
@@ -169,6 +172,10 @@ std::string summary_json(const std::string& pipeline, const RunSummary& s) {
       s.run_id, s.completed ? "true" : "false", s.seconds,
       static_cast<double>(s.peak_rss_kb) / 1024.0);
   counters_json(s.total(), out);
+  if (s.quota_exhausted_until) {
+    out += ",\"quota_exhausted_until\":";
+    append_json_string(format_time(*s.quota_exhausted_until), out);
+  }
   out += ",\"stages\":{";
   for (size_t i = 0; i < s.stages.size(); ++i) {
     if (i) out += ',';

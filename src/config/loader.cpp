@@ -364,10 +364,23 @@ class Loader {
       }
     }
     if ((e = get(es, "quota"))) {
-      Entries q = entries(e->v, "source.quota", {"requests", "per"});
+      Entries q = entries(e->v, "source.quota", {"requests", "per", "reserve", "max_wait"});
       const Entry* r = require(q, e->v, "requests", "source.quota");
       src.quota.requests = integer(r->v, "quota.requests", 1, INT64_MAX);
       if (const Entry* p = get(q, "per")) src.quota.per = duration(p->v, "quota.per");
+      if (const Entry* w = get(q, "max_wait")) src.quota.max_wait = duration(w->v, "quota.max_wait");
+      if (const Entry* rs = get(q, "reserve")) {
+        if (!rs->v.IsMap()) fail(rs->v, "quota.reserve must be a map of stage: share (0..1)");
+        double total = 0;
+        for (auto it = rs->v.begin(); it != rs->v.end(); ++it) {
+          double share = number(it->second, "a reserved share");
+          if (!(share > 0 && share < 1)) fail(it->second, "a reserved share must be between 0 and 1 (exclusive)");
+          total += share;
+          if (total >= 1) fail(it->second, "reserved shares must add up to less than 1");
+          src.quota.reserve.emplace_back(it->first.as<std::string>(), share);
+          src.quota.reserve_pos.push_back(pos(it->first));
+        }
+      }
     }
     if ((e = get(es, "timeout"))) src.timeout = duration(e->v, "source.timeout");
     if ((e = get(es, "retry"))) {

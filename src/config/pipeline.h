@@ -23,6 +23,12 @@ struct RateLimitSpec {
 struct QuotaSpec {
   int64_t requests = 0;  // 0 = no quota
   Duration per = std::chrono::hours(24);
+  // Share of each window kept for a stage (`reserve: { sales: 0.5 }`), so a busy parent cannot
+  // starve its children. Stage names are checked against the stages when the plan compiles.
+  std::vector<std::pair<std::string, double>> reserve;
+  std::vector<SourcePos> reserve_pos;
+  // A run waits for a spent quota only this long; past it, it stops and leaves the messages queued.
+  Duration max_wait = std::chrono::seconds(60);
 };
 
 struct RetrySpec {

@@ -94,6 +94,7 @@ struct Engine::Impl {
   std::vector<TableSpec> tables;
   Loader loader;
   int64_t run_id = 0;
+  std::optional<TimePoint> quota_until;
 
   std::mutex mu;
   std::condition_variable cv;
@@ -157,6 +158,7 @@ struct Engine::Impl {
     req.method = st.method;
     req.url = url_of(*t);
     req.headers = plan.spec().source.headers;
+    req.quota_class = t->stage;
     Task* raw = t.release();
     e.http_.submit(std::move(req), [this, raw](HttpResponse&& resp) {
       auto shared = std::make_shared<HttpResponse>(std::move(resp));
@@ -331,6 +333,7 @@ struct Engine::Impl {
     s.begin();
     try {
       for (auto& t : batch) apply(*t);
+      if (e.options_.quota) s.set_meta("quota_ledger", e.options_.quota->serialize());
       s.commit();
     } catch (...) {
       s.rollback();
@@ -406,6 +409,18 @@ struct Engine::Impl {
     std::optional<std::chrono::steady_clock::time_point> stop_seen;
     bool cancelled = false;
     while (true) {
+      // A spent quota whose window reopens too far ahead ends the run: the messages wait in
+      // their queues for the next one, none fails for it.
+      if (!e.stop_.load() && e.options_.quota) {
+        if (auto until = e.http_.quota_blocked_until()) {
+          const QuotaSpec& q = plan.spec().source.quota;
+          if (*until - e.clock_.now() > q.max_wait) {
+            quota_until = until;
+            e.stop_ = true;
+            stop_seen = std::chrono::steady_clock::now() - e.options_.stop_grace;  // cancel now
+          }
+        }
+      }
       if (e.stop_.load() && !cancelled) {
         // Requests already in flight get a short grace period, then are cancelled; their
         // messages go back to the queue, so a stop is quick and loses nothing.
@@ -464,6 +479,7 @@ struct Engine::Impl {
     RunSummary s;
     s.run_id = run_id;
     s.completed = completed || s.completed;
+    s.quota_exhausted_until = quota_until;
     s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
@@ -478,6 +494,9 @@ struct Engine::Impl {
     auto last = s.get_meta("last_run_id");
     run_id = last ? std::stoll(*last) + 1 : 1;
     s.set_meta("last_run_id", std::to_string(run_id));
+    // Requests spent by earlier runs (or a killed one) in the current window still count.
+    if (e.options_.quota)
+      if (auto saved = s.get_meta("quota_ledger")) e.options_.quota->restore(*saved);
     s.commit();
   }
 };

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,8 @@ struct StageCounters {
 struct RunSummary {
   int64_t run_id = 0;
   bool completed = false;  // every queue drained (false when stopped early)
+  // Set when the run stopped because the quota is spent: when its window reopens.
+  std::optional<TimePoint> quota_exhausted_until;
   double seconds = 0;
   int64_t peak_rss_kb = 0;  // of the whole process, at the end of the run
   std::vector<std::pair<std::string, StageCounters>> stages;
@@ -47,6 +50,7 @@ struct EngineOptions {
   size_t workers = 0;                 // 0 = hardware threads - 1, at least 1
   size_t max_buffered_rows = 20'000;  // processed rows waiting for the writer (backpressure)
   Duration commit_interval = std::chrono::milliseconds(50);  // longest idle wait of the writer
+  QuotaLedger* quota = nullptr;  // the source's budget, saved in the store at every commit
   Duration stop_grace = std::chrono::seconds(2);  // after request_stop(), before cancelling HTTP
 };
 

@@ -70,6 +70,20 @@ Plan::Plan(const PipelineSpec& spec) : spec_(spec) {
       stages_[child->index].root = false;
     }
   }
+  quota_reserve();  // refuses a reserve for an undefined stage now, not at run time
+}
+
+std::vector<double> Plan::quota_reserve() const {
+  std::vector<double> out(stages_.size(), 0.0);
+  const QuotaSpec& q = spec_.source.quota;
+  for (size_t i = 0; i < q.reserve.size(); ++i) {
+    const CompiledStage* st = find(q.reserve[i].first);
+    if (!st)
+      throw ConfigError(i < q.reserve_pos.size() ? q.reserve_pos[i] : SourcePos{spec_.file, 0, 0},
+                        fmt::format("quota.reserve names undefined stage '{}'", q.reserve[i].first));
+    out[st->index] = q.reserve[i].second;
+  }
+  return out;
 }
 
 const CompiledStage* Plan::find(std::string_view name) const {

@@ -53,6 +53,9 @@ class Plan {
 
   // Messages for a root stage from its inputs, overridden by an event (AWS style
   // {"branches": [...]}, or parameter names directly). Throws DataError on a malformed event.
+  // Reserved quota share per stage index (0 where none). Throws ConfigError for an unknown stage.
+  std::vector<double> quota_reserve() const;
+
   std::vector<Value> root_messages(const CompiledStage& stage, const Value* event) const;
 
  private:

@@ -120,7 +120,8 @@ struct HttpClient::Loop {
   std::mutex mu;
   std::vector<JobPtr> incoming;
   bool stopping = false;
-  bool cancel_requested = false;  // cancel everything pending, keep running
+  bool cancel_requested = false;
+  std::optional<TimePoint> quota_blocked;  // guarded by mu  // cancel everything pending, keep running
   std::atomic<size_t> in_flight{0};
   std::atomic<uint64_t> requests{0}, retries{0}, throttled{0}, transport_errors{0}, bytes{0};
 
@@ -277,6 +278,11 @@ struct HttpClient::Loop {
       r.status = static_cast<int>(status);
       bytes += r.body.size();
       retry = is_retryable_status(r.status);
+      observe_vendor_limits(r, now);
+      if (opt.limiter) {
+        if (r.status == 429) opt.limiter->on_throttled();
+        else if (r.status < 500) opt.limiter->on_success();
+      }
       if (r.status == 429) {
         r.throttled++;
         throttled++;
@@ -297,6 +303,27 @@ struct HttpClient::Loop {
       return;
     }
     complete(std::move(job));
+  }
+
+  // RateLimit-Remaining / X-RateLimit-Remaining of 0 means the vendor's window is spent: hold
+  // every request until its reset (delta seconds, or an epoch time as some vendors send).
+  void observe_vendor_limits(const HttpResponse& r, TimePoint now) {
+    if (!opt.limiter) return;
+    const std::string* remaining = r.header("ratelimit-remaining");
+    if (!remaining) remaining = r.header("x-ratelimit-remaining");
+    if (!remaining) return;
+    char* end = nullptr;
+    long long left = std::strtoll(remaining->c_str(), &end, 10);
+    if (end == remaining->c_str() || left > 0) return;
+    const std::string* reset = r.header("ratelimit-reset");
+    if (!reset) reset = r.header("x-ratelimit-reset");
+    if (!reset) return;
+    double secs = std::strtod(reset->c_str(), &end);
+    if (end == reset->c_str() || secs < 0) return;
+    if (secs > 1e9) secs -= static_cast<double>(to_millis(now)) / 1000.0;  // an epoch time
+    if (secs <= 0) return;
+    secs = std::min(secs, 86400.0);
+    opt.limiter->pause_until(now + Duration(static_cast<int64_t>(secs * 1000)));
   }
 
   void complete(JobPtr job) {
@@ -352,14 +379,33 @@ struct HttpClient::Loop {
       }
 
       std::optional<TimePoint> token_at;
+      std::optional<TimePoint> quota_at;
       while (!ready.empty() && active.size() < static_cast<size_t>(opt.max_connections)) {
+        // The first waiting request the quota lets through: one stage blocked by another's
+        // reserve must not hold up the requests behind it.
+        auto pick = ready.begin();
+        if (opt.quota) {
+          quota_at.reset();
+          for (; pick != ready.end(); ++pick) {
+            auto until = opt.quota->check((*pick)->request.quota_class);
+            if (!until) break;
+            if (!quota_at || *until < *quota_at) quota_at = until;
+          }
+          if (pick == ready.end()) break;
+        }
         if (opt.limiter) {
           token_at = opt.limiter->try_acquire();
           if (token_at) break;
         }
-        JobPtr j = std::move(ready.front());
-        ready.pop_front();
+        if (opt.quota) opt.quota->try_take((*pick)->request.quota_class);
+        JobPtr j = std::move(*pick);
+        ready.erase(pick);
         start(std::move(j));
+      }
+      {
+        bool all_blocked = quota_at && !ready.empty();
+        std::lock_guard lock(mu);
+        quota_blocked = all_blocked ? quota_at : std::nullopt;
       }
 
       int running = 0;
@@ -380,6 +426,7 @@ struct HttpClient::Loop {
       if (curl_wait >= 0) wait = std::min(wait, curl_wait);
       now = clock.now();
       if (token_at) wait = std::min<long>(wait, std::max<long>(1, (*token_at - now).count()));
+      if (quota_at) wait = std::min<long>(wait, std::max<long>(1, (*quota_at - now).count()));
       if (!timers.empty()) {
         wait = std::min<long>(wait, std::max<long>(0, (timers.begin()->first - now).count()));
       }
@@ -457,6 +504,11 @@ void HttpClient::cancel_all() {
     loop_->cancel_requested = true;
   }
   curl_multi_wakeup(loop_->multi);
+}
+
+std::optional<TimePoint> HttpClient::quota_blocked_until() const {
+  std::lock_guard lock(loop_->mu);
+  return loop_->quota_blocked;
 }
 
 size_t HttpClient::in_flight() const {

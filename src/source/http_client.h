@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "source/quota.h"
 #include "source/rate_limiter.h"
 #include "source/retry.h"
 
@@ -29,6 +30,7 @@ struct HttpRequest {
   std::string url;
   // Sent as given; values may be secrets and never appear in errors.
   std::vector<std::pair<std::string, std::string>> headers;
+  size_t quota_class = 0;  // whose reserved share of the quota it draws on (the stage)
 };
 
 struct HttpResponse {
@@ -54,6 +56,7 @@ struct HttpClientOptions {
   Duration connect_timeout = std::chrono::seconds(5);
   RetryPolicy retry;
   RateLimiter* limiter = nullptr;  // not owned; must outlive the client; null = unpaced
+  QuotaLedger* quota = nullptr;    // not owned; must outlive the client; null = no budget
   std::string user_agent = "cascade/0.1";
   size_t max_body_bytes = size_t{256} << 20;  // larger (decoded) bodies fail, not retried
 };
@@ -80,6 +83,10 @@ class HttpClient {
   // Completes every request submitted so far with error "cancelled" (soon, on the loop thread);
   // the client stays usable. For a fast, clean stop.
   void cancel_all();
+
+  // When every waiting request is held back by the quota: the time its window reopens.
+  // nullopt while requests can still go (or none wait).
+  std::optional<TimePoint> quota_blocked_until() const;
 
   size_t in_flight() const;  // submitted and whose callback has not yet returned
 

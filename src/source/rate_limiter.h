@@ -24,7 +24,15 @@ class RateLimiter {
   // current one are ignored.
   void pause_until(TimePoint until);
 
-  double per_second() const { return per_second_; }
+  // Adaptive pacing (AIMD): a 429 halves the current rate (down to 1/20 of the configured one),
+  // so a quota the pipeline file overestimated stops causing throttles within seconds; throttle-
+  // free time raises it again by a tenth of the configured rate per second, back to the
+  // configured rate.
+  void on_throttled();
+  void on_success();
+
+  double per_second() const { return per_second_; }  // as configured
+  double current_rate() const;                      // after adaptation
 
  private:
   void refill(TimePoint now);  // caller holds mu_
@@ -36,6 +44,8 @@ class RateLimiter {
   double tokens_;
   TimePoint last_;          // time up to which tokens_ is accounted for
   TimePoint paused_until_;  // no token before this
+  double rate_;             // current (adapted) rate
+  TimePoint last_adjust_;
 };
 
 }  // namespace cascade
