@@ -54,7 +54,12 @@ std::vector<Value> event_messages(const Value& event) {
     for (const auto& r : records->as_array()) {
       const Value* body = r.find("body");
       if (!body || !body->is_string()) throw DataError("an SQS event record needs a string 'body'");
-      Value m = parse_json(body->as_string());
+      Value m;
+      try {
+        m = parse_json(body->as_string());
+      } catch (const JsonError& e) {
+        throw DataError(fmt::format("an SQS event record body is not valid JSON: {}", e.what()));
+      }
       if (!m.is_object()) throw DataError("an SQS event record body must be a JSON object");
       out.push_back(std::move(m));
     }

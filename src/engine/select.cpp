@@ -108,6 +108,12 @@ size_t select_records(std::string& body, std::string_view path,
             fmt::format("records path '{}' is null, expected an array of records", path));
       emit_from(cur);
     }
+    // On-demand parsing stops where the records end. Skim the rest so that a body cut short
+    // after its records (or followed by junk) is refused, not taken for a complete response
+    // whose missing records would then look deleted.
+    if (auto rest = doc.raw_json(); rest.error()) throw simdjson::simdjson_error(rest.error());
+    if (doc.current_location().error() != simdjson::OUT_OF_BOUNDS)
+      throw simdjson::simdjson_error(simdjson::TRAILING_CONTENT);
     (void)where;
   } catch (const simdjson::simdjson_error& e) {
     size_t offset = 0;
