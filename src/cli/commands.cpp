@@ -95,15 +95,16 @@ std::unique_ptr<Runtime> open_runtime(PipelineSpec spec, const std::string& stor
   ho.retry = RetryPolicy{src.retry.attempts, src.retry.backoff_min, src.retry.backoff_max};
   ho.limiter = rt->limiter.get();
   if (src.quota.requests > 0) {
-    rt->quota = std::make_unique<QuotaLedger>(src.quota.requests, src.quota.per, SystemClock::instance(),
-                                              rt->plan->quota_reserve());
+    rt->quota = std::make_unique<QuotaLedger>(src.quota.requests, src.quota.per,
+                                              SystemClock::instance(), rt->plan->quota_reserve());
     ho.quota = rt->quota.get();
   }
   rt->http = std::make_unique<HttpClient>(ho);
   rt->store = open_store(rt->plan->spec().storage, SystemClock::instance());
   EngineOptions eo;
   eo.quota = rt->quota.get();
-  rt->engine = std::make_unique<Engine>(*rt->plan, *rt->store, *rt->http, SystemClock::instance(), eo);
+  rt->engine =
+      std::make_unique<Engine>(*rt->plan, *rt->store, *rt->http, SystemClock::instance(), eo);
   rt->engine->prepare();
   return rt;
 }

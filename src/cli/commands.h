@@ -34,7 +34,6 @@ struct DlqFilter {
 // action: list, show, redrive or purge.
 int cmd_dlq(const Common& c, const std::string& action, const DlqFilter& filter);
 
-
 struct DemoOptions {
   std::string dir;  // empty: a new temporary directory
   int seed = 1;

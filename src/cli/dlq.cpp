@@ -50,8 +50,9 @@ std::string letter_json(const Selected& s) {
   append_json_string(s.letter.id, out);
   out += ",\"body\":";
   append_json_string(s.letter.body, out);
-  out += fmt::format(",\"receive_count\":{},\"sent_at\":\"{}\",\"dead_at\":\"{}\",\"reason\":", s.letter.receive_count,
-                     format_time(s.letter.sent_at), format_time(s.letter.dead_at));
+  out += fmt::format(",\"receive_count\":{},\"sent_at\":\"{}\",\"dead_at\":\"{}\",\"reason\":",
+                     s.letter.receive_count, format_time(s.letter.sent_at),
+                     format_time(s.letter.dead_at));
   append_json_string(s.letter.reason, out);
   return out + "}";
 }
@@ -75,8 +76,10 @@ int cmd_dlq(const Common& c, const std::string& action, const DlqFilter& filter)
     sel = select(plan, *store, filter);
   } catch (const std::exception& e) {
     // A store without queues yet (never synced) has no dead letters.
-    if (action == "list" && !c.json) fmt::print("no dead letters\n");
-    else if (action == "list") fmt::print("[]\n");
+    if (action == "list" && !c.json)
+      fmt::print("no dead letters\n");
+    else if (action == "list")
+      fmt::print("[]\n");
     return action == "show" ? 1 : 0;
   }
   if (action == "list" || action == "show") {
@@ -92,13 +95,15 @@ int cmd_dlq(const Common& c, const std::string& action, const DlqFilter& filter)
     }
     std::vector<std::vector<std::string>> rows;
     for (const auto& s : sel)
-      rows.push_back({s.stage->name, s.letter.id, std::to_string(s.letter.receive_count), format_time(s.letter.dead_at),
-                      one_line(s.letter.body, 40), one_line(s.letter.reason, 100)});
+      rows.push_back({s.stage->name, s.letter.id, std::to_string(s.letter.receive_count),
+                      format_time(s.letter.dead_at), one_line(s.letter.body, 40),
+                      one_line(s.letter.reason, 100)});
     if (rows.empty()) {
       fmt::print("no dead letters\n");
       return 0;
     }
-    fmt::print("{}", format_table({"stage", "id", "receives", "dead at", "message", "reason"}, rows));
+    fmt::print("{}",
+               format_table({"stage", "id", "receives", "dead at", "message", "reason"}, rows));
     return 0;
   }
   // redrive / purge act on exactly the selected letters, per stage.
@@ -110,7 +115,8 @@ int cmd_dlq(const Common& c, const std::string& action, const DlqFilter& filter)
       for (const auto& s : sel)
         if (s.stage == &st) ids.push_back(s.letter.id);
       if (ids.empty()) continue;
-      done += action == "redrive" ? store->queue().redrive(st.queue, ids) : store->queue().purge_dead_letters(st.queue, ids);
+      done += action == "redrive" ? store->queue().redrive(st.queue, ids)
+                                  : store->queue().purge_dead_letters(st.queue, ids);
     }
     store->commit();
   } catch (...) {
@@ -118,7 +124,8 @@ int cmd_dlq(const Common& c, const std::string& action, const DlqFilter& filter)
     throw;
   }
   if (action == "redrive")
-    fmt::print("redrove {} message{} to {}; `cascade sync --drain` processes them\n", done, done == 1 ? "" : "s",
+    fmt::print("redrove {} message{} to {}; `cascade sync --drain` processes them\n", done,
+               done == 1 ? "" : "s",
                filter.stage.empty() ? "their queues" : "the " + filter.stage + " queue");
   else
     fmt::print("purged {} dead letter{}\n", done, done == 1 ? "" : "s");

@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
   sync->add_flag("--json", c.json, "print the run summary as JSON");
   bool drain_only = false;
   sync->add_flag("--drain", drain_only,
-                 "only process what is already queued (e.g. after `dlq redrive`); do not enqueue the root inputs");
+                 "only process what is already queued (e.g. after `dlq redrive`); do not enqueue "
+                 "the root inputs");
 
   std::string stage;
   auto* invoke = app.add_subcommand(
@@ -82,7 +83,8 @@ int main(int argc, char** argv) {
 
   std::string dlq_action;
   DlqFilter dlq_filter;
-  auto* dlq = app.add_subcommand("dlq", "Inspect and act on dead letters: messages that failed for good, with the reason");
+  auto* dlq = app.add_subcommand(
+      "dlq", "Inspect and act on dead letters: messages that failed for good, with the reason");
   dlq->require_subcommand(1);
   struct DlqCmd {
     const char* name;
@@ -95,8 +97,10 @@ int main(int argc, char** argv) {
     auto* sub = dlq->add_subcommand(d.name, d.help);
     sub->add_option("ids", dlq_filter.ids, "message ids (default: all that match the filters)");
     sub->add_option("-s,--stage", dlq_filter.stage, "only this stage");
-    sub->add_option("--reason", dlq_filter.reason, "only dead letters whose reason contains this text");
-    sub->add_option("--message", dlq_filter.message, "only dead letters whose message body contains this text");
+    sub->add_option("--reason", dlq_filter.reason,
+                    "only dead letters whose reason contains this text");
+    sub->add_option("--message", dlq_filter.message,
+                    "only dead letters whose message body contains this text");
     add_pipeline(sub, false);
     add_storage(sub);
     if (std::string(d.name) == "list") sub->add_flag("--json", c.json, "print as JSON");

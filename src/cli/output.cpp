@@ -142,8 +142,10 @@ std::string summary_text(const std::string& pipeline, const RunSummary& s,
       "dead-lettered\n",
       t.requests, t.records, rate, t.new_rows, t.changed, t.unchanged, t.gone, t.dead_lettered);
   if (s.quota_exhausted_until)
-    out += fmt::format("the quota is spent until {}: the remaining messages wait in their queues for the next run\n",
-                       format_time(*s.quota_exhausted_until));
+    out += fmt::format(
+        "the quota is spent until {}: the remaining messages wait in their queues for the next "
+        "run\n",
+        format_time(*s.quota_exhausted_until));
   for (const auto& [name, c] : s.stages)
     if (c.dead_lettered && !c.last_error.empty())
       out += fmt::format("last error in {}: {}\n", name, c.last_error);

@@ -79,8 +79,9 @@ std::vector<double> Plan::quota_reserve() const {
   for (size_t i = 0; i < q.reserve.size(); ++i) {
     const CompiledStage* st = find(q.reserve[i].first);
     if (!st)
-      throw ConfigError(i < q.reserve_pos.size() ? q.reserve_pos[i] : SourcePos{spec_.file, 0, 0},
-                        fmt::format("quota.reserve names undefined stage '{}'", q.reserve[i].first));
+      throw ConfigError(
+          i < q.reserve_pos.size() ? q.reserve_pos[i] : SourcePos{spec_.file, 0, 0},
+          fmt::format("quota.reserve names undefined stage '{}'", q.reserve[i].first));
     out[st->index] = q.reserve[i].second;
   }
   return out;

@@ -121,7 +121,8 @@ struct HttpClient::Loop {
   std::vector<JobPtr> incoming;
   bool stopping = false;
   bool cancel_requested = false;
-  std::optional<TimePoint> quota_blocked;  // guarded by mu  // cancel everything pending, keep running
+  std::optional<TimePoint>
+      quota_blocked;  // guarded by mu  // cancel everything pending, keep running
   std::atomic<size_t> in_flight{0};
   std::atomic<uint64_t> requests{0}, retries{0}, throttled{0}, transport_errors{0}, bytes{0};
 
@@ -280,8 +281,10 @@ struct HttpClient::Loop {
       retry = is_retryable_status(r.status);
       observe_vendor_limits(r, now);
       if (opt.limiter) {
-        if (r.status == 429) opt.limiter->on_throttled();
-        else if (r.status < 500) opt.limiter->on_success();
+        if (r.status == 429)
+          opt.limiter->on_throttled();
+        else if (r.status < 500)
+          opt.limiter->on_success();
       }
       if (r.status == 429) {
         r.throttled++;

@@ -32,7 +32,7 @@ class RateLimiter {
   void on_success();
 
   double per_second() const { return per_second_; }  // as configured
-  double current_rate() const;                      // after adaptation
+  double current_rate() const;                       // after adaptation
 
  private:
   void refill(TimePoint now);  // caller holds mu_
