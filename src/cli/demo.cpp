@@ -174,10 +174,11 @@ int cmd_demo(const DemoOptions& o) {
   post(sim.url() + "/admin/advance?ticks=" + std::to_string(o.ticks));
   rc = run_sync(pipeline, env, false, "");
   if (rc != 0) return rc;
+  std::string self = (fs::path(self_dir()) / "cascade").string();
   fmt::print(
-      "\nTry it yourself:\n  cascade sql --storage sqlite:{} \"SELECT * FROM sales LIMIT 5\"\n"
-      "  cascade queues -p {} --storage sqlite:{}\n",
-      db, pipeline, db);
+      "\nTry it yourself:\n  {} sql --storage sqlite:{} \"SELECT * FROM sales LIMIT 5\"\n"
+      "  {} queues -p {} --storage sqlite:{}\n",
+      self, db, self, pipeline, db);
   return 0;
 }
 
