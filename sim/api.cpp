@@ -46,7 +46,8 @@ std::string summary_json(const AdvanceSummary& s, int64_t tick) {
 ApiService::ApiService(SimConfig cfg, std::shared_ptr<FaultPlan> faults)
     : company_(cfg),
       faults_(faults ? std::move(faults)
-                     : std::make_shared<Faults>(FaultConfig{}, cfg.seed, SystemClock::instance())) {}
+                     : std::make_shared<Faults>(FaultConfig{}, cfg.seed, SystemClock::instance())) {
+}
 
 AdvanceSummary ApiService::advance(int64_t ticks) {
   std::unique_lock lock(mu_);

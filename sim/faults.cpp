@@ -109,9 +109,9 @@ constexpr std::string_view kHtml503 =
 }  // namespace
 
 const char* fault_name(FaultKind k) {
-  static const char* const names[kFaultKinds] = {"quota",     "hang",        "reset", "5xx",
-                                                 "html",      "truncate",    "malformed",
-                                                 "wrong_shape", "huge", "slow"};
+  static const char* const names[kFaultKinds] = {"quota", "hang",     "reset",     "5xx",
+                                                 "html",  "truncate", "malformed", "wrong_shape",
+                                                 "huge",  "slow"};
   return names[static_cast<int>(k)];
 }
 
@@ -258,8 +258,7 @@ std::string fault_config_json(const FaultConfig& c) {
   return to_json(Value(std::move(o)));
 }
 
-double fault_draw(uint64_t seed, FaultKind kind, std::string_view path, uint64_t n,
-                  uint64_t salt) {
+double fault_draw(uint64_t seed, FaultKind kind, std::string_view path, uint64_t n, uint64_t salt) {
   std::string buf(8 * 4 + path.size(), '\0');
   const uint64_t words[4] = {seed, static_cast<uint64_t>(kind), n, salt};
   std::memcpy(buf.data(), words, sizeof words);
@@ -479,9 +478,9 @@ void Faults::serve(const HttpRequest& req, HttpResponse& res, const ApiHandler& 
     record(FaultKind::quota, path);
   } else {
     FaultKind chosen = FaultKind::quota;  // quota = none of the others fired
-    for (FaultKind k : {FaultKind::hang, FaultKind::reset, FaultKind::http5xx, FaultKind::html,
-                        FaultKind::truncate, FaultKind::malformed, FaultKind::wrong_shape,
-                        FaultKind::huge})
+    for (FaultKind k :
+         {FaultKind::hang, FaultKind::reset, FaultKind::http5xx, FaultKind::html,
+          FaultKind::truncate, FaultKind::malformed, FaultKind::wrong_shape, FaultKind::huge})
       if (applies(cfg->rule(k), path) && draw(k, kFire) < cfg->rule(k).p) {
         chosen = k;
         break;
@@ -524,9 +523,8 @@ void Faults::serve(const HttpRequest& req, HttpResponse& res, const ApiHandler& 
         if (res.status != 200 || res.stream) {
           injected = false;
         } else if (chosen == FaultKind::truncate) {
-          res.truncate_body =
-              static_cast<int64_t>(static_cast<double>(res.body.size()) *
-                                   (0.1 + 0.8 * draw(chosen, kVariant)));
+          res.truncate_body = static_cast<int64_t>(static_cast<double>(res.body.size()) *
+                                                   (0.1 + 0.8 * draw(chosen, kVariant)));
         } else if (chosen == FaultKind::malformed) {
           res.body = malformed_body(res.body, static_cast<uint64_t>(draw(chosen, kVariant) * 2));
         } else if (chosen == FaultKind::wrong_shape) {

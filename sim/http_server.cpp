@@ -10,11 +10,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <iterator>
-#include <algorithm>
-#include <chrono>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -427,8 +427,8 @@ void HttpServer::worker_loop() {
     if (!timers.empty()) {
       const auto wait = timers.begin()->first - std::chrono::steady_clock::now();
       // Rounded up: waking a little early would spin until the deadline.
-      timeout_ms = static_cast<int>(std::max<int64_t>(
-          0, std::chrono::ceil<std::chrono::milliseconds>(wait).count()));
+      timeout_ms = static_cast<int>(
+          std::max<int64_t>(0, std::chrono::ceil<std::chrono::milliseconds>(wait).count()));
     }
     const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), timeout_ms);
     if (n < 0) {

@@ -95,8 +95,7 @@ struct FaultFlags {
         {FaultKind::huge, "--fault-huge", "the real body padded to --huge-mb, still valid JSON"},
     };
     for (const Kind& k : kinds)
-      app.add_option(k.flag, p[static_cast<int>(k.k)],
-                     std::string("Probability of ") + k.what)
+      app.add_option(k.flag, p[static_cast<int>(k.k)], std::string("Probability of ") + k.what)
           ->check(CLI::Range(0.0, 1.0))
           ->group("Faults");
     app.add_option("--fault-path", path,
@@ -138,8 +137,8 @@ struct FaultFlags {
     }
     if (!shape.empty()) {
       // Reuse the JSON parser's validation of variant names.
-      c.shape = cascade::sim::parse_fault_config(
-                    "{\"wrong_shape\":{\"p\":0,\"variant\":\"" + shape + "\"}}")
+      c.shape = cascade::sim::parse_fault_config("{\"wrong_shape\":{\"p\":0,\"variant\":\"" +
+                                                 shape + "\"}}")
                     .shape;
     }
     if (huge_mb > 0) c.huge_mb = huge_mb;

@@ -21,9 +21,8 @@ HttpRequest get(const std::string& path) {
 
 // The handler stands in for the company: a small valid body like the real /sales one.
 const ApiHandler kHandler = [](HttpResponse& res) {
-  res.body =
-      R"({"result":{"employee_id":7,"sales":[{"id":3972,"amount":10.5,"note":"a, b: c"},)"
-      R"({"id":3973,"amount":2,"note":"x"}]}})";
+  res.body = R"({"result":{"employee_id":7,"sales":[{"id":3972,"amount":10.5,"note":"a, b: c"},)"
+             R"({"id":3973,"amount":2,"note":"x"}]}})";
 };
 
 HttpResponse serve(Faults& f, const std::string& path) {
@@ -116,8 +115,7 @@ TEST(SimFaults, SameSeedSameSequenceOfFaults) {
 
 TEST(SimFaults, ProbabilitiesHonouredOver1000Draws) {
   ManualClock clock;
-  Faults f(parse_fault_config(R"({"5xx":0.1,"slow":{"p":0.3,"min_ms":10,"max_ms":20}})"), 7,
-           clock);
+  Faults f(parse_fault_config(R"({"5xx":0.1,"slow":{"p":0.3,"min_ms":10,"max_ms":20}})"), 7, clock);
   int errors = 0, slow = 0;
   std::map<int, int> statuses;
   for (int i = 0; i < 1000; ++i) {
