@@ -98,6 +98,9 @@ class Faults final : public FaultPlan {
   // this object.
   Faults(FaultConfig cfg, uint64_t default_seed, const Clock& clock);
 
+  // Quota first (a 429, handler skipped), then at most one of hang, reset, 5xx, html, truncate,
+  // malformed, wrong_shape, huge, plus slow on top. Body faults spoil only 200 answers. Never
+  // throws for any request; an empty plan costs one atomic load.
   void serve(const HttpRequest& req, HttpResponse& res, const ApiHandler& handler) override;
   // GET shows the plan, POST replaces it with the JSON body (400 on a bad body), DELETE clears
   // it. Replacing or clearing restarts the request counters and the quota window.
@@ -105,7 +108,9 @@ class Faults final : public FaultPlan {
   // {"total":N,"kinds":{"5xx":{"/sales":N,...},...}}: injected faults since start.
   std::string stats_json() const override;
 
+  // Installs cfg (assumed valid, as parse_fault_config returns it); restarts counters and window.
   void replace(FaultConfig cfg);
+  // The plan in force, with its seed filled in.
   FaultConfig config() const;
 
  private:
