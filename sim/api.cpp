@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/json.h"
+#include "sim/faults.h"
 #include "sim/truth.h"
 
 namespace cascade::sim {
@@ -43,7 +44,10 @@ std::string summary_json(const AdvanceSummary& s, int64_t tick) {
 }
 
 ApiService::ApiService(SimConfig cfg, std::shared_ptr<FaultPlan> faults)
-    : company_(cfg), faults_(faults ? std::move(faults) : std::make_shared<FaultPlan>()) {}
+    : company_(cfg),
+      faults_(faults ? std::move(faults)
+                     : std::make_shared<Faults>(FaultConfig{}, cfg.seed, SystemClock::instance())) {
+}
 
 AdvanceSummary ApiService::advance(int64_t ticks) {
   std::unique_lock lock(mu_);
@@ -73,7 +77,8 @@ std::string ApiService::stats_json() const {
     }
     out += '}';
   }
-  fmt::format_to(std::back_inserter(out), "}},\"total\":{}}}", total);
+  fmt::format_to(std::back_inserter(out), "}},\"total\":{},\"faults\":{}}}", total,
+                 faults_->stats_json());
   return out;
 }
 
@@ -109,6 +114,8 @@ void ApiService::handle(const HttpRequest& req, HttpResponse& res) {
     res.on_done = [lock] {
       if (lock->owns_lock()) lock->unlock();
     };
+  } else if (p == "/admin/faults") {
+    if (!faults_->admin(req, res)) error(res, 404, "this simulator has no fault plan");
   } else if (p == "/admin/stats") {
     res.body = stats_json();
   } else {
@@ -122,7 +129,10 @@ void ApiService::handle(const HttpRequest& req, HttpResponse& res) {
 }
 
 void ApiService::serve_api(const HttpRequest& req, HttpResponse& res) {
-  if (faults_->before(req, res)) return;
+  faults_->serve(req, res, [this, &req](HttpResponse& r) { serve_true(req, r); });
+}
+
+void ApiService::serve_true(const HttpRequest& req, HttpResponse& res) {
   if (req.method != "GET" && req.method != "HEAD") {
     error(res, 405, "use GET");
   } else if (req.path == "/branches") {
@@ -149,7 +159,6 @@ void ApiService::serve_api(const HttpRequest& req, HttpResponse& res) {
       error(res, 400, "employee_id must be a non-negative integer");
     }
   }
-  faults_->after(req, res);
 }
 
 }  // namespace cascade::sim

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -14,28 +15,35 @@
 
 namespace cascade::sim {
 
+// Fills a response with the true answer to a vendor request.
+using ApiHandler = std::function<void(HttpResponse&)>;
+
 // The one place every vendor API response passes through, so faults (429 quotas, 5xx, stalls,
 // resets, truncated or malformed bodies, wrong shapes) can be added without touching handlers.
-// Admin endpoints bypass it. Implementations must be thread-safe.
+// Admin endpoints and /healthz bypass it. Implementations must be thread-safe.
 class FaultPlan {
  public:
   virtual ~FaultPlan() = default;
-  // Called before the handler. Returning true means `res` is the answer and the handler is skipped.
-  virtual bool before(const HttpRequest& req, HttpResponse& res) {
+  // Answers one vendor request. `handler` fills res with the true answer; a plan may skip it (a
+  // 429), alter what it wrote (a truncated body) or ask the server to misbehave (delay, reset).
+  virtual void serve(const HttpRequest& req, HttpResponse& res, const ApiHandler& handler) {
+    (void)req;
+    handler(res);
+  }
+  // Answers /admin/faults; false if this plan cannot be inspected or changed (then 404).
+  virtual bool admin(const HttpRequest& req, HttpResponse& res) {
     (void)req;
     (void)res;
     return false;
   }
-  // Called after the handler with its response, which it may alter.
-  virtual void after(const HttpRequest& req, HttpResponse& res) {
-    (void)req;
-    (void)res;
-  }
+  // A JSON object counting what was injected, shown under "faults" in /admin/stats.
+  virtual std::string stats_json() const { return "{}"; }
 };
 
 class ApiService {
  public:
-  // Throws std::invalid_argument if the config is invalid. A null plan means no faults.
+  // Throws std::invalid_argument if the config is invalid. A null plan means an empty Faults plan
+  // (on the system clock) that /admin/faults can still change.
   explicit ApiService(SimConfig cfg, std::shared_ptr<FaultPlan> faults = nullptr);
 
   // Answers one request (any path); never throws for bad input, which becomes a 4xx JSON error.
@@ -49,11 +57,12 @@ class ApiService {
   }
   AdvanceSummary advance(int64_t ticks);
 
-  // {"requests":{"/sales":{"200":N,...},...},"total":N}
+  // {"requests":{"/sales":{"200":N,...},...},"total":N,"faults":{...}} (see Faults::stats_json)
   std::string stats_json() const;
 
  private:
   void serve_api(const HttpRequest& req, HttpResponse& res);
+  void serve_true(const HttpRequest& req, HttpResponse& res);
   void count(const std::string& path, int status);
 
   mutable std::shared_mutex mu_;

@@ -10,10 +10,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <iterator>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -90,6 +93,10 @@ struct Conn {
   std::string chunk;
   bool close_after = false;
   bool want_write = false;
+  bool hung = false;  // a response that never comes: read nothing more, send nothing
+  bool rst = false;   // close abortively
+  bool held = false;  // output waits for hold_until (a timer entry exists)
+  std::chrono::steady_clock::time_point hold_until;
 
   ~Conn() {
     if (on_done) on_done();
@@ -191,8 +198,18 @@ void HttpServer::worker_loop() {
   ev.data.ptr = &stop_tag;
   ::epoll_ctl(ep, EPOLL_CTL_ADD, stop_fd_, &ev);
   std::unordered_map<Conn*, std::unique_ptr<Conn>> conns;
+  // Delayed responses of this worker, earliest first; epoll_wait sleeps until the first is due.
+  using SteadyTime = std::chrono::steady_clock::time_point;
+  std::set<std::pair<SteadyTime, Conn*>> timers;
 
   auto close_conn = [&](Conn* c) {
+    if (c->held) timers.erase({c->hold_until, c});
+    if (c->rst) {
+      linger lg{};
+      lg.l_onoff = 1;
+      lg.l_linger = 0;  // close() then sends RST and drops anything unsent
+      ::setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
     ::epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, nullptr);
     ::close(c->fd);
     conns.erase(c);
@@ -205,7 +222,8 @@ void HttpServer::worker_loop() {
     e.data.ptr = c;
     ::epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
   };
-  auto queue_response = [](Conn* c, HttpResponse& res, bool head_only) {
+  auto queue_response = [&](Conn* c, HttpResponse& res, bool head_only) {
+    const size_t start = c->out.size();
     fmt::format_to(std::back_inserter(c->out), "HTTP/1.1 {} {}\r\nContent-Type: {}\r\n", res.status,
                    reason(res.status), res.content_type);
     for (const auto& [k, v] : res.headers)
@@ -217,8 +235,31 @@ void HttpServer::worker_loop() {
     } else {
       fmt::format_to(std::back_inserter(c->out), "Content-Length: {}\r\n\r\n", res.body.size());
       if (!head_only) c->out += res.body;
+      if (res.truncate_body >= 0 && !head_only && !res.body.empty()) {
+        const size_t keep = std::min(static_cast<size_t>(res.truncate_body), res.body.size() - 1);
+        c->out.resize(c->out.size() - res.body.size() + keep);
+        c->close_after = true;
+      }
     }
     c->on_done = std::move(res.on_done);
+    if (res.hang) {
+      c->out.resize(start);
+      c->stream = nullptr;
+      c->hung = true;
+      return;
+    }
+    if (res.reset_after >= 0) {
+      const size_t len = c->out.size() - start;
+      c->out.resize(start + std::min(static_cast<size_t>(res.reset_after), len > 0 ? len - 1 : 0));
+      c->stream = nullptr;
+      c->rst = true;
+      c->close_after = true;
+    }
+    if (res.delay.count() > 0) {
+      c->held = true;
+      c->hold_until = std::chrono::steady_clock::now() + res.delay;
+      timers.emplace(c->hold_until, c);
+    }
   };
   auto error_response = [&](Conn* c, int status, std::string_view msg) {
     HttpResponse res;
@@ -230,7 +271,7 @@ void HttpServer::worker_loop() {
   // Parses and answers buffered requests until one is incomplete or output is pending.
   // Returns false if the connection must be closed now.
   auto process = [&](Conn* c) -> bool {
-    while (c->out_off >= c->out.size() && !c->stream && !c->close_after) {
+    while (c->out_off >= c->out.size() && !c->stream && !c->close_after && !c->hung) {
       std::string_view buf(c->in);
       buf.remove_prefix(c->in_off);
       const size_t hend = buf.find("\r\n\r\n");
@@ -327,6 +368,10 @@ void HttpServer::worker_loop() {
   };
   // Writes pending output (pulling stream chunks); returns false if the connection is done.
   auto flush = [&](Conn* c) -> bool {
+    if (c->hung || c->held) {
+      set_write(c, false);
+      return true;
+    }
     for (;;) {
       while (c->out_off < c->out.size()) {
         const ssize_t n =
@@ -378,7 +423,14 @@ void HttpServer::worker_loop() {
   char rbuf[64 * 1024];
   bool stopping = false;
   while (!stopping) {
-    const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), -1);
+    int timeout_ms = -1;
+    if (!timers.empty()) {
+      const auto wait = timers.begin()->first - std::chrono::steady_clock::now();
+      // Rounded up: waking a little early would spin until the deadline.
+      timeout_ms = static_cast<int>(
+          std::max<int64_t>(0, std::chrono::ceil<std::chrono::milliseconds>(wait).count()));
+    }
+    const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), timeout_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
       break;
@@ -433,6 +485,13 @@ void HttpServer::worker_loop() {
       }
       if (alive) alive = flush(c);
       if (!alive) close_conn(c);
+    }
+    const SteadyTime now = std::chrono::steady_clock::now();
+    while (!stopping && !timers.empty() && timers.begin()->first <= now) {
+      Conn* c = timers.begin()->second;
+      timers.erase(timers.begin());
+      c->held = false;
+      if (!flush(c)) close_conn(c);
     }
   }
   for (auto& [p, c] : conns) ::close(c->fd);

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -35,6 +37,19 @@ struct HttpResponse {
   std::function<bool(std::string&)> stream;
   // Called once when the response is finished or abandoned (e.g. to release a lock).
   std::function<void()> on_done;
+
+  // Misbehaviour, for fault injection. A delay is a timer on the connection's event loop: other
+  // connections of that worker go on being served meanwhile.
+  std::chrono::milliseconds delay{0};
+  // Never answer: the connection stays open, reading nothing more, until the client closes it or
+  // the server stops.
+  bool hang = false;
+  // Send this many bytes of the encoded response (status line onward, clamped below its size),
+  // then close abortively (RST, SO_LINGER 0). -1: no reset.
+  int64_t reset_after = -1;
+  // Send the headers (Content-Length of the whole body) and only this many body bytes, then close.
+  // -1: the whole body.
+  int64_t truncate_body = -1;
 };
 
 using HttpHandler = std::function<void(const HttpRequest&, HttpResponse&)>;

@@ -9,6 +9,7 @@
 
 #include "sim/api.h"
 #include "sim/company.h"
+#include "sim/faults.h"
 #include "sim/http_server.h"
 #include "sim/truth.h"
 
@@ -51,6 +52,100 @@ void add_model_flags(CLI::App& app, cascade::sim::SimConfig& c) {
       ->capture_default_str();
 }
 
+// Fault flags as given on the command line; merged over --faults by build().
+struct FaultFlags {
+  std::string json;
+  std::string quota;
+  std::string path;
+  std::string slow_ms;
+  std::string shape;
+  double huge_mb = 0;
+  double p[cascade::sim::kFaultKinds] = {};
+
+  void add(CLI::App& app) {
+    using cascade::sim::FaultKind;
+    app.add_option("--faults", json,
+                   "Fault plan as JSON, the body POST /admin/faults takes, e.g. "
+                   "'{\"5xx\":0.1,\"slow\":{\"p\":0.2,\"min_ms\":50,\"max_ms\":500},"
+                   "\"malformed\":{\"p\":0.05,\"path\":\"/sales\"}}'. The flags below are added "
+                   "over it")
+        ->group("Faults");
+    app.add_option("--quota", quota,
+                   "N requests per window (1s..1d), e.g. 100/1s or 10000/1d; past it 429 with "
+                   "Retry-After. While set every response carries RateLimit-Limit/-Remaining/"
+                   "-Reset (seconds) and X-RateLimit-Limit/-Remaining/-Reset (Unix time)")
+        ->group("Faults");
+    struct Kind {
+      FaultKind k;
+      const char* flag;
+      const char* what;
+    };
+    static const Kind kinds[] = {
+        {FaultKind::http5xx, "--fault-5xx", "a 500, 502 or 503 (503 may carry Retry-After)"},
+        {FaultKind::slow, "--fault-slow", "a delay drawn from --slow-ms"},
+        {FaultKind::hang, "--fault-hang", "no response ever (the connection stays open)"},
+        {FaultKind::reset, "--fault-reset", "a TCP reset before or in the middle of the response"},
+        {FaultKind::truncate, "--fault-truncate",
+         "a body cut short of its Content-Length, then close"},
+        {FaultKind::malformed, "--fault-malformed",
+         "broken JSON (a missing brace or a stray byte)"},
+        {FaultKind::wrong_shape, "--fault-wrong-shape",
+         "valid JSON of the wrong shape (string id, no result, null list, number record)"},
+        {FaultKind::html, "--fault-html", "a 502/503 HTML page from a 'proxy'"},
+        {FaultKind::huge, "--fault-huge", "the real body padded to --huge-mb, still valid JSON"},
+    };
+    for (const Kind& k : kinds)
+      app.add_option(k.flag, p[static_cast<int>(k.k)], std::string("Probability of ") + k.what)
+          ->check(CLI::Range(0.0, 1.0))
+          ->group("Faults");
+    app.add_option("--fault-path", path,
+                   "Limit the faults set by these flags (and --quota) to one path")
+        ->check(CLI::IsMember({"/branches", "/employees", "/sales"}))
+        ->group("Faults");
+    app.add_option("--slow-ms", slow_ms, "Delay range of --fault-slow, MIN..MAX (default 50..500)")
+        ->group("Faults");
+    app.add_option("--wrong-shape", shape,
+                   "Variant of --fault-wrong-shape: id_string, result_missing, null_list, "
+                   "number_record (default: drawn per response)")
+        ->group("Faults");
+    app.add_option("--huge-mb", huge_mb, "Size of --fault-huge bodies in MiB (default 8)")
+        ->group("Faults");
+  }
+
+  // Throws std::invalid_argument on a bad plan.
+  cascade::sim::FaultConfig build() const {
+    using cascade::sim::FaultKind;
+    cascade::sim::FaultConfig c =
+        json.empty() ? cascade::sim::FaultConfig{} : cascade::sim::parse_fault_config(json);
+    if (!quota.empty()) {
+      c.quota = cascade::sim::parse_quota(quota);
+      c.quota.path = path;
+    }
+    for (int k = 1; k < cascade::sim::kFaultKinds; ++k)
+      if (p[k] > 0) c.rules[static_cast<size_t>(k)] = {p[k], path};
+    if (!slow_ms.empty()) {
+      const size_t dots = slow_ms.find("..");
+      try {
+        if (dots == std::string::npos) throw std::invalid_argument("no ..");
+        c.slow_min_ms = std::stoll(slow_ms.substr(0, dots));
+        c.slow_max_ms = std::stoll(slow_ms.substr(dots + 2));
+      } catch (const std::exception&) {
+        throw std::invalid_argument("--slow-ms must be MIN..MAX in milliseconds, e.g. 50..500");
+      }
+      if (c.slow_min_ms < 0 || c.slow_min_ms > c.slow_max_ms)
+        throw std::invalid_argument("--slow-ms: need 0 <= MIN <= MAX");
+    }
+    if (!shape.empty()) {
+      // Reuse the JSON parser's validation of variant names.
+      c.shape = cascade::sim::parse_fault_config("{\"wrong_shape\":{\"p\":0,\"variant\":\"" +
+                                                 shape + "\"}}")
+                    .shape;
+    }
+    if (huge_mb > 0) c.huge_mb = huge_mb;
+    return c;
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -64,6 +159,13 @@ int main(int argc, char** argv) {
   app.add_option("--port", port, "Port to listen on (0 picks a free one)")->capture_default_str();
   app.add_option("--threads", threads, "Server threads (each runs an event loop)")
       ->capture_default_str();
+  FaultFlags fault_flags;
+  fault_flags.add(app);
+  app.footer(
+      "Faults are deterministic under --seed: the n-th request to a path meets the same faults. "
+      "Admin endpoints (never faulted, nor is /healthz): GET /admin/faults shows the plan, POST "
+      "replaces it (JSON as --faults), DELETE clears it; /admin/stats counts injected faults by "
+      "kind and path. The ground truth (/admin/truth, dump) ignores faults.");
 
   int64_t dump_ticks = 0;
   CLI::App* dump = app.add_subcommand("dump", "Print the ground truth as JSON and exit");
@@ -85,7 +187,9 @@ int main(int argc, char** argv) {
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-    cascade::sim::ApiService api(cfg);
+    auto faults = std::make_shared<cascade::sim::Faults>(fault_flags.build(), cfg.seed,
+                                                         cascade::SystemClock::instance());
+    cascade::sim::ApiService api(cfg, faults);
     cascade::sim::HttpServer server(
         [&api](const cascade::sim::HttpRequest& req, cascade::sim::HttpResponse& res) {
           api.handle(req, res);

@@ -1,9 +1,11 @@
 #include "support/sim.h"
 
+#include <curl/curl.h>
 #include <signal.h>
 #include <stdlib.h>
 
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -61,6 +63,36 @@ cascade::Value SimServer::advance(int ticks) {
   if (status != 200)
     throw std::runtime_error("POST /admin/advance: HTTP " + std::to_string(status) + " " + body);
   return parse_json(body);
+}
+
+cascade::Value SimServer::set_faults(const std::string& plan_json) {
+  long status = 0;
+  const std::string body = http_post(url() + "/admin/faults", plan_json, &status);
+  if (status != 200)
+    throw std::runtime_error("POST /admin/faults: HTTP " + std::to_string(status) + " " + body);
+  return parse_json(body);
+}
+
+void SimServer::clear_faults() {
+  // support/http.h has no DELETE; a bare easy handle is enough for one admin call.
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
+  if (!curl) throw std::runtime_error("curl_easy_init failed");
+  const std::string target = url() + "/admin/faults";
+  curl_easy_setopt(curl.get(), CURLOPT_URL, target.c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_CUSTOMREQUEST, "DELETE");
+  curl_easy_setopt(curl.get(), CURLOPT_NOBODY, 0L);
+  curl_easy_setopt(
+      curl.get(), CURLOPT_WRITEFUNCTION,
+      +[](char*, size_t size, size_t n, void*) { return size * n; });
+  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT, 30L);
+  curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
+  const CURLcode rc = curl_easy_perform(curl.get());
+  long status = 0;
+  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
+  if (rc != CURLE_OK || status != 200)
+    throw std::runtime_error(
+        std::string("DELETE /admin/faults failed: ") +
+        (rc != CURLE_OK ? curl_easy_strerror(rc) : ("HTTP " + std::to_string(status)).c_str()));
 }
 
 namespace {

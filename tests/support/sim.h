@@ -26,6 +26,11 @@ class SimServer {
   cascade::Value truth();
   // POST /admin/advance?ticks=N: the summary of what happened. Throws on a non-200 answer.
   cascade::Value advance(int ticks);
+  // POST /admin/faults: replaces the fault plan (JSON as `cascade-sim --faults`); returns the plan
+  // now in force. Throws std::runtime_error on a non-200 answer (e.g. a bad plan).
+  cascade::Value set_faults(const std::string& plan_json);
+  // DELETE /admin/faults. Throws std::runtime_error on a non-200 answer.
+  void clear_faults();
   Subprocess& process() { return proc_; }
 
  private:
