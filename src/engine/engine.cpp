@@ -233,6 +233,20 @@ struct Engine::Impl {
       }
       return;
     }
+    // Rows that would break the table (a key of the wrong type) make the whole message a
+    // permanent failure: half a response is not applied.
+    if (!t.processed.rows.empty()) {
+      std::string why = loader.check_key_types(tables[t.stage], t.processed.rows.front().image);
+      for (size_t i = 1; why.empty() && i < t.processed.rows.size(); ++i)
+        why = loader.check_key_types(tables[t.stage], t.processed.rows[i].image);
+      if (!why.empty()) {
+        t.outcome = Outcome::Permanent;
+        t.reason =
+            fmt::format("{} {}{}: {}", st.method, plan.spec().source.base_url, t.request, why);
+        apply(t);
+        return;
+      }
+    }
     // Ack first: a stale receipt means another consumer owns the message now, and its effects
     // are that consumer's to apply.
     if (!t.receipt.empty() && !q.remove(st.queue, t.receipt)) {

@@ -38,6 +38,9 @@ Loader::Known& Loader::known(const TableSpec& table, const Value* first_row) {
   }
   k.exists = true;
   for (const auto& c : cols) k.columns.insert(c.name);
+  for (const auto& name : table.key)
+    for (const auto& c : cols)
+      if (c.name == name) k.key_types.push_back(c);
   return k;
 }
 
@@ -90,6 +93,36 @@ void Loader::upsert(const TableSpec& table, std::span<const Value* const> rows) 
     ptrs.push_back(&copies.back());
   }
   warehouse_.upsert(table.name, ptrs);
+}
+
+static bool fits(ColumnType t, const Value& v) {
+  switch (t) {
+    case ColumnType::Integer:
+      return v.is_int() ||
+             (v.is_double() &&
+              v.as_double() == static_cast<double>(static_cast<int64_t>(v.as_double())));
+    case ColumnType::Real:
+      return v.is_number();
+    case ColumnType::Boolean:
+      return v.is_bool();
+    case ColumnType::Text:
+      return v.is_string();
+    case ColumnType::Json:
+      return v.is_array() || v.is_object();
+  }
+  return true;
+}
+
+std::string Loader::check_key_types(const TableSpec& table, const Value& row) {
+  Known& k = known(table, nullptr);
+  for (const auto& c : k.key_types) {
+    const Value* v = row.find(c.name);
+    if (v && !fits(c.type, *v))
+      return fmt::format("key column '{}' of table '{}' holds {} values, but this record has {} {}",
+                         c.name, table.name, column_type_name(c.type), type_name(v->type()),
+                         v->to_text());
+  }
+  return {};
 }
 
 void Loader::remove(const TableSpec& table, std::span<const Value* const> keys) {

@@ -28,6 +28,11 @@ class Loader {
   // Deletes rows; each entry is an object holding the key columns.
   void remove(const TableSpec& table, std::span<const Value* const> keys);
 
+  // Why `row` cannot go into the table as it stands, or "" if it can: a key column whose value
+  // has another type than the column (an id sent as "3972" where ids are integers would make a
+  // second, different row).
+  std::string check_key_types(const TableSpec& table, const Value& row);
+
   // Forgets cached schemas (after a rollback that may have undone DDL).
   void reset() { tables_.clear(); }
 
@@ -38,6 +43,7 @@ class Loader {
     // Field names of the last row seen to be fully covered: most rows of a table repeat them,
     // and comparing names in order is cheaper than hashing each one.
     std::vector<std::string> last_fields;
+    std::vector<Column> key_types;  // declared types of the key columns
   };
   bool same_fields(const Known& k, const Value& row) const;
   Known& known(const TableSpec& table, const Value* first_row);

@@ -1,0 +1,210 @@
+// The engine against a misbehaving vendor: transient faults are retried, permanent ones go to the
+// DLQ with a reason and come back with a redrive, throttling slows the run down instead of
+// failing it, and a spent quota leaves the messages queued.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "core/json.h"
+#include "store/store.h"
+#include "support/http.h"
+#include "support/sim.h"
+#include "support/subprocess.h"
+
+using namespace cascade;
+using namespace cascade::testing;
+
+namespace {
+
+std::string pipeline_with(const std::string& dir,
+                          const std::map<std::string, std::string>& replace) {
+  std::ifstream in(std::string(CASCADE_SOURCE_DIR) + "/examples/dunder-mifflin.yaml");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  for (const auto& [from, to] : replace) {
+    auto at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) text.replace(at, from.size(), to);
+  }
+  std::string path = dir + "/pipeline.yaml";
+  std::ofstream(path) << text;
+  return path;
+}
+
+QueryResult query(const std::string& db, const std::string& sql) {
+  ManualClock clock;
+  auto store = open_store("sqlite:" + db, clock, StoreOptions{true});
+  return store->warehouse().query(sql);
+}
+
+// Sales the cascade can reach in the truth: (sale id, employee id) pairs.
+std::set<std::pair<int64_t, int64_t>> truth_sales(const Value& truth) {
+  std::set<int64_t> sp;
+  for (const auto& e : truth.find("employees")->as_array())
+    if (e.find("occupation")->as_string() == "salesperson") sp.insert(e.find("id")->as_int());
+  std::set<std::pair<int64_t, int64_t>> out;
+  for (const auto& s : truth.find("sales")->as_array())
+    if (sp.count(s.find("employee_id")->as_int()))
+      out.emplace(s.find("id")->as_int(), s.find("employee_id")->as_int());
+  return out;
+}
+
+std::set<std::pair<int64_t, int64_t>> warehouse_sales(const std::string& db) {
+  std::set<std::pair<int64_t, int64_t>> out;
+  for (const auto& r : query(db, "SELECT sale_id, employee_id FROM sales").rows)
+    out.emplace(r[0].as_int(), r[1].as_int());
+  return out;
+}
+
+}  // namespace
+
+TEST(Faults, TransientFaultsAreRetriedAndTheWarehouseIsExact) {
+  SimServer sim(
+      {"--seed", "21", "--employees-per-branch", "12", "--sales-per-salesperson", "40", "--faults",
+       R"({"5xx":0.2,"reset":0.05,"truncate":0.05,"slow":{"p":0.1,"min_ms":20,"max_ms":200}})"});
+  std::string dir = temp_dir(), db = dir + "/t.db";
+  std::string pipeline =
+      pipeline_with(dir, {{"retry: { attempts: 4, backoff: 200ms..30s }",
+                           "retry: { attempts: 4, backoff: 10ms..200ms }"},
+                          {"per_second: 50, burst: 50", "per_second: 300, burst: 50"}});
+  std::map<std::string, std::string> env{{"DM_API_URL", sim.url()},
+                                         {"CASCADE_STORAGE", "sqlite:" + db}};
+  RunResult r = run({CASCADE_BIN, "sync", pipeline, "--json"}, env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Value s = parse_json(r.out);
+  EXPECT_TRUE(s.find("completed")->as_bool());
+  EXPECT_EQ(s.find("total")->find("dead_lettered")->as_int(), 0);
+  EXPECT_GT(s.find("total")->find("requests")->as_int(),
+            s.find("total")->find("messages")->as_int())
+      << "faults should have caused retries";
+  Value stats = parse_json(http_get(sim.url() + "/admin/stats"));
+  EXPECT_GT(stats.find("faults")->find("total")->as_int(), 10);
+  EXPECT_EQ(warehouse_sales(db), truth_sales(sim.truth()));
+}
+
+TEST(Faults, PermanentFaultsAreDeadLetteredWithAReasonAndARedriveCompletesTheWarehouse) {
+  SimServer sim(
+      {"--seed", "22", "--employees-per-branch", "12", "--sales-per-salesperson", "40", "--faults",
+       R"({"malformed":{"p":0.15,"path":"/sales"},"wrong_shape":{"p":0.15,"path":"/sales","variant":"null_list"},
+                     "html":{"p":0.1,"path":"/employees"}})"});
+  std::string dir = temp_dir(), db = dir + "/t.db";
+  std::string pipeline =
+      pipeline_with(dir, {{"per_second: 50, burst: 50", "per_second: 300, burst: 50"}});
+  std::map<std::string, std::string> env{{"DM_API_URL", sim.url()},
+                                         {"CASCADE_STORAGE", "sqlite:" + db},
+                                         {"DM_API_TOKEN", "tok-Zx81-secret"}};
+  RunResult r = run({CASCADE_BIN, "sync", pipeline, "--json"}, env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;  // the run goes on and completes
+  Value s = parse_json(r.out);
+  EXPECT_TRUE(s.find("completed")->as_bool());
+  int64_t dead = s.find("total")->find("dead_lettered")->as_int();
+  EXPECT_GT(dead, 0);
+
+  RunResult list = run({CASCADE_BIN, "dlq", "list", "-p", pipeline, "--json"}, env);
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  Value letters = parse_json(list.out);
+  EXPECT_EQ(static_cast<int64_t>(letters.as_array().size()), dead);
+  int malformed = 0, null_list = 0;
+  for (const auto& d : letters.as_array()) {
+    const std::string& reason = d.find("reason")->as_string();
+    EXPECT_EQ(d.find("receive_count")->as_int(), 1)
+        << "permanent failures burn no retries: " << reason;
+    EXPECT_NE(reason.find("GET http://127.0.0.1"), std::string::npos) << reason;
+    if (reason.find("malformed JSON") != std::string::npos) ++malformed;
+    if (reason.find("is null") != std::string::npos) ++null_list;
+    EXPECT_EQ(reason.find("tok-Zx81-secret"), std::string::npos);
+  }
+  EXPECT_GT(malformed, 0);
+  EXPECT_GT(null_list, 0);
+  // HTML error pages come with 5xx: transient, retried, never dead-lettered.
+  for (const auto& d : letters.as_array()) EXPECT_NE(d.find("stage")->as_string(), "salespersons");
+  EXPECT_EQ(list.out.find("tok-Zx81-secret"), std::string::npos);
+  RunResult reasons = run({CASCADE_BIN, "dlq", "list", "-p", pipeline, "--json", "--stage", "sales",
+                           "--reason", "is null"},
+                          env);
+  ASSERT_EQ(reasons.exit_code, 0);
+  EXPECT_EQ(static_cast<int>(parse_json(reasons.out).as_array().size()), null_list);
+
+  // The vendor is fixed: a redrive and a drain complete the warehouse.
+  sim.clear_faults();
+  RunResult redrive = run({CASCADE_BIN, "dlq", "redrive", "-p", pipeline}, env);
+  ASSERT_EQ(redrive.exit_code, 0) << redrive.err;
+  EXPECT_NE(redrive.out.find("redrove " + std::to_string(dead)), std::string::npos) << redrive.out;
+  RunResult drain = run({CASCADE_BIN, "sync", "--drain", pipeline, "--json"}, env);
+  ASSERT_EQ(drain.exit_code, 0) << drain.err;
+  EXPECT_EQ(parse_json(run({CASCADE_BIN, "dlq", "list", "-p", pipeline, "--json"}, env).out)
+                .as_array()
+                .size(),
+            0u);
+  EXPECT_EQ(warehouse_sales(db), truth_sales(sim.truth()));
+}
+
+TEST(Faults, AVendorQuotaTheFileOverestimatesSlowsTheRunInsteadOfFailingIt) {
+  // The vendor allows 40 requests a second and says so in RateLimit headers; the pipeline file
+  // believes 200.
+  SimServer sim({"--seed", "23", "--employees-per-branch", "15", "--sales-per-salesperson", "10",
+                 "--quota", "40/1s"});
+  std::string dir = temp_dir(), db = dir + "/t.db";
+  std::string pipeline =
+      pipeline_with(dir, {{"per_second: 50, burst: 50", "per_second: 200, burst: 20"},
+                          {"retry: { attempts: 4, backoff: 200ms..30s }",
+                           "retry: { attempts: 6, backoff: 50ms..2s }"}});
+  std::map<std::string, std::string> env{{"DM_API_URL", sim.url()},
+                                         {"CASCADE_STORAGE", "sqlite:" + db}};
+  RunResult r = run({CASCADE_BIN, "sync", pipeline, "--json"}, env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Value s = parse_json(r.out);
+  EXPECT_TRUE(s.find("completed")->as_bool());
+  EXPECT_EQ(s.find("total")->find("dead_lettered")->as_int(), 0);
+  int64_t requests = s.find("total")->find("requests")->as_int();
+  EXPECT_GT(requests, 80) << "enough requests to cross several vendor windows";
+  Value stats = parse_json(http_get(sim.url() + "/admin/stats"));
+  int64_t throttled = 0;
+  for (const auto& [kind, by_path] : stats.find("faults")->find("kinds")->as_object())
+    if (kind == "quota")
+      for (const auto& [path, n] : by_path.as_object()) throttled += n.as_int();
+  EXPECT_EQ(s.find("total")->find("throttled")->as_int(), throttled);
+  EXPECT_LT(throttled * 10, requests)
+      << "the limiter should follow the vendor's window, not hammer it";
+  EXPECT_EQ(warehouse_sales(db), truth_sales(sim.truth()));
+}
+
+TEST(Faults, ASpentQuotaLeavesMessagesQueuedAndSurvivesARestart) {
+  SimServer sim({"--seed", "24", "--employees-per-branch", "10", "--sales-per-salesperson", "5"});
+  std::string dir = temp_dir(), db = dir + "/t.db";
+  std::string pipeline =
+      pipeline_with(dir, {{"quota: { requests: 100000, per: 1d }",
+                           "quota: { requests: 40, per: 1d, reserve: { sales: 0.25 } }"}});
+  std::map<std::string, std::string> env{{"DM_API_URL", sim.url()},
+                                         {"CASCADE_STORAGE", "sqlite:" + db}};
+  RunResult r = run({CASCADE_BIN, "sync", pipeline, "--json"}, env);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  Value s = parse_json(r.out);
+  EXPECT_FALSE(s.find("completed")->as_bool());
+  EXPECT_NE(s.find("quota_exhausted_until"), nullptr);
+  EXPECT_EQ(s.find("total")->find("dead_lettered")->as_int(), 0);
+  EXPECT_GT(s.find("stages")->find("sales")->find("messages")->as_int(), 0)
+      << "the reserve let sales through";
+  // A second run in the same window makes no request at all: the ledger was saved.
+  RunResult again = run({CASCADE_BIN, "sync", pipeline, "--json"}, env);
+  EXPECT_EQ(again.exit_code, 3) << again.err;
+  Value stats = parse_json(http_get(sim.url() + "/admin/stats"));
+  int64_t served = 0;
+  for (const auto& [path, by_status] : stats.find("requests")->as_object())
+    if (path != "/admin/stats" && path != "/healthz" && by_status.is_object())
+      for (const auto& [status, n] : by_status.as_object()) served += n.as_int();
+  EXPECT_LE(served, 40);
+  RunResult q = run({CASCADE_BIN, "queues", pipeline, "--json"}, env);
+  int64_t waiting = 0, dlq = 0;
+  Value queues = parse_json(q.out);
+  for (const auto& e : queues.as_array()) {
+    waiting += e.find("depth")->as_int() + e.find("in_flight")->as_int();
+    dlq += e.find("dlq_depth")->as_int();
+  }
+  EXPECT_GT(waiting, 0);
+  EXPECT_EQ(dlq, 0);
+}
