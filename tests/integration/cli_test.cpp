@@ -1,0 +1,77 @@
+// The command line as a user meets it: exit codes, messages with file:line:column, --help.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "support/sim.h"
+#include "support/subprocess.h"
+
+using namespace cascade::testing;
+
+namespace {
+
+std::string write(const std::string& dir, const std::string& name, const std::string& text) {
+  std::string path = dir + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+}  // namespace
+
+TEST(Cli, ValidateAcceptsTheExampleAndDescribesTheCascade) {
+  RunResult r = run(
+      {CASCADE_BIN, "validate", std::string(CASCADE_SOURCE_DIR) + "/examples/dunder-mifflin.yaml"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("3 stages"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("branches: GET /branches?branch={branch} -> salespersons"),
+            std::string::npos)
+      << r.out;
+}
+
+TEST(Cli, BrokenPipelinesAreRefusedWithPositionAndExitCode2BeforeAnythingRuns) {
+  std::string dir = temp_dir();
+  struct Case {
+    std::string yaml, where, phrase;
+  };
+  const std::string head =
+      "name: t\nsource: { base_url: http://127.0.0.1:1 }\nstorage: sqlite:" + dir + "/never.db\n";
+  std::vector<Case> cases = {
+      {head + "stages:\n  a:\n    request: GET /a\n    key: { id: id }\n    concurency: 3\n",
+       ":8:5", "concurency"},
+      {head + "stages:\n  a:\n    request: GET /a\n    key: { id: id }\n    emit: { nope: { x: "
+              "\"{record.id}\" } }\n",
+       ":8:", "nope"},
+      {head + "stages:\n  a:\n    request: GET /a?x={x\n    key: { id: id }\n", ":6:23",
+       "unclosed"},
+      {head + "stages:\n  a:\n    request: GET /a\n    key: { id: id }\n    where: occupation ==\n",
+       ":8:", "where"},
+      {head + "queues: { visibility_timeout: soon }\nstages:\n  a:\n    request: GET /a\n    key: "
+              "{ id: id }\n",
+       ":4:", "duration"},
+      {"name: t\nsource: { base_url: \"${NO_SUCH_VAR_FOR_CASCADE}\" }\nstages: {}\n",
+       ":2:", "NO_SUCH_VAR_FOR_CASCADE"},
+      {"name: [unclosed\n", ":2:1", "invalid YAML"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    std::string file = write(dir, "broken" + std::to_string(i) + ".yaml", cases[i].yaml);
+    for (const char* cmd : {"validate", "sync"}) {
+      RunResult r = run({CASCADE_BIN, cmd, file});
+      EXPECT_EQ(r.exit_code, 2) << cmd << " " << file << "\n" << r.err;
+      EXPECT_NE(r.err.find(file + cases[i].where), std::string::npos)
+          << "case " << i << ": " << r.err;
+      EXPECT_NE(r.err.find(cases[i].phrase), std::string::npos) << "case " << i << ": " << r.err;
+    }
+  }
+  // Nothing ran: no database was created.
+  EXPECT_FALSE(std::ifstream(dir + "/never.db").good());
+}
+
+TEST(Cli, EveryCommandHasHelpAndUnknownOptionsAreUsageErrors) {
+  for (const char* cmd : {"validate", "sync", "invoke", "sql", "queues", "demo", "dlq"}) {
+    RunResult r = run({CASCADE_BIN, cmd, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << cmd;
+    EXPECT_NE(r.out.find("Usage:"), std::string::npos) << cmd;
+  }
+  RunResult bad = run({CASCADE_BIN, "sync", "--no-such-option"});
+  EXPECT_EQ(bad.exit_code, 2);
+}
