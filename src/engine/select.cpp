@@ -52,8 +52,9 @@ size_t select_records(std::string& body, std::string_view path,
   size_t count = 0;
   std::string walked;
   const char* where = "response";
+  od::document doc;
   try {
-    od::document doc = parser.iterate(body.data(), len, body.capacity());
+    doc = parser.iterate(body.data(), len, body.capacity());
     auto emit_from = [&](od::value v) {
       od::json_type t = v.type();
       if (t == od::json_type::array) {
@@ -116,11 +117,20 @@ size_t select_records(std::string& body, std::string_view path,
       throw simdjson::simdjson_error(simdjson::TRAILING_CONTENT);
     (void)where;
   } catch (const simdjson::simdjson_error& e) {
-    size_t offset = 0;
-    throw DataError(fmt::format("malformed JSON ({}) in a {}-byte body: {}",
-                                simdjson::error_message(e.error()), len,
-                                excerpt(body.substr(0, len))));
-    (void)offset;
+    // Where the parser stood when it gave up, and the bytes around it, so a person can see it.
+    std::string at;
+    const char* loc = nullptr;
+    if (doc.current_location().get(loc) == simdjson::SUCCESS && loc >= body.data() &&
+        loc <= body.data() + len) {
+      size_t offset = static_cast<size_t>(loc - body.data());
+      size_t from = offset > 40 ? offset - 40 : 0;
+      at = fmt::format(
+          " near byte {} ({})", offset,
+          excerpt(std::string_view(body).substr(from, std::min<size_t>(80, len - from)), 80));
+    }
+    throw DataError(fmt::format("malformed JSON ({}){} in a {}-byte body: {}",
+                                simdjson::error_message(e.error()), at, len,
+                                excerpt(std::string_view(body).substr(0, len))));
   }
   return count;
 }
