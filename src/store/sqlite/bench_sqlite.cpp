@@ -176,12 +176,16 @@ void run_store(const std::string& path, size_t n) {
   staging.create_stage("sales");
 
   std::vector<StagedRow> rows(kBatch);
+  std::vector<StagedRef> refs(kBatch);
   Timer t;
   for (size_t i = 0; i < n; i += kBatch) {
     size_t m = std::min(n - i, kBatch);
-    for (size_t j = 0; j < m; ++j) rows[j] = {key_of(i + j), (i + j) * 2654435761u};
+    for (size_t j = 0; j < m; ++j) {
+      rows[j] = {key_of(i + j), (i + j) * 2654435761u};
+      refs[j] = {rows[j].key, rows[j].hash};
+    }
     store->begin();
-    staging.upsert("sales", i / 50, std::span(rows.data(), m));
+    staging.upsert("sales", i / 50, std::span<const StagedRef>(refs.data(), m));
     store->commit();
   }
   report("store staging.upsert", n, t.seconds());

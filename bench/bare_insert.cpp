@@ -1,0 +1,266 @@
+// bench_bare_insert: the SQLite peer of the end-to-end benchmark. Replays the rows one stage of
+// a cascade sync wrote (staging + change log + warehouse table, read back from that database)
+// into a fresh database with bare prepared INSERTs, one transaction per original message, on
+// the same schema and pragmas as cascade's store. The rate is the ceiling cascade's writer can
+// approach: same rows, same tables, same commits, none of the engine's work.
+//
+//   bench_bare_insert SOURCE.db DEST.db [STAGE=sales] [WAREHOUSE_TABLE=STAGE]
+//
+// Prints one JSON line: {"rows":N,"transactions":T,"seconds":S,"cpu_seconds":C,"rows_per_s":R}.
+// Exit status 1 with a message on stderr when the source lacks the stage or a statement fails.
+#include <sqlite3.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Db {
+  sqlite3* db = nullptr;
+  Db(const std::string& path, int flags) {
+    if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
+      std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+      sqlite3_close(db);
+      throw std::runtime_error("open " + path + ": " + msg);
+    }
+  }
+  ~Db() { sqlite3_close(db); }
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+
+  void check(int rc) const {
+    if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+      throw std::runtime_error(sqlite3_errmsg(db));
+  }
+  void exec(const std::string& sql) const {
+    check(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr));
+  }
+};
+
+// Owns a prepared statement.
+struct Stmt {
+  sqlite3_stmt* st = nullptr;
+  Stmt(const Db& db, const std::string& sql) {
+    db.check(sqlite3_prepare_v2(db.db, sql.c_str(), -1, &st, nullptr));
+  }
+  ~Stmt() { sqlite3_finalize(st); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+};
+
+// Rows of one table held compactly (a cell per column, text in one arena), so a chunk of a
+// million-row run fits in little memory and binding replays the exact stored types.
+struct Rows {
+  struct Cell {
+    int type = SQLITE_NULL;
+    int64_t i = 0;
+    double d = 0;
+    size_t off = 0, len = 0;
+  };
+  int width = 0;
+  std::vector<Cell> cells;
+  std::string arena;
+
+  size_t size() const { return width ? cells.size() / static_cast<size_t>(width) : 0; }
+  void clear() { cells.clear(), arena.clear(); }
+  // Appends columns [first, first + n) of the statement's current row.
+  void add(sqlite3_stmt* st, int first, int n) {
+    width = n;
+    for (int c = first; c < first + n; ++c) {
+      Cell x;
+      x.type = sqlite3_column_type(st, c);
+      if (x.type == SQLITE_INTEGER) {
+        x.i = sqlite3_column_int64(st, c);
+      } else if (x.type == SQLITE_FLOAT) {
+        x.d = sqlite3_column_double(st, c);
+      } else if (x.type == SQLITE_TEXT || x.type == SQLITE_BLOB) {
+        const void* p =
+            x.type == SQLITE_TEXT ? sqlite3_column_text(st, c) : sqlite3_column_blob(st, c);
+        x.len = static_cast<size_t>(sqlite3_column_bytes(st, c));
+        x.off = arena.size();
+        arena.append(static_cast<const char*>(p), x.len);
+      }
+      cells.push_back(x);
+    }
+  }
+  void bind(sqlite3_stmt* st, size_t row) const {
+    const Cell* x = &cells[row * static_cast<size_t>(width)];
+    for (int c = 0; c < width; ++c, ++x) {
+      const char* p = arena.data() + x->off;
+      const int n = static_cast<int>(x->len);
+      switch (x->type) {
+        case SQLITE_INTEGER:
+          sqlite3_bind_int64(st, c + 1, x->i);
+          break;
+        case SQLITE_FLOAT:
+          sqlite3_bind_double(st, c + 1, x->d);
+          break;
+        case SQLITE_TEXT:
+          sqlite3_bind_text(st, c + 1, p, n, SQLITE_STATIC);
+          break;
+        case SQLITE_BLOB:
+          sqlite3_bind_blob(st, c + 1, p, n, SQLITE_STATIC);
+          break;
+        default:
+          sqlite3_bind_null(st, c + 1);
+      }
+    }
+  }
+};
+
+std::string quote(const std::string& ident) {
+  std::string out = "\"";
+  for (char c : ident) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+// The DDL cascade used for a table and its indexes, so the peer writes the same b-trees.
+std::vector<std::string> schema_of(const Db& src, const std::string& table) {
+  Stmt st(src,
+          "SELECT sql FROM sqlite_master WHERE tbl_name=?1 AND sql IS NOT NULL "
+          "ORDER BY type='index'");
+  sqlite3_bind_text(st.st, 1, table.c_str(), -1, SQLITE_TRANSIENT);
+  std::vector<std::string> out;
+  while (sqlite3_step(st.st) == SQLITE_ROW)
+    out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st.st, 0)));
+  if (out.empty()) throw std::runtime_error("source has no table " + table);
+  return out;
+}
+
+std::vector<std::string> columns_of(const Db& src, const std::string& table) {
+  Stmt st(src, "SELECT name FROM pragma_table_info(?1) ORDER BY cid");
+  sqlite3_bind_text(st.st, 1, table.c_str(), -1, SQLITE_TRANSIENT);
+  std::vector<std::string> out;
+  while (sqlite3_step(st.st) == SQLITE_ROW)
+    out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st.st, 0)));
+  return out;
+}
+
+std::string insert_sql(const std::string& table, const std::vector<std::string>& cols) {
+  std::string names, params;
+  for (size_t i = 0; i < cols.size(); ++i) {
+    if (i) names += ',', params += ',';
+    names += quote(cols[i]);
+    params += '?';
+    params += std::to_string(i + 1);
+  }
+  return "INSERT INTO " + quote(table) + "(" + names + ") VALUES(" + params + ")";
+}
+
+void insert_all(const Db& db, const Stmt& st, const Rows& rows, size_t begin, size_t end) {
+  for (size_t r = begin; r < end; ++r) {
+    rows.bind(st.st, r);
+    db.check(sqlite3_step(st.st));
+    sqlite3_reset(st.st);
+  }
+}
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// Rows are read in chunks of whole messages (untimed), then inserted (timed): memory stays at
+// one chunk whatever the run's size, and reading the source never counts as writing.
+constexpr size_t kChunkRows = 200'000;
+int run(const std::string& src_path, const std::string& dst_path, const std::string& stage,
+        const std::string& wh_table) {
+  const std::string staging = "cascade_staging_" + stage;
+  Db src(src_path, SQLITE_OPEN_READONLY);
+
+  for (const char* sfx : {"", "-wal", "-shm"}) std::filesystem::remove(dst_path + sfx);
+  Db dst(dst_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  // cascade's store pragmas (src/store/sqlite/sqlite_store.cpp), so only the engine differs.
+  dst.exec(
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=8192;"
+      "PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY");
+  for (const auto& t : {staging, std::string("cascade_changes"), wh_table})
+    for (const auto& sql : schema_of(src, t)) dst.exec(sql);
+  const auto wh_cols = columns_of(src, wh_table);
+  Stmt ins_s(dst, insert_sql(staging, {"key", "hash", "scope", "gone"}));
+  Stmt ins_c(dst, insert_sql("cascade_changes", {"stage", "kind", "key", "image", "run_id", "at"}));
+  Stmt ins_w(dst, insert_sql(wh_table, wh_cols));
+
+  // Change i, its staging row and warehouse row i belong together: the loader upserted images
+  // in change order, so warehouse rowids follow change seqs. A message is a run of one scope.
+  Stmt rd_c(src,
+            "SELECT s.key, s.hash, s.scope, s.gone, c.stage, c.kind, c.key, c.image, c.run_id, "
+            "c.at FROM cascade_changes c JOIN " +
+                quote(staging) + " s ON s.key = c.key WHERE c.stage = ?1 ORDER BY c.seq");
+  sqlite3_bind_text(rd_c.st, 1, stage.c_str(), -1, SQLITE_TRANSIENT);
+  Stmt rd_w(src, "SELECT * FROM " + quote(wh_table) + " ORDER BY rowid");
+
+  Rows staged, changes, wh;
+  std::vector<size_t> tx_end;
+  size_t rows = 0, txs = 0;
+  double secs = 0, cpu = 0;
+  bool more = sqlite3_step(rd_c.st) == SQLITE_ROW;
+  while (more) {
+    // Read whole messages until the chunk holds kChunkRows rows or the source ends.
+    staged.clear(), changes.clear(), wh.clear(), tx_end.clear();
+    while (more && staged.size() < kChunkRows) {
+      const int64_t scope = sqlite3_column_int64(rd_c.st, 2);
+      do {
+        staged.add(rd_c.st, 0, 4);
+        changes.add(rd_c.st, 4, 6);
+        if (sqlite3_step(rd_w.st) != SQLITE_ROW)
+          throw std::runtime_error("source warehouse table " + wh_table + " has fewer rows than " +
+                                   stage + " has changes");
+        wh.add(rd_w.st, 0, sqlite3_column_count(rd_w.st));
+        more = sqlite3_step(rd_c.st) == SQLITE_ROW;
+      } while (more && sqlite3_column_int64(rd_c.st, 2) == scope);
+      tx_end.push_back(staged.size());
+    }
+
+    const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = cpu_seconds();
+    size_t begin = 0;
+    for (size_t end : tx_end) {
+      dst.exec("BEGIN IMMEDIATE");
+      // Table by table within the message, as cascade's apply() does.
+      insert_all(dst, ins_s, staged, begin, end);
+      insert_all(dst, ins_c, changes, begin, end);
+      insert_all(dst, ins_w, wh, begin, end);
+      dst.exec("COMMIT");
+      begin = end;
+    }
+    secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    cpu += cpu_seconds() - c0;
+    rows += staged.size();
+    txs += tx_end.size();
+  }
+  if (rows == 0) throw std::runtime_error("source has no changes for stage " + stage);
+  std::printf(
+      "{\"rows\":%zu,\"transactions\":%zu,\"seconds\":%.3f,\"cpu_seconds\":%.3f,"
+      "\"rows_per_s\":%.0f}\n",
+      rows, txs, secs, cpu, static_cast<double>(rows) / secs);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: %s SOURCE.db DEST.db [STAGE=sales] [WAREHOUSE_TABLE=STAGE]\n",
+                 argv[0]);
+    return 2;
+  }
+  const std::string stage = argc > 3 ? argv[3] : "sales";
+  try {
+    return run(argv[1], argv[2], stage, argc > 4 ? argv[4] : stage);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_bare_insert: %s\n", e.what());
+    return 1;
+  }
+}
