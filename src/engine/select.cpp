@@ -53,8 +53,10 @@ size_t select_records(std::string& body, std::string_view path,
   std::string walked;
   const char* where = "response";
   od::document doc;
+  bool started = false;  // current_location() is only safe on a document that began iterating
   try {
     doc = parser.iterate(body.data(), len, body.capacity());
+    started = true;
     auto emit_from = [&](od::value v) {
       od::json_type t = v.type();
       if (t == od::json_type::array) {
@@ -120,7 +122,7 @@ size_t select_records(std::string& body, std::string_view path,
     // Where the parser stood when it gave up, and the bytes around it, so a person can see it.
     std::string at;
     const char* loc = nullptr;
-    if (doc.current_location().get(loc) == simdjson::SUCCESS && loc >= body.data() &&
+    if (started && doc.current_location().get(loc) == simdjson::SUCCESS && loc >= body.data() &&
         loc <= body.data() + len) {
       size_t offset = static_cast<size_t>(loc - body.data());
       size_t from = offset > 40 ? offset - 40 : 0;
