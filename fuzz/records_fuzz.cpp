@@ -23,13 +23,14 @@ using namespace cascade;
 namespace {
 
 [[noreturn]] void finding(const char* what, std::string_view detail) {
-  std::fprintf(stderr, "FINDING: %s: %.*s\n", what, static_cast<int>(detail.size()),
-               detail.data());
+  std::fprintf(stderr, "FINDING: %s: %.*s\n", what, static_cast<int>(detail.size()), detail.data());
   std::abort();
 }
 
 // Defaults only: the harness must not depend on the shell's environment.
-std::optional<std::string> no_env(std::string_view) { return std::nullopt; }
+std::optional<std::string> no_env(std::string_view) {
+  return std::nullopt;
+}
 
 const Plan& plan() {
   static const std::unique_ptr<Plan> p =
@@ -68,7 +69,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Processed out = process_response(p, stage, message(), body);
       for (const auto& row : out.rows) {
         if (row.json != canonical_json(row.image)) finding("row json is not canonical", row.json);
-        if (row.hash != hash_bytes(row.json)) finding("row hash is not the hash of its json", row.json);
+        if (row.hash != hash_bytes(row.json))
+          finding("row hash is not the hash of its json", row.json);
         check_canonical(row.json, row.hash);
         if (row.key != key_string(stage, row.image)) finding("row key mismatch", row.key);
       }

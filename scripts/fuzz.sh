@@ -24,6 +24,7 @@ for t in $targets; do
   # The working corpus grows in build-fuzz; the seeds in the repository stay small and reviewed.
   work="$build/corpus/$name"
   artifacts="$build/artifacts/$name/"
+  rm -rf "$artifacts"
   mkdir -p "$work" "$artifacts"
   log="$build/$t.log"
   echo "== $t for ${seconds}s (log: $log)"
