@@ -152,6 +152,9 @@ TEST(HostileData, OddNamesHugeValuesAndBrokenRecordsAreStoredOrDeadLetteredAndTh
       {"deep200", 200, "application/json", R"({"result":[{"id":3,"deep":)" + deep200 + "}]}"},
       {"toodeep", 200, "application/json",
        R"({"result":[{"id":4,"deep":)" + nested(5000, "1") + "}]}"},
+      // Deep enough to overflow the stack of a recursive reader: must be refused, not crash.
+      {"abyss", 200, "application/json",
+       R"({"result":[{"id":10,"deep":)" + nested(200000, "1") + "}]}"},
       {"hugefloat", 200, "application/json", R"({"result":[{"id":5,"v":1e400}]})"},
       {"hugeint", 200, "application/json",
        R"({"result":[{"id":6,"v":123456789012345678901234567890}]})"},
@@ -198,6 +201,7 @@ TEST(HostileData, OddNamesHugeValuesAndBrokenRecordsAreStoredOrDeadLetteredAndTh
   // Beyond the parser's depth limit: dead-lettered with the parser's reason.
   EXPECT_NE(reason("toodeep").find("too deep"), std::string::npos) << reason("toodeep");
   EXPECT_EQ(fx.sql("SELECT 1 FROM items WHERE item_id = 4").as_array().size(), 0u);
+  EXPECT_NE(reason("abyss").find("too deep"), std::string::npos) << reason("abyss");
 
   // 1e400 does not fit a double: refused with a reason, not stored as inf or 0.
   EXPECT_NE(reason("hugefloat").find("HTTP 200"), std::string::npos) << reason("hugefloat");
@@ -230,8 +234,8 @@ TEST(HostileData, OddNamesHugeValuesAndBrokenRecordsAreStoredOrDeadLetteredAndTh
   EXPECT_NE(reason("html404").find("HTTP 404"), std::string::npos) << reason("html404");
   EXPECT_NE(reason("html404").find("Not Found"), std::string::npos) << reason("html404");
 
-  EXPECT_EQ(dlq.size(), 6u);  // toodeep, hugefloat, nokey, objkey, html200, html404
-  EXPECT_EQ(summary.find("total")->find("dead_lettered")->as_int(), 6);
+  EXPECT_EQ(dlq.size(), 7u);  // toodeep, abyss, hugefloat, nokey, objkey, html200, html404
+  EXPECT_EQ(summary.find("total")->find("dead_lettered")->as_int(), 7);
   EXPECT_EQ(fx.sql("SELECT count(*) AS n FROM items").as_array()[0].find("n")->as_int(), 5);
 
   // Same responses again: nothing changes, the duplicate-key record included.
@@ -240,4 +244,14 @@ TEST(HostileData, OddNamesHugeValuesAndBrokenRecordsAreStoredOrDeadLetteredAndTh
   EXPECT_EQ(again.find("total")->find("changed")->as_int(), 0);
   EXPECT_EQ(fx.sql("SELECT v FROM items WHERE item_id = 7").as_array()[0].find("v")->as_string(),
             dup_value);
+}
+
+// Repeated keys keep their last value in canonical JSON, which is then a fixed point: the hash
+// of a record does not depend on how the data was spelled or re-read.
+TEST(HostileData, RepeatedKeysCanonicaliseToAFixedPointWithTheLastValue) {
+  Value v = parse_json(R"({"b":1,"a":"x","b":2,"a":"y","c":{"k":1,"k":[3]}})");
+  std::string canon = canonical_json(v);
+  EXPECT_EQ(canon, R"({"a":"y","b":2,"c":{"k":[3]}})");
+  EXPECT_EQ(canonical_json(parse_json(canon)), canon);
+  EXPECT_EQ(canonical_json(parse_json(R"({"c":{"k":[3]},"b":2,"a":"y"})")), canon);
 }
