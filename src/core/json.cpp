@@ -11,10 +11,16 @@ namespace cascade {
 
 namespace od = simdjson::ondemand;
 
-static Value scalar_or_container(od::value v);
+// Containers nested deeper than this are refused: materialising and later destroying or
+// printing a Value recurses once per level, so an unbounded depth from an API response would
+// overflow the stack (found by fuzz/records_fuzz). Below simdjson's DOM limit (1024), so the
+// canonical JSON of any accepted record parses back with parse_json.
+constexpr int kMaxDepth = 1000;
+
+static Value scalar_or_container(od::value v, int depth);
 
 Value from_ondemand(od::value v) {
-  return scalar_or_container(v);
+  return scalar_or_container(v, 0);
 }
 
 static Value number_value(od::value v) {
@@ -32,8 +38,11 @@ static Value number_value(od::value v) {
   }
 }
 
-static Value scalar_or_container(od::value v) {
-  switch (v.type()) {
+static Value scalar_or_container(od::value v, int depth) {
+  od::json_type type = v.type();
+  if ((type == od::json_type::array || type == od::json_type::object) && ++depth > kMaxDepth)
+    throw simdjson::simdjson_error(simdjson::DEPTH_ERROR);
+  switch (type) {
     case od::json_type::null:
       if (!v.is_null()) throw simdjson::simdjson_error(simdjson::INCORRECT_TYPE);
       return Value();
@@ -49,14 +58,14 @@ static Value scalar_or_container(od::value v) {
       return Value(std::string_view(v.get_string()));
     case od::json_type::array: {
       Array a;
-      for (auto el : v.get_array()) a.push_back(scalar_or_container(el.value()));
+      for (auto el : v.get_array()) a.push_back(scalar_or_container(el.value(), depth));
       return Value(std::move(a));
     }
     case od::json_type::object: {
       Object o;
       for (auto field : v.get_object()) {
         std::string_view key = field.unescaped_key();
-        o.emplace_back(std::string(key), scalar_or_container(field.value()));
+        o.emplace_back(std::string(key), scalar_or_container(field.value(), depth));
       }
       return Value(std::move(o));
     }
@@ -202,10 +211,18 @@ static void append_value(const Value& v, std::string& out) {
         std::vector<const Member*> order;
         order.reserve(o.size());
         for (const auto& m : o) order.push_back(&m);
-        std::sort(order.begin(), order.end(),
-                  [](const Member* a, const Member* b) { return a->first < b->first; });
+        // Ties (a key repeated in one object) break by position, and only the last of them is
+        // written, as JSON.parse keeps it: without that the output was not a fixed point of
+        // parse + canonicalise, so equal data could hash differently (found by records_fuzz).
+        std::sort(order.begin(), order.end(), [](const Member* a, const Member* b) {
+          int c = a->first.compare(b->first);
+          return c < 0 || (c == 0 && a < b);
+        });
+        bool first = true;
         for (size_t i = 0; i < order.size(); ++i) {
-          if (i) out.push_back(',');
+          if (i + 1 < order.size() && order[i + 1]->first == order[i]->first) continue;
+          if (!first) out.push_back(',');
+          first = false;
           append_json_string(order[i]->first, out);
           out.push_back(':');
           append_value<Canonical>(order[i]->second, out);

@@ -25,7 +25,8 @@ Value parse_json(std::string_view text);
 
 // Canonical form: object keys sorted bytewise, no whitespace, integral numbers as integers
 // (1.0 -> 1, 1e2 -> 100), other numbers in shortest round-trip form, minimal string escapes.
-// Two documents with the same data produce the same bytes.
+// Two documents with the same data produce the same bytes. A key repeated in one object keeps
+// its last value (as JSON.parse does), so the output never repeats a key.
 std::string canonical_json(const Value& v);
 void append_canonical_json(const Value& v, std::string& out);
 

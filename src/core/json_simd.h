@@ -8,7 +8,8 @@
 
 namespace cascade {
 
-// Materialises an on-demand value (and everything below it). Throws simdjson_error on bad input.
+// Materialises an on-demand value (and everything below it). Throws simdjson_error on bad input
+// and DEPTH_ERROR for containers nested more than 1000 levels deep (the stack is the limit).
 Value from_ondemand(simdjson::ondemand::value v);
 
 }  // namespace cascade
