@@ -8,7 +8,7 @@ PACKAGES=(
   libcurl4-openssl-dev libsimdjson-dev libyaml-cpp-dev libsqlite3-dev sqlite3
   libspdlog-dev libfmt-dev libcli11-dev libxxhash-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang clang-format
+  clang clang-format libclang-rt-14-dev
 )
 # Benchmark peers and tools; optional for building and testing.
 OPTIONAL=(wrk hyperfine time)
