@@ -13,6 +13,7 @@
 
 #include "core/json.h"
 #include "store/store.h"
+#include "support/cascade.h"
 #include "support/sim.h"
 #include "support/subprocess.h"
 
@@ -21,30 +22,14 @@ using namespace cascade::testing;
 
 namespace {
 
-// The reference pipeline with a faster vendor limit, so a run lasts seconds, not minutes.
+// The reference pipeline with another vendor limit, so a run lasts seconds, not minutes.
 std::string write_pipeline(const std::string& dir, const std::string& rate) {
-  std::ifstream in(std::string(CASCADE_SOURCE_DIR) + "/examples/dunder-mifflin.yaml");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
-  std::string from = "rate_limit: { per_second: 50, burst: 50 }";
-  auto at = text.find(from);
-  EXPECT_NE(at, std::string::npos);
-  text.replace(at, from.size(), rate);
-  std::string path = dir + "/pipeline.yaml";
-  std::ofstream(path) << text;
-  return path;
-}
-
-QueryResult query(const std::string& db, const std::string& sql) {
-  ManualClock clock;
-  auto store = open_store("sqlite:" + db, clock, StoreOptions{true});
-  return store->warehouse().query(sql);
+  return example_pipeline(dir, {{"rate_limit: { per_second: 50, burst: 50 }", rate}});
 }
 
 // A whole table as sorted canonical JSON rows, for equality between two databases.
 std::vector<std::string> dump(const std::string& db, const std::string& table) {
-  QueryResult r = query(db, "SELECT * FROM " + table);
+  QueryResult r = query_db(db, "SELECT * FROM " + table);
   std::vector<std::string> rows;
   for (const auto& row : r.rows) {
     Value obj{Object{}};
@@ -65,9 +50,9 @@ void expect_same_warehouse(const std::string& a, const std::string& b) {
 
 void expect_clean(const std::string& db, const std::map<std::string, std::string>& env,
                   const std::string& pipeline) {
-  EXPECT_EQ(query(db, "PRAGMA integrity_check").rows[0][0].as_string(), "ok");
+  EXPECT_EQ(query_db(db, "PRAGMA integrity_check").rows[0][0].as_string(), "ok");
   // No duplicate change: the data never changed, so each row has exactly one change, a 'new'.
-  auto dup = query(
+  auto dup = query_db(
       db, "SELECT count(*), count(DISTINCT stage || key), sum(kind <> 1) FROM cascade_changes");
   EXPECT_EQ(dup.rows[0][0].as_int(), dup.rows[0][1].as_int()) << "duplicate changes";
   EXPECT_EQ(dup.rows[0][2].as_int(), 0) << "changes other than 'new'";
@@ -157,8 +142,8 @@ TEST(Crash, SigtermStopsWithinSecondsAndLosesNothing) {
   for (const auto& s : truth.find("sales")->as_array())
     if (ids.count(s.find("employee_id")->as_int())) ++sales;
   std::string db = dir + "/t.db";
-  EXPECT_EQ(query(db, "SELECT count(*) FROM salespersons").rows[0][0].as_int(), salespersons);
-  EXPECT_EQ(query(db, "SELECT count(*) FROM sales").rows[0][0].as_int(), sales);
+  EXPECT_EQ(query_db(db, "SELECT count(*) FROM salespersons").rows[0][0].as_int(), salespersons);
+  EXPECT_EQ(query_db(db, "SELECT count(*) FROM sales").rows[0][0].as_int(), sales);
   expect_clean(db, env, fast);
 }
 
@@ -181,5 +166,5 @@ TEST(Crash, SecondProcessOnTheSameDatabaseIsRefusedClearly) {
   EXPECT_NE(second.err.find(std::to_string(first.pid())), std::string::npos) << second.err;
   first.signal(SIGTERM);
   EXPECT_EQ(first.wait(), 130);
-  EXPECT_EQ(query(dir + "/t.db", "PRAGMA integrity_check").rows[0][0].as_string(), "ok");
+  EXPECT_EQ(query_db(dir + "/t.db", "PRAGMA integrity_check").rows[0][0].as_string(), "ok");
 }

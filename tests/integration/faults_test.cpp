@@ -10,6 +10,7 @@
 
 #include "core/json.h"
 #include "store/store.h"
+#include "support/cascade.h"
 #include "support/http.h"
 #include "support/sim.h"
 #include "support/subprocess.h"
@@ -18,28 +19,6 @@ using namespace cascade;
 using namespace cascade::testing;
 
 namespace {
-
-std::string pipeline_with(const std::string& dir,
-                          const std::map<std::string, std::string>& replace) {
-  std::ifstream in(std::string(CASCADE_SOURCE_DIR) + "/examples/dunder-mifflin.yaml");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
-  for (const auto& [from, to] : replace) {
-    auto at = text.find(from);
-    EXPECT_NE(at, std::string::npos) << from;
-    if (at != std::string::npos) text.replace(at, from.size(), to);
-  }
-  std::string path = dir + "/pipeline.yaml";
-  std::ofstream(path) << text;
-  return path;
-}
-
-QueryResult query(const std::string& db, const std::string& sql) {
-  ManualClock clock;
-  auto store = open_store("sqlite:" + db, clock, StoreOptions{true});
-  return store->warehouse().query(sql);
-}
 
 // Sales the cascade can reach in the truth: (sale id, employee id) pairs.
 std::set<std::pair<int64_t, int64_t>> truth_sales(const Value& truth) {
@@ -55,7 +34,7 @@ std::set<std::pair<int64_t, int64_t>> truth_sales(const Value& truth) {
 
 std::set<std::pair<int64_t, int64_t>> warehouse_sales(const std::string& db) {
   std::set<std::pair<int64_t, int64_t>> out;
-  for (const auto& r : query(db, "SELECT sale_id, employee_id FROM sales").rows)
+  for (const auto& r : query_db(db, "SELECT sale_id, employee_id FROM sales").rows)
     out.emplace(r[0].as_int(), r[1].as_int());
   return out;
 }
@@ -68,9 +47,9 @@ TEST(Faults, TransientFaultsAreRetriedAndTheWarehouseIsExact) {
        R"({"5xx":0.2,"reset":0.05,"truncate":0.05,"slow":{"p":0.1,"min_ms":20,"max_ms":200}})"});
   std::string dir = temp_dir(), db = dir + "/t.db";
   std::string pipeline =
-      pipeline_with(dir, {{"retry: { attempts: 4, backoff: 200ms..30s }",
-                           "retry: { attempts: 4, backoff: 10ms..200ms }"},
-                          {"per_second: 50, burst: 50", "per_second: 300, burst: 50"}});
+      example_pipeline(dir, {{"retry: { attempts: 4, backoff: 200ms..30s }",
+                              "retry: { attempts: 4, backoff: 10ms..200ms }"},
+                             {"per_second: 50, burst: 50", "per_second: 300, burst: 50"}});
   std::map<std::string, std::string> env{{"DM_API_URL", sim.url()},
                                          {"CASCADE_STORAGE", "sqlite:" + db}};
   RunResult r = run({CASCADE_BIN, "sync", pipeline, "--json"}, env);
@@ -93,7 +72,7 @@ TEST(Faults, PermanentFaultsAreDeadLetteredWithAReasonAndARedriveCompletesTheWar
                      "html":{"p":0.1,"path":"/employees"}})"});
   std::string dir = temp_dir(), db = dir + "/t.db";
   std::string pipeline =
-      pipeline_with(dir, {{"per_second: 50, burst: 50", "per_second: 300, burst: 50"}});
+      example_pipeline(dir, {{"per_second: 50, burst: 50", "per_second: 300, burst: 50"}});
   std::map<std::string, std::string> env{{"DM_API_URL", sim.url()},
                                          {"CASCADE_STORAGE", "sqlite:" + db},
                                          {"DM_API_TOKEN", "tok-Zx81-secret"}};
@@ -150,9 +129,9 @@ TEST(Faults, AVendorQuotaTheFileOverestimatesSlowsTheRunInsteadOfFailingIt) {
                  "--quota", "40/1s"});
   std::string dir = temp_dir(), db = dir + "/t.db";
   std::string pipeline =
-      pipeline_with(dir, {{"per_second: 50, burst: 50", "per_second: 200, burst: 20"},
-                          {"retry: { attempts: 4, backoff: 200ms..30s }",
-                           "retry: { attempts: 6, backoff: 50ms..2s }"}});
+      example_pipeline(dir, {{"per_second: 50, burst: 50", "per_second: 200, burst: 20"},
+                             {"retry: { attempts: 4, backoff: 200ms..30s }",
+                              "retry: { attempts: 6, backoff: 50ms..2s }"}});
   std::map<std::string, std::string> env{{"DM_API_URL", sim.url()},
                                          {"CASCADE_STORAGE", "sqlite:" + db}};
   RunResult r = run({CASCADE_BIN, "sync", pipeline, "--json"}, env);
@@ -177,8 +156,8 @@ TEST(Faults, ASpentQuotaLeavesMessagesQueuedAndSurvivesARestart) {
   SimServer sim({"--seed", "24", "--employees-per-branch", "10", "--sales-per-salesperson", "5"});
   std::string dir = temp_dir(), db = dir + "/t.db";
   std::string pipeline =
-      pipeline_with(dir, {{"quota: { requests: 100000, per: 1d }",
-                           "quota: { requests: 40, per: 1d, reserve: { sales: 0.25 } }"}});
+      example_pipeline(dir, {{"quota: { requests: 100000, per: 1d }",
+                              "quota: { requests: 40, per: 1d, reserve: { sales: 0.25 } }"}});
   std::map<std::string, std::string> env{{"DM_API_URL", sim.url()},
                                          {"CASCADE_STORAGE", "sqlite:" + db}};
   RunResult r = run({CASCADE_BIN, "sync", pipeline, "--json"}, env);

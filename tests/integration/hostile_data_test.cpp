@@ -11,6 +11,7 @@
 
 #include "core/json.h"
 #include "sim/http_server.h"
+#include "support/cascade.h"
 #include "support/sim.h"
 #include "support/subprocess.h"
 
@@ -18,24 +19,6 @@ using namespace cascade;
 using namespace cascade::testing;
 
 namespace {
-
-// An HTTP server on 127.0.0.1 (free port) answering with a test-provided handler.
-class Canned {
- public:
-  explicit Canned(sim::HttpHandler fn) : server_(std::move(fn), 2) {
-    port_ = server_.listen("127.0.0.1", 0);
-    server_.start();
-  }
-  ~Canned() {
-    server_.stop();
-    server_.wait();
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  sim::HttpServer server_;
-  int port_ = 0;
-};
 
 std::string nested(int levels, const std::string& leaf) {
   return std::string(static_cast<size_t>(levels), '[') + leaf +
@@ -164,7 +147,7 @@ TEST(HostileData, OddNamesHugeValuesAndBrokenRecordsAreStoredOrDeadLetteredAndTh
       {"html200", 200, "text/html", "<html><body><h1>Maintenance</h1></body></html>"},
       {"html404", 404, "text/html", "<html><body>Not Found</body></html>"},
   };
-  Canned server(serve(cases));
+  CannedServer server(serve(cases));
   Fixture fx;
   fx.write_pipeline(server.url(), cases);
 

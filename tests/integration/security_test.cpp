@@ -14,6 +14,7 @@
 
 #include "core/json.h"
 #include "sim/http_server.h"
+#include "support/cascade.h"
 #include "support/http.h"
 #include "support/sim.h"
 #include "support/subprocess.h"
@@ -26,24 +27,6 @@ namespace {
 const std::string kExample = std::string(CASCADE_SOURCE_DIR) + "/examples/dunder-mifflin.yaml";
 // Distinctive enough that any occurrence is a leak, not a coincidence.
 const std::string kSecret = "tok-9Qz7-hostile-SECRET-4f1e";
-
-// An HTTP server on 127.0.0.1 (free port) answering with a test-provided handler.
-class Canned {
- public:
-  explicit Canned(sim::HttpHandler fn) : server_(std::move(fn), 2) {
-    port_ = server_.listen("127.0.0.1", 0);
-    server_.start();
-  }
-  ~Canned() {
-    server_.stop();
-    server_.wait();
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  sim::HttpServer server_;
-  int port_ = 0;
-};
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -84,7 +67,7 @@ std::string pipeline_text(const std::string& name, const std::string& base_url,
 }  // namespace
 
 TEST(Security, SecretHeaderValueAppearsNowhereAfterFailingSyncs) {
-  Canned server([](const sim::HttpRequest& req, sim::HttpResponse& res) {
+  CannedServer server([](const sim::HttpRequest& req, sim::HttpResponse& res) {
     const std::string* c = req.param("case");
     if (req.path == "/v1/items" && c) {
       if (*c == "ok") {
@@ -201,7 +184,7 @@ TEST(Security, EventValuesReachTheSimulatorOnlyAsOneEncodedBranchParameter) {
 TEST(Security, EventValuesArriveDecodedExactlyAsSent) {
   std::mutex mu;
   std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> got;
-  Canned server([&](const sim::HttpRequest& req, sim::HttpResponse& res) {
+  CannedServer server([&](const sim::HttpRequest& req, sim::HttpResponse& res) {
     {
       std::lock_guard lock(mu);
       got.emplace_back(req.path, req.params);
