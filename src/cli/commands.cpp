@@ -25,8 +25,10 @@ namespace cascade::cli {
 namespace {
 
 std::atomic<Engine*> g_engine{nullptr};
+std::atomic<bool> g_stop_requested{false};
 
 extern "C" void on_stop_signal(int) {
+  g_stop_requested = true;
   if (Engine* e = g_engine.load()) e->request_stop();
 }
 
@@ -34,15 +36,20 @@ extern "C" void on_stop_signal(int) {
 struct StopOnSignal {
   explicit StopOnSignal(Engine& e) {
     g_engine = &e;
-    std::signal(SIGINT, on_stop_signal);
-    std::signal(SIGTERM, on_stop_signal);
+    // A signal that came while the run was being set up still stops it.
+    if (g_stop_requested) e.request_stop();
   }
-  ~StopOnSignal() {
-    std::signal(SIGINT, SIG_DFL);
-    std::signal(SIGTERM, SIG_DFL);
-    g_engine = nullptr;
-  }
+  ~StopOnSignal() { g_engine = nullptr; }
 };
+
+}  // namespace
+
+void install_stop_handlers() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
+
+namespace {
 
 EnvLookup env_with(const std::map<std::string, std::string>& extra) {
   EnvLookup base = process_env();
@@ -100,7 +107,9 @@ std::unique_ptr<Runtime> open_runtime(PipelineSpec spec, const std::string& stor
     ho.quota = rt->quota.get();
   }
   rt->http = std::make_unique<HttpClient>(ho);
-  rt->store = open_store(rt->plan->spec().storage, SystemClock::instance());
+  StoreOptions so;
+  so.claim_consumer = true;
+  rt->store = open_store(rt->plan->spec().storage, SystemClock::instance(), so);
   EngineOptions eo;
   eo.quota = rt->quota.get();
   rt->engine =

@@ -17,6 +17,10 @@ struct Common {
   bool json = false;
 };
 
+// SIGINT/SIGTERM stop a run cleanly (its messages stay queued) from the moment the process
+// starts, not only once the run is under way.
+void install_stop_handlers();
+
 int cmd_validate(const Common& c);
 int cmd_sync(const Common& c, const std::string& event_file, bool drain_only = false);
 int cmd_invoke(const Common& c, const std::string& stage, const std::string& event_file);

@@ -12,6 +12,7 @@ using namespace cascade::cli;
 
 int main(int argc, char** argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  install_stop_handlers();
   CLI::App app{
       "cascade keeps a SQL warehouse in sync with a hierarchical (cascading) HTTP API.\n"
       "Parent records fan out into child requests through durable queues; only records that\n"

@@ -540,7 +540,6 @@ void Engine::prepare() {
 
 RunSummary Engine::sync(const Value* event, bool seed_roots) {
   auto t0 = std::chrono::steady_clock::now();
-  stop_ = false;
   store_.claim_consumer();
   Impl impl(*this);
   impl.begin_run();
@@ -568,6 +567,7 @@ RunSummary Engine::sync(const Value* event, bool seed_roots) {
   }
   RunSummary summary;
   impl.loop(true, summary);
+  stop_ = false;  // a stop ends this run only; one requested before it began counted for it
   RunSummary out = impl.summarize(summary.completed, t0);
   // Messages receive() moved to a DLQ (too many receives) are counted from the DLQ depth.
   for (size_t i = 0; i < plan_.stages().size(); ++i) {
@@ -581,7 +581,6 @@ RunSummary Engine::sync(const Value* event, bool seed_roots) {
 
 RunSummary Engine::invoke(const CompiledStage& stage, const Value& event) {
   auto t0 = std::chrono::steady_clock::now();
-  stop_ = false;
   store_.claim_consumer();
   Impl impl(*this);
   impl.begin_run();
@@ -595,6 +594,7 @@ RunSummary Engine::invoke(const CompiledStage& stage, const Value& event) {
   }
   RunSummary summary;
   impl.loop(false, summary);
+  stop_ = false;
   bool ok = impl.counters[stage.index].dead_lettered == 0;
   return impl.summarize(ok, t0);
 }

@@ -47,6 +47,7 @@ class Store {
 
 struct StoreOptions {
   bool read_only = false;
+  bool claim_consumer = false;  // claim_consumer() before anything else is opened
 };
 
 // Opens the backend named by `url`: "sqlite:PATH" (or a bare path). Throws std::runtime_error

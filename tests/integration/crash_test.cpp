@@ -154,12 +154,16 @@ TEST(Crash, SecondProcessOnTheSameDatabaseIsRefusedClearly) {
   std::map<std::string, std::string> env{{"DM_API_URL", sim.url()},
                                          {"CASCADE_STORAGE", "sqlite:" + dir + "/t.db"}};
   Subprocess first = Subprocess::start({CASCADE_BIN, "sync", pipeline}, env);
-  // The first process holds the claim once it has opened the store; retry briefly until then.
-  RunResult second;
-  for (int i = 0; i < 50; ++i) {
-    second = run({CASCADE_BIN, "sync", pipeline}, env);
-    if (second.exit_code != 0 || !first.running()) break;
+  // The claim names its holder in t.db.lock: wait (bounded) until the first process holds it.
+  bool claimed = false;
+  for (int i = 0; i < 500 && !claimed && first.running(); ++i) {
+    std::ifstream lock(dir + "/t.db.lock");
+    std::string pid;
+    claimed = (lock >> pid) && pid == std::to_string(first.pid());
+    if (!claimed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  ASSERT_TRUE(claimed) << "the first process never claimed the database";
+  RunResult second = run({CASCADE_BIN, "sync", pipeline}, env);
   ASSERT_TRUE(first.running()) << "the first run ended before the second could meet it";
   EXPECT_EQ(second.exit_code, 1);
   EXPECT_NE(second.err.find("another cascade process"), std::string::npos) << second.err;

@@ -48,10 +48,37 @@ CREATE TABLE IF NOT EXISTS cascade_changes(
   key TEXT NOT NULL, image TEXT NOT NULL, run_id INTEGER NOT NULL, at INTEGER NOT NULL);
 )sql";
 
+// An flock on PATH.lock: the kernel drops it when the process dies, however it dies, so a
+// kill -9 never leaves a stale claim behind. Returns the locked descriptor.
+static int take_claim(const std::string& path_) {
+  std::string lock_path = path_ + ".lock";
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot open '" + lock_path + "': " + std::strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {0};
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    ::close(fd);
+    std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "unknown";
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    throw std::runtime_error("another cascade process (pid " + holder +
+                             ") is running on sqlite:" + path_ +
+                             "; wait for it to finish or stop it (SIGTERM stops it cleanly)");
+  }
+  std::string pid = std::to_string(getpid()) + "\n";
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    // The claim holds without the pid; the pid only makes the refusal message friendlier.
+  }
+  return fd;
+}
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(const std::string& path, Clock& clock, StoreOptions options)
-      : path_(path), db_(path, options.read_only) {
+      : path_(path),
+        // The claim comes before the database is even opened, so a second process is refused
+        // with a clear message instead of meeting the first one's schema creation.
+        lock_fd_(options.claim_consumer ? take_claim(path) : -1),
+        db_(path, options.read_only) {
     // busy_timeout first: even reading the schema may meet a writer's lock.
     db_.exec("PRAGMA busy_timeout=10000");
     if (options.read_only) {
@@ -127,26 +154,7 @@ class SqliteStore final : public Store {
   // An flock on PATH.lock: the kernel drops it when the process dies, however it dies, so a
   // kill -9 never leaves a stale claim behind.
   void claim_consumer() override {
-    if (lock_fd_ >= 0) return;
-    std::string lock_path = path_ + ".lock";
-    int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-      throw std::runtime_error("cannot open '" + lock_path + "': " + std::strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      char buf[32] = {0};
-      ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-      ::close(fd);
-      std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "unknown";
-      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
-      throw std::runtime_error("another cascade process (pid " + holder +
-                               ") is running on sqlite:" + path_ +
-                               "; wait for it to finish or stop it (SIGTERM stops it cleanly)");
-    }
-    std::string pid = std::to_string(getpid()) + "\n";
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) < 0) {
-      // The claim holds without the pid; the pid only makes the refusal message friendlier.
-    }
-    lock_fd_ = fd;
+    if (lock_fd_ < 0) lock_fd_ = take_claim(path_);
   }
 
   ~SqliteStore() override {
