@@ -33,8 +33,8 @@ RESULTS=${RESULTS:-$ROOT/bench/results/soak-$(date -u +%Y-%m-%d).json}
 
 # Transient faults are retried inside a run; permanent ones (broken or wrongly shaped JSON) go
 # to the DLQ at once and only a redrive after the "vendor fix" brings them back. Together with
-# html they are 22 % of requests, before the quota's 429s.
-TRANSIENT='"5xx":0.06,"reset":0.03,"truncate":0.03,"slow":{"p":0.05,"min_ms":20,"max_ms":400},"html":0.02'
+# html they are 24 % of requests, before the quota's 429s.
+TRANSIENT='"5xx":0.07,"reset":0.03,"truncate":0.03,"slow":{"p":0.06,"min_ms":20,"max_ms":400},"html":0.02'
 PERMANENT='"malformed":{"p":0.02,"path":"/sales"},"wrong_shape":{"p":0.01,"path":"/sales"}'
 FAULTS_ALL="{$TRANSIENT,$PERMANENT,\"quota\":\"$QUOTA\"}"
 FAULTS_TRANSIENT="{$TRANSIENT,\"quota\":\"$QUOTA\"}"
