@@ -10,7 +10,7 @@
 #
 # Env: SOAK_MINUTES (10), EMPLOYEES_PER_BRANCH (80), SALES_PER_SALESPERSON (2500), SEED (1),
 #      TICKS (4, simulated hours per iteration), KILL_EVERY (3: every 3rd iteration kills a sync),
-#      REPAIR_EVERY (4: every 4th iteration redrives and drains), QUOTA (400/1s, the vendor's),
+#      REPAIR_EVERY (4: every 4th iteration redrives and drains), QUOTA (50/1s, the vendor's),
 #      BUILD_DIR (an existing build tree; default: build/configure build-release), JOBS (2),
 #      MARGIN (minutes allowed past SOAK_MINUTES for the final phase; default SOAK_MINUTES, >= 5),
 #      RESULTS (bench/results/soak-<date>.json), KEEP_WORK (1 keeps the temp dir).
@@ -26,7 +26,7 @@ SEED=${SEED:-1}
 TICKS=${TICKS:-4}
 KILL_EVERY=${KILL_EVERY:-3}
 REPAIR_EVERY=${REPAIR_EVERY:-4}
-QUOTA=${QUOTA:-400/1s}
+QUOTA=${QUOTA:-50/1s}
 JOBS=${JOBS:-2}
 MARGIN=${MARGIN:-$((SOAK_MINUTES > 5 ? SOAK_MINUTES : 5))}
 RESULTS=${RESULTS:-$ROOT/bench/results/soak-$(date -u +%Y-%m-%d).json}
@@ -270,7 +270,7 @@ result = {
   "requests": tot("requests"),
   "messages": tot("messages"),
   "retries": tot("requests") - tot("messages"),
-  "retried_counter": tot("retried"),
+  "requeued_after_transient_failure": tot("retried"),
   "throttled": tot("throttled"),
   "simulator_api_requests": sum(api.values()),
   "faults_injected": {"total": stats["faults"]["total"], "by_kind": kinds},
