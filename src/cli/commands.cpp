@@ -104,6 +104,7 @@ std::unique_ptr<Runtime> open_runtime(PipelineSpec spec, const std::string& stor
   if (src.quota.requests > 0) {
     rt->quota = std::make_unique<QuotaLedger>(src.quota.requests, src.quota.per,
                                               SystemClock::instance(), rt->plan->quota_reserve());
+    for (const auto& [requests, per] : src.quota.more_windows) rt->quota->add_window(requests, per);
     ho.quota = rt->quota.get();
   }
   rt->http = std::make_unique<HttpClient>(ho);

@@ -364,22 +364,42 @@ class Loader {
       }
     }
     if ((e = get(es, "quota"))) {
-      Entries q = entries(e->v, "source.quota", {"requests", "per", "reserve", "max_wait"});
-      const Entry* r = require(q, e->v, "requests", "source.quota");
-      src.quota.requests = integer(r->v, "quota.requests", 1, INT64_MAX);
-      if (const Entry* p = get(q, "per")) src.quota.per = duration(p->v, "quota.per");
-      if (const Entry* w = get(q, "max_wait")) src.quota.max_wait = duration(w->v, "quota.max_wait");
-      if (const Entry* rs = get(q, "reserve")) {
-        if (!rs->v.IsMap()) fail(rs->v, "quota.reserve must be a map of stage: share (0..1)");
-        double total = 0;
-        for (auto it = rs->v.begin(); it != rs->v.end(); ++it) {
-          double share = number(it->second, "a reserved share");
-          if (!(share > 0 && share < 1)) fail(it->second, "a reserved share must be between 0 and 1 (exclusive)");
-          total += share;
-          if (total >= 1) fail(it->second, "reserved shares must add up to less than 1");
-          src.quota.reserve.emplace_back(it->first.as<std::string>(), share);
-          src.quota.reserve_pos.push_back(pos(it->first));
+      // One window as a map, or several (`[{requests: 10, per: 1s}, {requests: 100000, per: 1d}]`)
+      // that must all allow each request.
+      auto one = [&](const YAML::Node& n, bool first) {
+        Entries q = entries(n, "source.quota", {"requests", "per", "reserve", "max_wait"});
+        const Entry* r = require(q, n, "requests", "source.quota");
+        int64_t requests = integer(r->v, "quota.requests", 1, INT64_MAX);
+        Duration per = std::chrono::hours(24);
+        if (const Entry* p = get(q, "per")) per = duration(p->v, "quota.per");
+        if (first) {
+          src.quota.requests = requests;
+          src.quota.per = per;
+        } else {
+          src.quota.more_windows.emplace_back(requests, per);
         }
+        if (const Entry* w = get(q, "max_wait"))
+          src.quota.max_wait = duration(w->v, "quota.max_wait");
+        if (const Entry* rs = get(q, "reserve")) {
+          if (!rs->v.IsMap()) fail(rs->v, "quota.reserve must be a map of stage: share (0..1)");
+          double total = 0;
+          for (auto it = rs->v.begin(); it != rs->v.end(); ++it) {
+            double share = number(it->second, "a reserved share");
+            if (!(share > 0 && share < 1))
+              fail(it->second, "a reserved share must be between 0 and 1 (exclusive)");
+            total += share;
+            if (total >= 1) fail(it->second, "reserved shares must add up to less than 1");
+            src.quota.reserve.emplace_back(it->first.as<std::string>(), share);
+            src.quota.reserve_pos.push_back(pos(it->first));
+          }
+        }
+      };
+      if (e->v.IsSequence()) {
+        if (e->v.size() == 0)
+          fail(e->v, "source.quota needs at least one window: {requests: N, per: DURATION}");
+        for (size_t i = 0; i < e->v.size(); ++i) one(e->v[i], i == 0);
+      } else {
+        one(e->v, true);
       }
     }
     if ((e = get(es, "timeout"))) src.timeout = duration(e->v, "source.timeout");

@@ -23,6 +23,8 @@ struct RateLimitSpec {
 struct QuotaSpec {
   int64_t requests = 0;  // 0 = no quota
   Duration per = std::chrono::hours(24);
+  // Further windows that must also allow each request (`quota:` given as a list).
+  std::vector<std::pair<int64_t, Duration>> more_windows;
   // Share of each window kept for a stage (`reserve: { sales: 0.5 }`), so a busy parent cannot
   // starve its children. Stage names are checked against the stages when the plan compiles.
   std::vector<std::pair<std::string, double>> reserve;

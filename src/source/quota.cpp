@@ -7,87 +7,123 @@
 namespace cascade {
 
 QuotaLedger::QuotaLedger(int64_t requests, Duration per, Clock& clock, std::vector<double> reserve)
-    : requests_(requests), per_(per), clock_(clock) {
-  if (requests < 1) throw std::invalid_argument("quota: requests must be at least 1");
-  if (per.count() <= 0) throw std::invalid_argument("quota: the window must be positive");
+    : clock_(clock), shares_(std::move(reserve)) {
   double total = 0;
-  for (double r : reserve) {
+  for (double r : shares_) {
     if (r < 0 || r >= 1) throw std::invalid_argument("quota: a reserved share must be in [0, 1)");
     total += r;
-    reserved_.push_back(static_cast<int64_t>(std::floor(r * static_cast<double>(requests))));
   }
   if (total >= 1) throw std::invalid_argument("quota: reserved shares must add up to less than 1");
-  used_by_class_.assign(reserved_.size(), 0);
-  roll(clock_.now());
+  add_window(requests, per);
 }
 
-void QuotaLedger::roll(TimePoint now) const {
+void QuotaLedger::add_window(int64_t requests, Duration per) {
+  if (requests < 1) throw std::invalid_argument("quota: requests must be at least 1");
+  if (per.count() <= 0) throw std::invalid_argument("quota: the window must be positive");
+  Window w;
+  w.requests = requests;
+  w.per_ms = per.count();
+  for (double r : shares_)
+    w.reserved.push_back(static_cast<int64_t>(std::floor(r * static_cast<double>(requests))));
+  w.used_by_class.assign(w.reserved.size(), 0);
+  w.start_ms = -1;
+  w.roll(clock_.now());
+  std::lock_guard lock(mu_);
+  windows_.push_back(std::move(w));
+}
+
+void QuotaLedger::Window::roll(TimePoint now) {
   int64_t ms = to_millis(now);
-  int64_t start = ms - (ms % per_.count());
-  if (start != window_start_ms_) {
-    window_start_ms_ = start;
-    used_ = 0;
-    std::fill(used_by_class_.begin(), used_by_class_.end(), 0);
+  int64_t start = ms - (ms % per_ms);
+  if (start != start_ms) {
+    start_ms = start;
+    used = 0;
+    std::fill(used_by_class.begin(), used_by_class.end(), 0);
   }
 }
 
-std::optional<TimePoint> QuotaLedger::check_locked(size_t cls, TimePoint now) const {
+std::optional<TimePoint> QuotaLedger::Window::check(size_t cls, TimePoint now) {
   roll(now);
   // Requests still owed to other classes' reserves are not ours to spend.
   int64_t held_for_others = 0;
-  for (size_t c = 0; c < reserved_.size(); ++c)
-    if (c != cls) held_for_others += std::max<int64_t>(0, reserved_[c] - used_by_class_[c]);
-  if (used_ + 1 + held_for_others <= requests_) return std::nullopt;
-  return from_millis(window_start_ms_ + per_.count());
+  for (size_t c = 0; c < reserved.size(); ++c)
+    if (c != cls) held_for_others += std::max<int64_t>(0, reserved[c] - used_by_class[c]);
+  if (used + 1 + held_for_others <= requests) return std::nullopt;
+  return from_millis(start_ms + per_ms);
 }
 
 std::optional<TimePoint> QuotaLedger::check(size_t cls) const {
   std::lock_guard lock(mu_);
-  return check_locked(cls, clock_.now());
+  TimePoint now = clock_.now();
+  std::optional<TimePoint> until;
+  for (auto& w : windows_)
+    if (auto u = w.check(cls, now); u && (!until || *u > *until)) until = u;
+  return until;
 }
 
 std::optional<TimePoint> QuotaLedger::try_take(size_t cls) {
   std::lock_guard lock(mu_);
-  auto blocked = check_locked(cls, clock_.now());
-  if (blocked) return blocked;
-  ++used_;
-  if (cls < used_by_class_.size()) ++used_by_class_[cls];
+  TimePoint now = clock_.now();
+  std::optional<TimePoint> until;
+  for (auto& w : windows_)
+    if (auto u = w.check(cls, now); u && (!until || *u > *until)) until = u;
+  if (until) return until;
+  for (auto& w : windows_) {
+    ++w.used;
+    if (cls < w.used_by_class.size()) ++w.used_by_class[cls];
+  }
   return std::nullopt;
 }
 
 int64_t QuotaLedger::used() const {
   std::lock_guard lock(mu_);
-  roll(clock_.now());
-  return used_;
+  windows_.front().roll(clock_.now());
+  return windows_.front().used;
+}
+
+int64_t QuotaLedger::limit() const {
+  std::lock_guard lock(mu_);
+  return windows_.front().requests;
 }
 
 TimePoint QuotaLedger::window_end() const {
   std::lock_guard lock(mu_);
-  roll(clock_.now());
-  return from_millis(window_start_ms_ + per_.count());
+  windows_.front().roll(clock_.now());
+  return from_millis(windows_.front().start_ms + windows_.front().per_ms);
 }
 
 std::string QuotaLedger::serialize() const {
   std::lock_guard lock(mu_);
-  roll(clock_.now());
   std::ostringstream out;
-  out << window_start_ms_ << ' ' << used_;
-  for (int64_t u : used_by_class_) out << ' ' << u;
+  for (size_t i = 0; i < windows_.size(); ++i) {
+    Window& w = windows_[i];
+    w.roll(clock_.now());
+    if (i) out << ';';
+    out << w.start_ms << ' ' << w.used;
+    for (int64_t u : w.used_by_class) out << ' ' << u;
+  }
   return out.str();
 }
 
 void QuotaLedger::restore(std::string_view saved) {
   std::lock_guard lock(mu_);
-  std::istringstream in{std::string(saved)};
-  int64_t start = 0, used = 0;
-  if (!(in >> start >> used) || used < 0) return;
-  std::vector<int64_t> by_class(used_by_class_.size(), 0);
-  for (auto& u : by_class)
-    if (!(in >> u)) u = 0;
-  roll(clock_.now());
-  if (start != window_start_ms_) return;  // that window is over
-  used_ = used;
-  used_by_class_ = std::move(by_class);
+  TimePoint now = clock_.now();
+  size_t i = 0;
+  while (!saved.empty() && i < windows_.size()) {
+    size_t semi = saved.find(';');
+    std::istringstream in{std::string(saved.substr(0, semi))};
+    saved = semi == std::string_view::npos ? std::string_view{} : saved.substr(semi + 1);
+    Window& w = windows_[i++];
+    int64_t start = 0, used = 0;
+    if (!(in >> start >> used) || used < 0) continue;
+    std::vector<int64_t> by_class(w.used_by_class.size(), 0);
+    for (auto& u : by_class)
+      if (!(in >> u)) u = 0;
+    w.roll(now);
+    if (start != w.start_ms) continue;  // that window is over
+    w.used = used;
+    w.used_by_class = std::move(by_class);
+  }
 }
 
 }  // namespace cascade

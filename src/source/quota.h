@@ -1,7 +1,7 @@
-// QuotaLedger: the vendor's hard budget — N requests per fixed window (aligned to the epoch, from
-// a second to a day) — shared by every stage, with optional reserved shares so that a busy parent
-// cannot starve its children. Its state can be saved and restored so the budget survives
-// restarts. Thread-safe (one mutex; nothing blocks).
+// QuotaLedger: the vendor's hard budgets — N requests per fixed window (aligned to the epoch, from
+// a second to a day), one or several windows at once (10/s and 100000/day) — shared by every stage,
+// with optional reserved shares so that a busy parent cannot starve its children. Its state can be
+// saved and restored so the budget survives restarts. Thread-safe (one mutex; nothing blocks).
 #pragma once
 
 #include <cstdint>
@@ -22,34 +22,42 @@ class QuotaLedger {
   // shares add up to 1 or more.
   QuotaLedger(int64_t requests, Duration per, Clock& clock, std::vector<double> reserve = {});
 
+  // Adds another window that must also allow each request (same reserved shares). Throws
+  // std::invalid_argument like the constructor. Not to be called once requests flow.
+  void add_window(int64_t requests, Duration per);
+
   // nullopt when a request of class `cls` may be sent now; it is then counted. Otherwise
   // nothing is counted and the result is when the window reopens.
   std::optional<TimePoint> try_take(size_t cls);
   // Like try_take without counting.
   std::optional<TimePoint> check(size_t cls) const;
 
-  int64_t used() const;  // in the current window
-  int64_t limit() const { return requests_; }
-  TimePoint window_end() const;
+  int64_t used() const;  // in the current first window
+  int64_t limit() const;
+  TimePoint window_end() const;  // of the first window
 
-  // "window_start_ms used_total used_class0 used_class1 ..." — restore() accepts what
-  // serialize() wrote; a saved window that has ended restores as a fresh window. Malformed
-  // text is ignored (a fresh window).
+  // Per window "window_start_ms used_total used_class0 used_class1 ...", windows separated by
+  // ';' — restore() accepts what serialize() wrote; a saved window that has ended restores as a
+  // fresh window. Malformed text is ignored (fresh windows).
   std::string serialize() const;
   void restore(std::string_view saved);
 
  private:
-  void roll(TimePoint now) const;  // caller holds mu_
-  std::optional<TimePoint> check_locked(size_t cls, TimePoint now) const;
+  struct Window {
+    int64_t requests = 0;
+    int64_t per_ms = 0;
+    std::vector<int64_t> reserved;  // requests reserved per class
+    int64_t start_ms = 0;
+    int64_t used = 0;
+    std::vector<int64_t> used_by_class;
+    void roll(TimePoint now);
+    std::optional<TimePoint> check(size_t cls, TimePoint now);
+  };
 
-  const int64_t requests_;
-  const Duration per_;
   Clock& clock_;
-  std::vector<int64_t> reserved_;  // requests reserved per class
+  std::vector<double> shares_;
   mutable std::mutex mu_;
-  mutable int64_t window_start_ms_ = 0;
-  mutable int64_t used_ = 0;
-  mutable std::vector<int64_t> used_by_class_;
+  mutable std::vector<Window> windows_;
 };
 
 }  // namespace cascade

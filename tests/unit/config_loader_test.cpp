@@ -287,3 +287,28 @@ stages:
   EXPECT_EQ(p.stages[0].emit[0].fields[1].path, "name");
   EXPECT_FALSE(p.stages[0].emit[0].fields[1].is_template);
 }
+
+TEST(ConfigLoader, QuotaMayBeSeveralWindowsWithReserves) {
+  std::string text = kReference;
+  std::string from = "quota: { requests: 100000, per: 1d }";
+  auto at = text.find(from);
+  ASSERT_NE(at, std::string::npos);
+  text.replace(
+      at, from.size(),
+      "quota: [{ requests: 10, per: 1s }, { requests: 100000, per: 1d, reserve: { sales: 0.3 } }]");
+  PipelineSpec p = load_pipeline_text(text, "q.yaml", env_of({}));
+  EXPECT_EQ(p.source.quota.requests, 10);
+  EXPECT_EQ(p.source.quota.per, std::chrono::seconds(1));
+  ASSERT_EQ(p.source.quota.more_windows.size(), 1u);
+  EXPECT_EQ(p.source.quota.more_windows[0].first, 100000);
+  ASSERT_EQ(p.source.quota.reserve.size(), 1u);
+  EXPECT_EQ(p.source.quota.reserve[0].first, "sales");
+  text.replace(text.find("reserve: { sales: 0.3 }"), 23, "reserve: { sales: 1.5 }");
+  try {
+    load_pipeline_text(text, "q.yaml", env_of({}));
+    FAIL() << "a share above 1 must be refused";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("between 0 and 1"), std::string::npos) << e.what();
+    EXPECT_GT(e.pos().line, 0);
+  }
+}

@@ -81,3 +81,24 @@ TEST(SourceRateLimiter, ThrottlesHalveTheRateAndQuietTimeRestoresIt) {
   }
   EXPECT_DOUBLE_EQ(r.current_rate(), 40);
 }
+
+TEST(SourceQuota, EveryWindowMustAllowARequest) {
+  ManualClock clock(from_millis(1'000'000'000'000));  // a boundary of 1 s and of 1 day
+  QuotaLedger q(3, 1000ms, clock);                    // 3 a second
+  q.add_window(5, std::chrono::hours(24));            // and 5 a day
+  for (int i = 0; i < 3; ++i) ASSERT_FALSE(q.try_take(0));
+  auto per_second = q.try_take(0);
+  ASSERT_TRUE(per_second);
+  EXPECT_EQ(to_millis(*per_second), 1'000'000'001'000);
+  clock.advance(1000ms);
+  ASSERT_FALSE(q.try_take(0));
+  ASSERT_FALSE(q.try_take(0));
+  auto per_day = q.try_take(0);  // the second window is spent: the later reopening wins
+  ASSERT_TRUE(per_day);
+  EXPECT_EQ(to_millis(*per_day), 1'000'000'000'000 + 86'400'000 - (1'000'000'000'000 % 86'400'000));
+  std::string saved = q.serialize();
+  QuotaLedger r(3, 1000ms, clock);
+  r.add_window(5, std::chrono::hours(24));
+  r.restore(saved);
+  EXPECT_TRUE(r.try_take(0)) << "the day's budget survives a restart";
+}
