@@ -246,3 +246,52 @@ TEST_F(EngineProcessor, ScopeDiffersPerRequestAndStage) {
 }
 
 }  // namespace
+
+TEST(EngineFanOut, OneStageFeedsSeveralChildrenFourLevelsDeep) {
+  const char* text = R"(name: fan
+source: { base_url: "http://127.0.0.1:8080" }
+stages:
+  regions:
+    inputs: { region: [east] }
+    request: GET /regions?r={region}
+    records: items
+    key: { region_id: id }
+    emit:
+      branches: { region_id: "{record.id}" }
+      audits: { region_id: "{record.id}", kind: "{record.kind}" }
+  branches:
+    request: GET /branches?region={region_id}
+    records: items
+    key: { branch_id: id }
+    emit: { employees: { branch_id: "{record.id}" } }
+  audits:
+    request: GET /audits?region={region_id}&kind={kind}
+    records: items
+    key: { audit_id: id }
+  employees:
+    request: GET /employees?branch={branch_id}
+    records: items
+    key: { employee_id: id }
+)";
+  PipelineSpec spec =
+      load_pipeline_text(text, "fan.yaml", [](std::string_view) { return std::nullopt; });
+  Plan plan(spec);
+  const CompiledStage* regions = plan.find("regions");
+  ASSERT_NE(regions, nullptr);
+  EXPECT_TRUE(regions->root);
+  EXPECT_FALSE(plan.find("employees")->root);
+  std::string body = R"({"items":[{"id":7,"kind":"fire"},{"id":8,"kind":"flood"}]})";
+  Processed p = process_response(plan, *regions, parse_json(R"({"region":"east"})"), body);
+  ASSERT_EQ(p.children.size(), 2u);
+  EXPECT_EQ(plan.stages()[p.children[0].first].name, "branches");
+  EXPECT_EQ(p.children[0].second,
+            (std::vector<std::string>{R"({"region_id":7})", R"({"region_id":8})"}));
+  EXPECT_EQ(plan.stages()[p.children[1].first].name, "audits");
+  EXPECT_EQ(p.children[1].second, (std::vector<std::string>{R"({"kind":"fire","region_id":7})",
+                                                            R"({"kind":"flood","region_id":8})"}));
+  // The third level renders the fourth's messages the same way.
+  std::string b = R"({"items":[{"id":70}]})";
+  Processed q = process_response(plan, *plan.find("branches"), parse_json(R"({"region_id":7})"), b);
+  ASSERT_EQ(q.children.size(), 1u);
+  EXPECT_EQ(q.children[0].second, std::vector<std::string>{R"({"branch_id":70})"});
+}
