@@ -78,16 +78,8 @@ left() {
   echo "$l"
 }
 
-# child CMD...: runs CMD in the background and waits, so a signal reaches the trap at once
-# (bash defers traps while a foreground command runs) and cleanup can stop CMD.
-child() {
-  "$@" &
-  CHILD=$!
-  local rc=0
-  wait "$CHILD" || rc=$?
-  CHILD=""
-  return "$rc"
-}
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---- binaries
 if [[ -n ${BUILD_DIR:-} ]]; then
