@@ -10,3 +10,14 @@ child() {
   CHILD=""
   return "$rc"
 }
+
+# stop_pids PID...: SIGTERM each still-running process and reap it (for the cleanup traps).
+stop_pids() {
+  local pid
+  for pid in "$@"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+}

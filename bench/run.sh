@@ -35,16 +35,14 @@ for v in EMPLOYEES_PER_BRANCH SALES_PER_SALESPERSON SEED JOBS WRK_THREADS WRK_CO
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer"
 done
 
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cascade-bench.XXXXXX")
 SIM_PID="" CHILD=""
 cleanup() {
   local rc=$?
-  for pid in $CHILD $SIM_PID; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
-    fi
-  done
+  # shellcheck disable=SC2086 # empty ids vanish
+  stop_pids $CHILD $SIM_PID
   if [[ ${KEEP_WORK:-0} == 1 ]]; then echo "bench: kept $WORK" >&2; else rm -rf "$WORK"; fi
   exit "$rc"
 }
@@ -52,8 +50,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# shellcheck source=bench/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---- 1. binaries
 if [[ -n ${BUILD_DIR:-} ]]; then

@@ -51,16 +51,14 @@ for v in KILL_EVERY REPAIR_EVERY; do
 done
 RANDOM=$SEED # kill moments are reproducible for a seed (the machine's load is not)
 
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cascade-soak.XXXXXX")
 SIM_PID="" CHILD=""
 cleanup() {
   local rc=$?
-  for pid in $CHILD $SIM_PID; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
-    fi
-  done
+  # shellcheck disable=SC2086 # empty ids vanish
+  stop_pids $CHILD $SIM_PID
   if [[ ${KEEP_WORK:-0} == 1 || $rc != 0 ]]; then echo "soak: kept $WORK" >&2; else rm -rf "$WORK"; fi
   exit "$rc"
 }
@@ -78,8 +76,6 @@ left() {
   echo "$l"
 }
 
-# shellcheck source=bench/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---- binaries
 if [[ -n ${BUILD_DIR:-} ]]; then
