@@ -34,4 +34,12 @@ class DataError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The storage itself failed (disk full, I/O error, database locked or corrupt, read-only): no
+// message is to blame, so nothing is dead-lettered; the unit of work is rolled back and the run
+// stops with this error.
+class StorageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 }  // namespace cascade

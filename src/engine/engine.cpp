@@ -127,8 +127,14 @@ struct Engine::Impl {
   }
 
   ~Impl() {
-    // Tasks still inside the HTTP client or the pool reference this object: wait for them.
+    // Tasks still inside the HTTP client or the pool reference this object: wait for them. After
+    // an error nothing will apply them, so their requests are cancelled rather than waited out.
     std::unique_lock lock(mu);
+    if (done.size() < outstanding) {
+      lock.unlock();
+      e.http_.cancel_all();
+      lock.lock();
+    }
     cv.wait(lock, [&] { return done.size() >= outstanding; });
   }
 
@@ -345,29 +351,60 @@ struct Engine::Impl {
     }
   }
 
-  // Applies every finished task in one unit of work; returns how many were applied.
+  // Applies one task inside its own savepoint. A message whose effects the storage refuses (a
+  // column it cannot take, a value it rejects) is rolled back alone and dead-lettered with the
+  // reason, so the rest of the group still commits; a failure of the storage itself propagates.
+  void apply_isolated(Task& t) {
+    Store& s = e.store_;
+    StageCounters before = counters[t.stage];
+    s.savepoint();
+    try {
+      apply(t);
+      s.release_savepoint();
+      return;
+    } catch (const StorageError&) {
+      throw;
+    } catch (const std::exception& ex) {
+      s.rollback_to_savepoint();
+      loader.reset();
+      counters[t.stage] = std::move(before);
+      const CompiledStage& st = plan.stages()[t.stage];
+      t.outcome = Outcome::Permanent;
+      t.reason = fmt::format("{} {}{}: cannot store the response: {}", st.method,
+                             plan.spec().source.base_url, t.request, ex.what());
+    }
+    s.savepoint();
+    apply(t);
+    s.release_savepoint();
+  }
+
+  // Applies every finished task in one unit of work; returns how many were applied. When the
+  // unit fails (the storage itself), its tasks are accounted for before the error propagates,
+  // so nothing waits for them; their messages are still in flight and return to their queues.
   size_t apply_done(std::vector<std::unique_ptr<Task>>& batch) {
     if (batch.empty()) return 0;
     Store& s = e.store_;
-    s.begin();
+    size_t rows = 0;
+    for (auto& t : batch) rows += t->processed.rows.size();
+    size_t n = batch.size();
+    auto account = [&] {
+      for (auto& t : batch) --in_flight[t->stage];
+      std::lock_guard lock(mu);
+      buffered_rows -= rows;
+      outstanding -= n;
+    };
     try {
-      for (auto& t : batch) apply(*t);
+      s.begin();
+      for (auto& t : batch) apply_isolated(*t);
       if (e.options_.quota) s.set_meta("quota_ledger", e.options_.quota->serialize());
       s.commit();
     } catch (...) {
       s.rollback();
       loader.reset();
+      account();
       throw;
     }
-    for (auto& t : batch) --in_flight[t->stage];
-    size_t rows = 0;
-    for (auto& t : batch) rows += t->processed.rows.size();
-    size_t n = batch.size();
-    {
-      std::lock_guard lock(mu);
-      buffered_rows -= rows;
-      outstanding -= n;
-    }
+    account();
     // Freeing a million small strings is real work: keep it off the writer.
     auto garbage = std::make_shared<std::vector<std::unique_ptr<Task>>>(std::move(batch));
     pool.post([garbage] { garbage->clear(); });

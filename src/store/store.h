@@ -31,6 +31,14 @@ class Store {
   virtual void rollback() = 0;
   virtual bool in_transaction() const = 0;
 
+  // A nested unit inside begin()/commit(), one message's effects: rollback_to_savepoint() undoes
+  // everything since savepoint() and leaves the outer unit open, release_savepoint() keeps it.
+  // One level only. A failure of the storage itself (StorageError) means the outer unit is lost
+  // too: the caller rolls it back.
+  virtual void savepoint() = 0;
+  virtual void release_savepoint() = 0;
+  virtual void rollback_to_savepoint() = 0;
+
   // Small durable key/value metadata (cursors, run counter, pipeline fingerprint).
   virtual std::optional<std::string> get_meta(std::string_view key) = 0;
   virtual void set_meta(std::string_view key, std::string_view value) = 0;

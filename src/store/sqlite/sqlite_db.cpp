@@ -2,14 +2,41 @@
 
 #include <stdexcept>
 
+#include "core/error.h"
+
 namespace cascade::sqlite {
+
+bool is_storage_failure(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_NOMEM:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void throw_error(int rc, const std::string& msg) {
+  if (is_storage_failure(rc)) throw StorageError(msg);
+  throw std::runtime_error(msg);
+}
 
 void fail(sqlite3* db, std::string_view what) {
   std::string msg = "sqlite: ";
   msg += what;
   msg += ": ";
   msg += db ? sqlite3_errmsg(db) : "out of memory";
-  throw std::runtime_error(msg);
+  throw_error(db ? sqlite3_extended_errcode(db) : SQLITE_NOMEM, msg);
 }
 
 std::string quote_ident(std::string_view name) {
@@ -56,7 +83,7 @@ bool Stmt::step() {
   // sqlite3_reset returns the error of the failed step; errmsg holds its text until then.
   std::string msg = sqlite3_errmsg(db_);
   sqlite3_reset(st_);
-  throw std::runtime_error("sqlite: " + msg);
+  throw_error(rc, "sqlite: " + msg);
 }
 
 void Stmt::exec() {
@@ -101,10 +128,10 @@ Db::~Db() {
 void Db::exec(std::string_view sql) {
   std::string text(sql);
   char* err = nullptr;
-  if (sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+  if (int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &err); rc != SQLITE_OK) {
     std::string msg = err ? err : sqlite3_errmsg(db_);
     sqlite3_free(err);
-    throw std::runtime_error("sqlite: " + msg);
+    throw_error(rc, "sqlite: " + msg);
   }
 }
 

@@ -11,7 +11,12 @@
 
 namespace cascade::sqlite {
 
-// Throws std::runtime_error "sqlite: <what>: <SQLite's message>".
+// Whether a result code means the database itself failed (full, I/O, locked, corrupt, read-only)
+// rather than a statement being refused (a constraint, a bad name, too many columns).
+bool is_storage_failure(int rc);
+// Throws StorageError for a storage failure, std::runtime_error otherwise, with `msg`.
+[[noreturn]] void throw_error(int rc, const std::string& msg);
+// Throws "sqlite: <what>: <SQLite's message>" as throw_error does.
 [[noreturn]] void fail(sqlite3* db, std::string_view what);
 
 // `name` as a double-quoted SQL identifier ("" doubled), safe for any text.

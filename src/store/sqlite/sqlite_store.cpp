@@ -8,6 +8,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "core/error.h"
 #include "store/sqlite/sqlite_parts.h"
 
 namespace cascade {
@@ -100,6 +101,9 @@ class SqliteStore final : public Store {
     // A 32 MiB page cache holds the hot index pages of a large run within the memory budget.
     db_.exec("PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY");
     get_meta_ = Stmt(db_.get(), "SELECT value FROM cascade_meta WHERE key=?1");
+    savepoint_ = Stmt(db_.get(), "SAVEPOINT cascade_message");
+    release_ = Stmt(db_.get(), "RELEASE cascade_message");
+    rollback_to_ = Stmt(db_.get(), "ROLLBACK TO cascade_message");
     set_meta_ = Stmt(db_.get(),
                      "INSERT INTO cascade_meta(key, value) VALUES(?1, ?2) "
                      "ON CONFLICT(key) DO UPDATE SET value=excluded.value");
@@ -136,6 +140,24 @@ class SqliteStore final : public Store {
     rollback_state();
   }
   bool in_transaction() const override { return in_tx_; }
+
+  void savepoint() override {
+    if (!in_tx_) throw std::logic_error("sqlite store: savepoint() outside a unit of work");
+    savepoint_.exec();
+  }
+  void release_savepoint() override { release_.exec(); }
+  void rollback_to_savepoint() override {
+    // Some errors (a full disk, an I/O error) make SQLite roll the whole transaction back: the
+    // savepoint is gone with it and the unit of work cannot go on.
+    if (db_.autocommit())
+      throw StorageError("sqlite: the transaction was rolled back by the database after an error");
+    rollback_to_.exec();
+    release_.exec();
+    // Declarations made since the savepoint are undone.
+    queue_->forget();
+    staging_->forget();
+    warehouse_->forget();
+  }
 
   std::optional<std::string> get_meta(std::string_view key) override {
     Use u(get_meta_);
@@ -189,7 +211,7 @@ class SqliteStore final : public Store {
   int lock_fd_ = -1;
   Db db_;
   bool in_tx_ = false;
-  Stmt get_meta_, set_meta_;
+  Stmt get_meta_, set_meta_, savepoint_, release_, rollback_to_;
   std::unique_ptr<sqlite::SqliteQueue> queue_;
   std::unique_ptr<sqlite::SqliteStaging> staging_;
   std::unique_ptr<sqlite::SqliteChangeLog> changes_;
