@@ -23,19 +23,24 @@ Value from_ondemand(od::value v) {
   return scalar_or_container(v, 0);
 }
 
+// Exactness over speed only where it matters: integers that fit and short decimals take the
+// fast path; anything longer is decided from the token text (number_from_token).
 static Value number_value(od::value v) {
-  od::number n = v.get_number();
-  switch (n.get_number_type()) {
-    case od::number_type::signed_integer:
-      return Value(n.get_int64());
-    case od::number_type::unsigned_integer: {
-      uint64_t u = n.get_uint64();
-      if (u <= static_cast<uint64_t>(INT64_MAX)) return Value(static_cast<int64_t>(u));
-      return Value(static_cast<double>(u));
-    }
-    default:
-      return Value(n.get_double());
+  std::string_view tok = v.raw_json_token();
+  while (!tok.empty() &&
+         (tok.back() == ' ' || tok.back() == '\n' || tok.back() == '\r' || tok.back() == '\t'))
+    tok.remove_suffix(1);
+  bool integral = tok.find_first_of(".eE") == std::string_view::npos;
+  if (integral && tok.size() <= 18) {
+    int64_t i;
+    if (!v.get_int64().get(i)) return Value(i);
+  } else if (!integral && tok.size() <= 16) {
+    double d;
+    if (!v.get_double().get(d)) return Value(d);
   }
+  Value n = number_from_token(tok);
+  if (n.is_null()) throw simdjson::simdjson_error(simdjson::NUMBER_ERROR);
+  return n;
 }
 
 static Value scalar_or_container(od::value v, int depth) {
@@ -48,12 +53,8 @@ static Value scalar_or_container(od::value v, int depth) {
       return Value();
     case od::json_type::boolean:
       return Value(bool(v.get_bool()));
-    case od::json_type::number: {
-      // Integers beyond 64 bits do not fit get_number(); keep them as doubles.
-      auto r = v.get_number();
-      if (r.error()) return Value(double(v.get_double()));
+    case od::json_type::number:
       return number_value(v);
-    }
     case od::json_type::string:
       return Value(std::string_view(v.get_string()));
     case od::json_type::array: {
@@ -73,47 +74,33 @@ static Value scalar_or_container(od::value v, int depth) {
   throw simdjson::simdjson_error(simdjson::INCORRECT_TYPE);
 }
 
-static Value from_dom(simdjson::dom::element e) {
-  using simdjson::dom::element_type;
-  switch (e.type()) {
-    case element_type::NULL_VALUE:
-      return Value();
-    case element_type::BOOL:
-      return Value(bool(e.get_bool()));
-    case element_type::INT64:
-      return Value(int64_t(e.get_int64()));
-    case element_type::UINT64: {
-      uint64_t u = e.get_uint64();
-      if (u <= static_cast<uint64_t>(INT64_MAX)) return Value(static_cast<int64_t>(u));
-      return Value(static_cast<double>(u));
-    }
-    case element_type::DOUBLE:
-      return Value(double(e.get_double()));
-    case element_type::STRING:
-      return Value(std::string_view(e.get_string()));
-    case element_type::ARRAY: {
-      Array a;
-      for (auto el : e.get_array()) a.push_back(from_dom(el));
-      return Value(std::move(a));
-    }
-    case element_type::OBJECT: {
-      Object o;
-      for (auto field : e.get_object())
-        o.emplace_back(std::string(field.key), from_dom(field.value));
-      return Value(std::move(o));
-    }
-  }
-  return Value();
-}
-
 Value parse_json(std::string_view text) {
-  // The DOM parser validates the whole document (trailing content included); messages and
-  // events are small, so the full pass costs nothing that matters.
-  thread_local simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  auto err = parser.parse(text.data(), text.size(), true).get(root);
-  if (err) throw JsonError(simdjson::error_message(err), 0);
-  return from_dom(root);
+  // The on-demand parser sees each number's text, which exact numbers need. Wrapping the
+  // document in brackets makes a scalar root an ordinary element, and anything after the one
+  // value (trailing content) fails the parse or is caught by at_end().
+  thread_local od::parser parser;
+  std::string wrapped;
+  wrapped.reserve(text.size() + 2 + simdjson::SIMDJSON_PADDING);
+  wrapped += '[';
+  wrapped += text;
+  wrapped += ']';
+  size_t len = wrapped.size();
+  wrapped.append(simdjson::SIMDJSON_PADDING, ' ');
+  try {
+    od::document doc = parser.iterate(wrapped.data(), len, wrapped.size());
+    Value out;
+    size_t n = 0;
+    for (auto el : doc.get_array()) {
+      if (n++) throw JsonError("trailing content after the JSON value", 0);
+      out = scalar_or_container(el.value(), 0);
+    }
+    if (n == 0) throw JsonError("no JSON value", 0);
+    if (doc.current_location().error() != simdjson::OUT_OF_BOUNDS)
+      throw JsonError("trailing content after the JSON value", 0);
+    return out;
+  } catch (const simdjson::simdjson_error& e) {
+    throw JsonError(e.what(), 0);
+  }
 }
 
 void append_json_string(std::string_view s, std::string& out) {
@@ -177,6 +164,9 @@ static void append_value(const Value& v, std::string& out) {
       break;
     case Value::Type::Int:
       fmt::format_to(std::back_inserter(out), "{}", v.as_int());
+      break;
+    case Value::Type::Decimal:
+      out += v.as_decimal();
       break;
     case Value::Type::Double:
       if constexpr (Canonical) {

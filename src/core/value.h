@@ -17,9 +17,17 @@ using Array = std::vector<Value>;
 using Member = std::pair<std::string, Value>;
 using Object = std::vector<Member>;
 
+// A number kept as its exact decimal text because neither int64 nor double holds it: an integer
+// beyond 64 bits, or a decimal with more significant digits than a double round-trips. The text
+// is normalized (see normalize_decimal), so equal numbers have equal text.
+struct Decimal {
+  std::string text;
+  friend bool operator==(const Decimal&, const Decimal&) = default;
+};
+
 class Value {
  public:
-  enum class Type : uint8_t { Null, Bool, Int, Double, String, Array, Object };
+  enum class Type : uint8_t { Null, Bool, Int, Double, String, Array, Object, Decimal };
 
   Value() = default;
   Value(std::nullptr_t) {}
@@ -32,13 +40,15 @@ class Value {
   Value(std::string_view s) : v_(std::string(s)) {}
   Value(cascade::Array a) : v_(std::move(a)) {}
   Value(cascade::Object o) : v_(std::move(o)) {}
+  Value(cascade::Decimal d) : v_(std::move(d)) {}
 
   Type type() const { return static_cast<Type>(v_.index()); }
   bool is_null() const { return type() == Type::Null; }
   bool is_bool() const { return type() == Type::Bool; }
   bool is_int() const { return type() == Type::Int; }
   bool is_double() const { return type() == Type::Double; }
-  bool is_number() const { return is_int() || is_double(); }
+  bool is_decimal() const { return type() == Type::Decimal; }
+  bool is_number() const { return is_int() || is_double() || is_decimal(); }
   bool is_string() const { return type() == Type::String; }
   bool is_array() const { return type() == Type::Array; }
   bool is_object() const { return type() == Type::Object; }
@@ -48,8 +58,11 @@ class Value {
   bool as_bool() const { return std::get<bool>(v_); }
   int64_t as_int() const { return std::get<int64_t>(v_); }
   double as_double() const { return std::get<double>(v_); }
-  // Numeric value as double for either number type.
-  double as_number() const { return is_int() ? static_cast<double>(as_int()) : as_double(); }
+  // The normalized decimal text of a Decimal.
+  const std::string& as_decimal() const { return std::get<cascade::Decimal>(v_).text; }
+  // Numeric value as double for any number type (a Decimal rounds: for arithmetic, never for
+  // storage).
+  double as_number() const;
   const std::string& as_string() const { return std::get<std::string>(v_); }
   std::string& as_string() { return std::get<std::string>(v_); }
   const cascade::Array& as_array() const { return std::get<cascade::Array>(v_); }
@@ -74,10 +87,21 @@ class Value {
   std::string to_text() const;
 
  private:
-  std::variant<std::monostate, bool, int64_t, double, std::string, cascade::Array, cascade::Object>
+  std::variant<std::monostate, bool, int64_t, double, std::string, cascade::Array, cascade::Object,
+               cascade::Decimal>
       v_;
 };
 
 const char* type_name(Value::Type t);
+
+// The normalized spelling of a JSON number token, or "" when `token` is not one: no sign for
+// positives, no leading zeros, no trailing fractional zeros; an integral value as plain digits,
+// a small fraction as plain decimal, anything else as d.ddde[-]N. Equal values give equal text.
+std::string normalize_decimal(std::string_view token);
+
+// The Value for a JSON number token: Int when it is an integer that fits int64, Double when a
+// double reproduces its value exactly in shortest form, otherwise a Decimal holding its exact
+// text. Returns Null when `token` is not a JSON number.
+Value number_from_token(std::string_view token);
 
 }  // namespace cascade

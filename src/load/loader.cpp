@@ -14,6 +14,8 @@ ColumnType column_type_for(const Value& v) {
       return ColumnType::Integer;
     case Value::Type::Double:
       return ColumnType::Real;
+    case Value::Type::Decimal:
+      return ColumnType::Decimal;
     case Value::Type::Array:
     case Value::Type::Object:
       return ColumnType::Json;
@@ -29,18 +31,37 @@ Loader::Known& Loader::known(const TableSpec& table, const Value* first_row) {
   if (cols.empty()) {
     if (!first_row) return k;  // nothing to create from yet
     std::vector<Column> key;
+    ColumnNamer namer;
     for (const auto& name : table.key) {
       const Value* v = first_row->find(name);
-      key.push_back({name, v ? column_type_for(*v) : ColumnType::Text});
+      std::string column = namer.assign(name);
+      key.push_back({column, v ? column_type_for(*v) : ColumnType::Text, name});
     }
     warehouse_.create_table(table.name, key);
     cols = warehouse_.columns(table.name);
   }
   k.exists = true;
-  for (const auto& c : cols) k.columns.insert(c.name);
-  for (const auto& name : table.key)
+  for (const auto& c : cols) {
+    k.namer.take(c.name);
+    if (c.name == kOverflowColumn) k.has_overflow = true;
+  }
+  k.column_count = cols.size();
+  std::vector<Column> catalog = warehouse_.catalog(table.name);
+  if (catalog.empty()) {
+    // A table made before the catalog: each column holds the field of its name.
     for (const auto& c : cols)
-      if (c.name == name) k.key_types.push_back(c);
+      if (c.name != kOverflowColumn) k.columns.emplace(c.name, c.name);
+  }
+  for (const auto& c : catalog) {
+    k.columns.emplace(c.field_name(), c.name);
+    if (c.field_name() != c.name) k.renamed = true;
+  }
+  for (size_t i = 0; i < table.key.size(); ++i) {
+    auto it = k.columns.find(table.key[i]);
+    const std::string& column = it == k.columns.end() ? table.key[i] : it->second;
+    for (const auto& c : cols)
+      if (c.name == column) k.key_types.push_back(Column{c.name, c.type, table.key[i]});
+  }
   return k;
 }
 
@@ -67,8 +88,25 @@ void Loader::upsert(const TableSpec& table, std::span<const Value* const> rows) 
         has_null_extras = true;
         continue;
       }
-      added.push_back({name, column_type_for(v)});
-      k.columns.insert(name);
+      // One column stays free for the overflow.
+      if (k.column_count + 1 >= kMaxTableColumns) {
+        if (!k.has_overflow) {
+          Column overflow{std::string(kOverflowColumn), ColumnType::Json};
+          overflow.field.reset();  // it holds many fields, recorded as they come
+          added.push_back(std::move(overflow));
+          k.has_overflow = true;
+          ++k.column_count;
+        }
+        added.push_back({std::string(kOverflowColumn), column_type_for(v), name});
+        k.columns.emplace(name, kOverflowColumn);
+        k.renamed = true;
+        continue;
+      }
+      std::string column = k.namer.assign(name);
+      if (column != name) k.renamed = true;
+      added.push_back({column, column_type_for(v), name});
+      k.columns.emplace(name, std::move(column));
+      ++k.column_count;
     }
     if (covered) {
       k.last_fields.clear();
@@ -76,19 +114,28 @@ void Loader::upsert(const TableSpec& table, std::span<const Value* const> rows) 
     }
   }
   if (!added.empty()) warehouse_.add_columns(table.name, added);
-  if (!has_null_extras) {
+  if (!has_null_extras && !k.renamed) {
     warehouse_.upsert(table.name, rows);
     return;
   }
-  // Rare: strip null fields that never had a value anywhere, so no untyped column is made.
+  // Rare: rows are rewritten under their column names, overflow fields gathered into one JSON
+  // object, and null fields that never had a value anywhere left out (no untyped column).
   std::vector<Value> copies;
   copies.reserve(rows.size());
   std::vector<const Value*> ptrs;
   ptrs.reserve(rows.size());
   for (const Value* row : rows) {
     Object o;
-    for (const auto& [name, v] : row->as_object())
-      if (k.columns.count(name)) o.emplace_back(name, v);
+    Object overflow;
+    for (const auto& [name, v] : row->as_object()) {
+      auto it = k.columns.find(name);
+      if (it == k.columns.end()) continue;
+      if (it->second == kOverflowColumn)
+        overflow.emplace_back(name, v);
+      else
+        o.emplace_back(it->second, v);
+    }
+    if (!overflow.empty()) o.emplace_back(std::string(kOverflowColumn), Value(std::move(overflow)));
     copies.emplace_back(std::move(o));
     ptrs.push_back(&copies.back());
   }
@@ -100,7 +147,9 @@ static bool fits(ColumnType t, const Value& v) {
     case ColumnType::Integer:
       return v.is_int() ||
              (v.is_double() &&
-              v.as_double() == static_cast<double>(static_cast<int64_t>(v.as_double())));
+              v.as_double() == static_cast<double>(static_cast<int64_t>(v.as_double()))) ||
+             (v.is_decimal() && v.as_decimal().find_first_of(".e") == std::string::npos);
+    case ColumnType::Decimal:
     case ColumnType::Real:
       return v.is_number();
     case ColumnType::Boolean:
@@ -116,7 +165,7 @@ static bool fits(ColumnType t, const Value& v) {
 std::string Loader::check_key_types(const TableSpec& table, const Value& row) {
   Known& k = known(table, nullptr);
   for (const auto& c : k.key_types) {
-    const Value* v = row.find(c.name);
+    const Value* v = row.find(c.field_name());
     if (v && !fits(c.type, *v))
       return fmt::format("key column '{}' of table '{}' holds {} values, but this record has {} {}",
                          c.name, table.name, column_type_name(c.type), type_name(v->type()),
@@ -129,7 +178,23 @@ void Loader::remove(const TableSpec& table, std::span<const Value* const> keys) 
   if (keys.empty()) return;
   Known& k = known(table, nullptr);
   if (!k.exists) return;
-  warehouse_.remove(table.name, keys);
+  bool renamed = false;
+  for (const auto& c : k.key_types) renamed = renamed || c.field_name() != c.name;
+  if (!renamed) {
+    warehouse_.remove(table.name, keys);
+    return;
+  }
+  std::vector<Value> copies;
+  copies.reserve(keys.size());
+  std::vector<const Value*> ptrs;
+  for (const Value* key : keys) {
+    Object o;
+    for (const auto& c : k.key_types)
+      if (const Value* v = key->find(c.field_name())) o.emplace_back(c.name, *v);
+    copies.emplace_back(std::move(o));
+    ptrs.push_back(&copies.back());
+  }
+  warehouse_.remove(table.name, ptrs);
 }
 
 }  // namespace cascade

@@ -1,6 +1,9 @@
 // Loader: applies changes to the warehouse's typed tables — creates each table on first use,
 // adds a column when a field first appears (schema evolution), upserts new and changed rows,
-// deletes gone ones. Caches table schemas; not thread-safe (runs on the store's owner thread).
+// deletes gone ones. Each field gets its own column named by ColumnNamer (load/column_names.h),
+// recorded in the warehouse's catalog; fields past kMaxTableColumns go to the overflow column
+// as one JSON object, so no value is ever dropped. Caches table schemas; not thread-safe (runs
+// on the store's owner thread).
 #pragma once
 
 #include <span>
@@ -9,6 +12,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "load/column_names.h"
 #include "store/warehouse.h"
 
 namespace cascade {
@@ -39,7 +43,12 @@ class Loader {
  private:
   struct Known {
     bool exists = false;
-    std::unordered_set<std::string> columns;
+    std::unordered_map<std::string, std::string> columns;  // field -> its column
+    ColumnNamer namer;
+    size_t column_count = 0;
+    bool has_overflow = false;
+    // Some field is stored under another name (or in the overflow column): rows are rewritten.
+    bool renamed = false;
     // Field names of the last row seen to be fully covered: most rows of a table repeat them,
     // and comparing names in order is cheaper than hashing each one.
     std::vector<std::string> last_fields;

@@ -27,8 +27,17 @@ const char* column_type_name(ColumnType t) {
       return "BOOLEAN";
     case ColumnType::Json:
       return "JSON";
+    case ColumnType::Decimal:
+      return "DECIMAL";
   }
   return "TEXT";
+}
+
+ColumnType column_type_from_name(std::string_view name) {
+  for (ColumnType t : {ColumnType::Integer, ColumnType::Real, ColumnType::Boolean, ColumnType::Json,
+                       ColumnType::Decimal})
+    if (name == column_type_name(t)) return t;
+  return ColumnType::Text;
 }
 
 }  // namespace cascade

@@ -3,21 +3,36 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/value.h"
 
 namespace cascade {
 
-enum class ColumnType : uint8_t { Integer, Real, Text, Boolean, Json };
+// Decimal: exact numbers beyond int64 and double, kept as their decimal text.
+enum class ColumnType : uint8_t { Integer, Real, Text, Boolean, Json, Decimal };
+// INTEGER, REAL, TEXT, BOOLEAN, JSON, DECIMAL: the names the catalog and messages use.
 const char* column_type_name(ColumnType t);
+// The type a column_type_name() names; Text for anything else.
+ColumnType column_type_from_name(std::string_view name);
 
 struct Column {
+  Column() = default;
+  // A column holding the field of its own name.
+  Column(std::string n, ColumnType t) : name(n), type(t), field(std::move(n)) {}
+  Column(std::string n, ColumnType t, std::string f)
+      : name(std::move(n)), type(t), field(std::move(f)) {}
   std::string name;
   ColumnType type = ColumnType::Text;
+  // The field of the row images this column holds (any text, the empty one included); none
+  // for a column that holds no one field, like the overflow column itself.
+  std::optional<std::string> field;
+  const std::string& field_name() const { return field ? *field : name; }
 };
 
 struct QueryResult {
@@ -32,14 +47,24 @@ class Warehouse {
   // Columns of a table in order; empty when the table does not exist.
   virtual std::vector<Column> columns(std::string_view table) = 0;
 
-  // Creates a table whose primary key is `key` (idempotent when it exists).
+  // The catalog of a table: every field it holds, each with its column and type, in the order
+  // they appeared. Several fields may share the overflow column. Empty for tables made before
+  // the catalog existed (their columns are named as their fields).
+  virtual std::vector<Column> catalog(std::string_view table) = 0;
+
+  // Creates a table whose primary key is `key` (idempotent when it exists), recording its key
+  // columns in the catalog.
   virtual void create_table(std::string_view table, std::span<const Column> key) = 0;
 
-  // Adds columns to an existing table (schema evolution); existing rows get NULL.
+  // Adds columns to an existing table (schema evolution; existing rows get NULL) and records
+  // each one's field in the catalog. A column that exists already only gains the catalog entry,
+  // which is how further fields join the overflow column.
   virtual void add_columns(std::string_view table, std::span<const Column> columns) = 0;
 
   // Inserts or replaces rows. Each row is an object holding every key column; fields that are
-  // not columns of the table are an error (add them first); absent columns become NULL.
+  // not columns of the table are an error (add them first); absent columns become NULL. Every
+  // value is stored exactly: numbers as the column can hold them without rounding, Decimals
+  // and numbers in text columns as their decimal text.
   virtual void upsert(std::string_view table, std::span<const Value* const> rows) = 0;
 
   // Deletes rows by key; each entry is an object holding the key columns.

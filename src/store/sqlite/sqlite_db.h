@@ -48,6 +48,10 @@ class Stmt {
     check(sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
   }
   void bind_null(int i) { check(sqlite3_bind_null(st_, i)); }
+  // Bytes bound without a copy, as a BLOB (which no column affinity converts).
+  void bind_blob(int i, std::string_view v) {
+    check(sqlite3_bind_blob(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+  }
 
   // True when a row is available, false when done.
   bool step();

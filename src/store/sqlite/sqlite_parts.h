@@ -109,6 +109,7 @@ class SqliteWarehouse final : public Warehouse {
   explicit SqliteWarehouse(Db& db);
 
   std::vector<Column> columns(std::string_view table) override;
+  std::vector<Column> catalog(std::string_view table) override;
   void create_table(std::string_view table, std::span<const Column> key) override;
   void add_columns(std::string_view table, std::span<const Column> columns) override;
   void upsert(std::string_view table, std::span<const Value* const> rows) override;
@@ -124,11 +125,18 @@ class SqliteWarehouse final : public Warehouse {
     std::vector<int> key;    // positions of the primary key columns
     Stmt upsert, remove;     // prepared on first use
     std::vector<char> seen;  // scratch for upsert
+    // Per column: declared with a numeric affinity (tables made before typeless number
+    // columns), where SQLite would round a Decimal bound as text.
+    std::vector<char> numeric_affinity;
   };
   Table& table(std::string_view name);
+  std::vector<Column> read_columns(std::string_view table, std::vector<char>* numeric,
+                                   std::vector<int>* pk);
+  void record(std::string_view table, const Column& c);
+  void bind(Stmt& st, int i, const Value& v, const Column& c, bool numeric_affinity);
 
   Db& db_;
-  Stmt table_info_;
+  Stmt table_info_, catalog_, catalog_types_, record_;
   StrMap<std::unique_ptr<Table>> tables_;
 };
 

@@ -47,6 +47,10 @@ CREATE INDEX IF NOT EXISTS cascade_dead_letters_queue ON cascade_dead_letters(qu
 CREATE TABLE IF NOT EXISTS cascade_changes(
   seq INTEGER PRIMARY KEY, stage TEXT NOT NULL, kind INTEGER NOT NULL,
   key TEXT NOT NULL, image TEXT NOT NULL, run_id INTEGER NOT NULL, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cascade_columns(
+  table_name TEXT NOT NULL, field TEXT NOT NULL, field_json TEXT NOT NULL,
+  column_name TEXT NOT NULL, type TEXT NOT NULL, position INTEGER NOT NULL,
+  added_at TEXT NOT NULL, PRIMARY KEY(table_name, field)) WITHOUT ROWID;
 )sql";
 
 // An flock on PATH.lock: the kernel drops it when the process dies, however it dies, so a

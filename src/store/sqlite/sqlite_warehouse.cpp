@@ -7,6 +7,9 @@
 namespace cascade::sqlite {
 namespace {
 
+// Tables made before the catalog declared every column's type; later ones declare only TEXT,
+// and leave number columns without a type, so SQLite stores each value as given (an INTEGER,
+// REAL or NUMERIC affinity would turn the text of an exact big number into a rounded REAL).
 ColumnType type_from_decl(std::string_view decl) {
   if (decl == "INTEGER") return ColumnType::Integer;
   if (decl == "REAL") return ColumnType::Real;
@@ -15,8 +18,13 @@ ColumnType type_from_decl(std::string_view decl) {
   return ColumnType::Text;
 }
 
+bool decl_is_numeric(std::string_view decl) {
+  return decl == "INTEGER" || decl == "REAL" || decl == "BOOLEAN" || decl == "JSON";
+}
+
 std::string column_def(const Column& c) {
-  return quote_ident(c.name) + " " + column_type_name(c.type);
+  if (c.type == ColumnType::Text) return quote_ident(c.name) + " TEXT";
+  return quote_ident(c.name);
 }
 
 [[noreturn]] void no_table(std::string_view table) {
@@ -28,36 +36,88 @@ std::string column_def(const Column& c) {
 SqliteWarehouse::SqliteWarehouse(Db& db) : db_(db) {
   // The table-valued pragma takes the name as a bound value: no quoting, one statement.
   table_info_ = Stmt(db.get(), "SELECT name, type, pk FROM pragma_table_info(?1) ORDER BY cid");
+  catalog_ = Stmt(db.get(),
+                  "SELECT field, column_name, type FROM cascade_columns WHERE table_name=?1 "
+                  "ORDER BY position");
+  catalog_types_ = Stmt(db.get(),
+                        "SELECT column_name, type FROM cascade_columns WHERE table_name=?1 "
+                        "AND column_name<>'_overflow'");
+  record_ = Stmt(db.get(),
+                 "INSERT OR IGNORE INTO cascade_columns(table_name, field, field_json, "
+                 "column_name, type, position, added_at) VALUES(?1, ?2, ?3, ?4, ?5, "
+                 "(SELECT count(*) FROM cascade_columns WHERE table_name=?1), "
+                 "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))");
+}
+
+std::vector<Column> SqliteWarehouse::read_columns(std::string_view table,
+                                                  std::vector<char>* numeric,
+                                                  std::vector<int>* pk_out) {
+  std::vector<Column> out;
+  std::vector<std::pair<int64_t, int>> pk;  // (position in key, column)
+  {
+    Use u(table_info_);
+    table_info_.bind(1, table);
+    while (table_info_.step()) {
+      std::string_view decl = table_info_.col_text(1);
+      if (int64_t p = table_info_.col_int(2); p > 0)
+        pk.emplace_back(p, static_cast<int>(out.size()));
+      out.push_back(Column{std::string(table_info_.col_text(0)), type_from_decl(decl)});
+      out.back().field.reset();
+      if (numeric) numeric->push_back(decl_is_numeric(decl) ? 1 : 0);
+    }
+  }
+  if (out.empty()) return out;
+  StrMap<ColumnType> types;
+  {
+    Use u(catalog_types_);
+    catalog_types_.bind(1, table);
+    while (catalog_types_.step())
+      types.emplace(std::string(catalog_types_.col_text(0)),
+                    column_type_from_name(catalog_types_.col_text(1)));
+  }
+  for (auto& c : out)
+    if (auto it = types.find(c.name); it != types.end()) c.type = it->second;
+  if (pk_out) {
+    std::sort(pk.begin(), pk.end());
+    for (auto& [p, i] : pk) pk_out->push_back(i);
+  }
+  return out;
 }
 
 std::vector<Column> SqliteWarehouse::columns(std::string_view table) {
+  return read_columns(table, nullptr, nullptr);
+}
+
+std::vector<Column> SqliteWarehouse::catalog(std::string_view table) {
   std::vector<Column> out;
-  Use u(table_info_);
-  table_info_.bind(1, table);
-  while (table_info_.step())
-    out.push_back(
-        Column{std::string(table_info_.col_text(0)), type_from_decl(table_info_.col_text(1))});
+  Use u(catalog_);
+  catalog_.bind(1, table);
+  while (catalog_.step())
+    out.push_back(Column{std::string(catalog_.col_text(1)),
+                         column_type_from_name(catalog_.col_text(2)),
+                         std::string(catalog_.col_text(0))});
   return out;
+}
+
+void SqliteWarehouse::record(std::string_view table, const Column& c) {
+  const std::string& field = *c.field;
+  std::string field_json;
+  append_json_string(field, field_json);
+  record_.bind(1, table);
+  record_.bind(2, std::string_view(field));
+  record_.bind(3, std::string_view(field_json));
+  record_.bind(4, std::string_view(c.name));
+  record_.bind(5, std::string_view(column_type_name(c.type)));
+  record_.exec();
 }
 
 SqliteWarehouse::Table& SqliteWarehouse::table(std::string_view name) {
   if (auto it = tables_.find(name); it != tables_.end()) return *it->second;
   auto t = std::make_unique<Table>();
-  std::vector<std::pair<int64_t, int>> pk;  // (position in key, column)
-  {
-    Use u(table_info_);
-    table_info_.bind(1, name);
-    while (table_info_.step()) {
-      int i = static_cast<int>(t->columns.size());
-      t->columns.push_back(
-          Column{std::string(table_info_.col_text(0)), type_from_decl(table_info_.col_text(1))});
-      t->index.emplace(t->columns.back().name, i);
-      if (int64_t p = table_info_.col_int(2); p > 0) pk.emplace_back(p, i);
-    }
-  }
+  t->columns = read_columns(name, &t->numeric_affinity, &t->key);
   if (t->columns.empty()) no_table(name);
-  std::sort(pk.begin(), pk.end());
-  for (auto& [p, i] : pk) t->key.push_back(i);
+  for (size_t i = 0; i < t->columns.size(); ++i)
+    t->index.emplace(t->columns[i].name, static_cast<int>(i));
   t->seen.resize(t->columns.size());
   auto& slot = tables_[std::string(name)];
   slot = std::move(t);
@@ -75,17 +135,25 @@ void SqliteWarehouse::create_table(std::string_view table, std::span<const Colum
     pk += quote_ident(c.name);
   }
   sql += "PRIMARY KEY(" + pk + "))";
+  Implicit tx(db_);
   db_.exec(sql);
+  for (const auto& c : key)
+    if (c.field) record(table, c);
+  tx.done();
   if (auto it = tables_.find(table); it != tables_.end()) tables_.erase(it);
 }
 
 void SqliteWarehouse::add_columns(std::string_view table, std::span<const Column> cols) {
   Table& t = this->table(table);
   Implicit tx(db_);
+  StrMap<int> added;
   for (const auto& c : cols) {
     // Idempotent, so a schema evolution that was interrupted can simply be replayed.
-    if (t.index.find(c.name) != t.index.end()) continue;
-    db_.exec("ALTER TABLE " + quote_ident(table) + " ADD COLUMN " + column_def(c));
+    if (t.index.find(c.name) == t.index.end() && added.find(c.name) == added.end()) {
+      db_.exec("ALTER TABLE " + quote_ident(table) + " ADD COLUMN " + column_def(c));
+      added.emplace(c.name, 0);
+    }
+    if (c.field) record(table, c);
   }
   tx.done();
   // The cached upsert names every column: it must be rebuilt for the new ones.
@@ -130,29 +198,9 @@ void SqliteWarehouse::upsert(std::string_view table, std::span<const Value* cons
       if (it == t.index.end())
         throw std::runtime_error("warehouse: table '" + std::string(table) + "' has no column '" +
                                  name + "' (add it first)");
-      int i = it->second + 1;
-      t.seen[static_cast<size_t>(it->second)] = 1;
-      switch (v.type()) {
-        case Value::Type::Null:
-          st.bind_null(i);
-          break;
-        case Value::Type::Bool:
-          st.bind(i, int64_t{v.as_bool() ? 1 : 0});
-          break;
-        case Value::Type::Int:
-          st.bind(i, v.as_int());
-          break;
-        case Value::Type::Double:
-          st.bind(i, v.as_double());
-          break;
-        case Value::Type::String:
-          st.bind(i, std::string_view(v.as_string()));
-          break;
-        case Value::Type::Array:
-        case Value::Type::Object:
-          st.bind_copy(i, canonical_json(v));
-          break;
-      }
+      size_t c = static_cast<size_t>(it->second);
+      t.seen[c] = 1;
+      bind(st, it->second + 1, v, t.columns[c], t.numeric_affinity[c]);
     }
     for (int k : t.key) {
       const Value* kv = nullptr;
@@ -190,28 +238,48 @@ void SqliteWarehouse::remove(std::string_view table, std::span<const Value* cons
       if (!v || v->is_null())
         throw std::runtime_error("warehouse: a key for table '" + std::string(table) +
                                  "' lacks column '" + name + "'");
-      int i = static_cast<int>(j + 1);
-      switch (v->type()) {
-        case Value::Type::Bool:
-          st.bind(i, int64_t{v->as_bool() ? 1 : 0});
-          break;
-        case Value::Type::Int:
-          st.bind(i, v->as_int());
-          break;
-        case Value::Type::Double:
-          st.bind(i, v->as_double());
-          break;
-        case Value::Type::String:
-          st.bind(i, std::string_view(v->as_string()));
-          break;
-        default:
-          st.bind_copy(i, canonical_json(*v));
-          break;
-      }
+      size_t c = static_cast<size_t>(t.key[j]);
+      bind(st, static_cast<int>(j + 1), *v, t.columns[c], t.numeric_affinity[c]);
     }
     st.exec();
   }
   tx.done();
+}
+
+void SqliteWarehouse::bind(Stmt& st, int i, const Value& v, const Column& c, bool numeric) {
+  switch (v.type()) {
+    case Value::Type::Null:
+      st.bind_null(i);
+      break;
+    case Value::Type::Bool:
+      st.bind(i, int64_t{v.as_bool() ? 1 : 0});
+      break;
+    case Value::Type::Int:
+      st.bind(i, v.as_int());
+      break;
+    case Value::Type::Double:
+      // A TEXT column would keep only 15 digits of a REAL: give it the shortest exact text.
+      if (c.type == ColumnType::Text)
+        st.bind_copy(i, canonical_json(v));
+      else
+        st.bind(i, v.as_double());
+      break;
+    case Value::Type::Decimal:
+      // In a column with numeric affinity, text that looks like a number is rounded to a REAL;
+      // a BLOB is stored as given.
+      if (numeric)
+        st.bind_blob(i, v.as_decimal());
+      else
+        st.bind(i, std::string_view(v.as_decimal()));
+      break;
+    case Value::Type::String:
+      st.bind(i, std::string_view(v.as_string()));
+      break;
+    case Value::Type::Array:
+    case Value::Type::Object:
+      st.bind_copy(i, canonical_json(v));
+      break;
+  }
 }
 
 QueryResult SqliteWarehouse::query(std::string_view sql) {

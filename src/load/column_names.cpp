@@ -1,0 +1,130 @@
+#include "load/column_names.h"
+
+#include <fmt/format.h>
+
+#include <array>
+
+#include "core/hash.h"
+
+namespace cascade {
+
+namespace {
+
+std::string fold(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+// Length of the valid UTF-8 sequence at s[i], or 0 when the bytes there are not one.
+size_t utf8_len(std::string_view s, size_t i) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  size_t n;
+  uint32_t cp;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+    cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (b(i + k) & 0x3F);
+  }
+  // Overlong forms, surrogates and values past U+10FFFF are not valid UTF-8.
+  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+      (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return n;
+}
+
+bool is_control(unsigned char c) {
+  return c < 0x20 || c == 0x7F;
+}
+
+// The longest prefix of a clean name that is at most `max` bytes and ends on a character.
+std::string_view prefix_within(std::string_view clean, size_t max) {
+  if (clean.size() <= max) return clean;
+  size_t end = 0;
+  while (end < clean.size()) {
+    size_t n = utf8_len(clean, end);
+    if (n == 0) n = 1;
+    if (end + n > max) break;
+    end += n;
+  }
+  return clean.substr(0, end);
+}
+
+constexpr std::array<std::string_view, 7> kReserved = {
+    "_overflow", "_deleted_at", "_first_seen", "_last_changed", "_version", "_run_id", "_cascade"};
+
+}  // namespace
+
+bool is_reserved_column(std::string_view name) {
+  std::string f = fold(name);
+  for (auto r : kReserved)
+    if (f == r) return true;
+  return f.rfind("_cascade_", 0) == 0;
+}
+
+bool is_clean_column_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxColumnNameBytes) return false;
+  for (size_t i = 0; i < name.size();) {
+    size_t n = utf8_len(name, i);
+    if (n == 0 || (n == 1 && is_control(static_cast<unsigned char>(name[i])))) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string sanitized_column_name(std::string_view field) {
+  if (field.empty()) return "_empty";
+  if (is_clean_column_name(field)) return std::string(field);
+  std::string clean;
+  clean.reserve(field.size());
+  for (size_t i = 0; i < field.size();) {
+    size_t n = utf8_len(field, i);
+    if (n == 0 || (n == 1 && is_control(static_cast<unsigned char>(field[i])))) {
+      fmt::format_to(std::back_inserter(clean), "_x{:02X}", static_cast<unsigned char>(field[i]));
+      ++i;
+    } else {
+      clean.append(field.substr(i, n));
+      i += n;
+    }
+  }
+  if (clean.size() <= kMaxColumnNameBytes) return clean;
+  std::string tail = fmt::format("_{:08x}", static_cast<uint32_t>(hash_bytes(field)));
+  std::string out(prefix_within(clean, kMaxColumnNameBytes - tail.size()));
+  return out + tail;
+}
+
+void ColumnNamer::take(std::string_view column) {
+  folded_.insert(fold(column));
+}
+
+bool ColumnNamer::taken(std::string_view column) const {
+  return folded_.count(fold(column)) > 0 || is_reserved_column(column);
+}
+
+std::string ColumnNamer::assign(std::string_view field) {
+  std::string base = sanitized_column_name(field);
+  std::string name = base;
+  for (int n = 2; taken(name); ++n) {
+    std::string suffix = fmt::format("__{}", n);
+    name = std::string(prefix_within(base, kMaxColumnNameBytes - suffix.size())) + suffix;
+  }
+  take(name);
+  return name;
+}
+
+}  // namespace cascade
