@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "config/schedule.h"
 #include "core/duration.h"
 #include "core/expr.h"
 #include "core/template.h"
@@ -809,53 +810,7 @@ class Loader {
   const EnvLookup& env_;
 };
 
-bool cron_field_ok(std::string_view f) {
-  if (f.empty()) return false;
-  for (char c : f)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '*' || c == '?' || c == ',' ||
-          c == '/' || c == '-' || c == '#'))
-      return false;
-  return true;
-}
-
 }  // namespace
-
-std::string check_schedule(std::string_view s) {
-  s = trim(s);
-  auto inner = [&](std::string_view prefix) -> std::optional<std::string_view> {
-    if (!s.starts_with(prefix) || !s.ends_with(')')) return std::nullopt;
-    return trim(s.substr(prefix.size(), s.size() - prefix.size() - 1));
-  };
-  if (auto body = inner("rate(")) {
-    size_t sp = body->find(' ');
-    auto n = to_int(body->substr(0, sp));
-    std::string_view unit = sp == std::string_view::npos ? "" : trim(body->substr(sp));
-    static const std::set<std::string_view> kUnits = {"minute", "minutes", "hour",
-                                                      "hours",  "day",     "days"};
-    if (!n || *n <= 0 || !kUnits.contains(unit))
-      return "invalid schedule '" + std::string(s) +
-             "' (expected rate(N minute|minutes|hour|hours|day|days) with N > 0)";
-    return {};
-  }
-  if (auto body = inner("cron(")) {
-    std::vector<std::string_view> fields;
-    std::string_view rest = *body;
-    while (!rest.empty()) {
-      size_t sp = rest.find(' ');
-      if (sp != 0) fields.push_back(rest.substr(0, sp));
-      if (sp == std::string_view::npos) break;
-      rest.remove_prefix(sp + 1);
-    }
-    if (fields.size() != 6 || !std::all_of(fields.begin(), fields.end(), cron_field_ok))
-      return "invalid schedule '" + std::string(s) +
-             "' (expected cron with 6 fields: minutes hours day-of-month month day-of-week year)";
-    if (fields[2] != "?" && fields[4] != "?")
-      return "invalid schedule '" + std::string(s) +
-             "': one of day-of-month and day-of-week must be '?'";
-    return {};
-  }
-  return "invalid schedule '" + std::string(s) + "' (expected rate(1 hour) or cron(0 12 * * ? *))";
-}
 
 EnvLookup process_env() {
   return [](std::string_view name) -> std::optional<std::string> {
