@@ -1,12 +1,18 @@
-// bench_bare_insert: the SQLite peer of the end-to-end benchmark. Replays the rows one stage of
-// a cascade sync wrote (staging + change log + warehouse table, read back from that database)
-// into a fresh database with bare prepared INSERTs, one transaction per original message, on
-// the same schema and pragmas as cascade's store. The rate is the ceiling cascade's writer can
-// approach: same rows, same tables, same commits, none of the engine's work.
+// bench_bare_insert: the SQLite peers of the end-to-end benchmark. Both replay rows one stage of
+// a cascade sync wrote, read back from that database, into a fresh database through a
+// connection opened and set up exactly as the store opens its own (sqlite::Db and
+// sqlite_store_pragmas(), the store's definitions, not copies), so only the engine differs.
 //
-//   bench_bare_insert SOURCE.db DEST.db [STAGE=sales] [WAREHOUSE_TABLE=STAGE]
+//   store mode (default): staging + change log + warehouse rows, on cascade's own DDL, with bare
+//     prepared INSERTs, one transaction per original message: the ceiling cascade's writer can
+//     approach with the same rows, tables and commits and none of the engine's work.
+//   --plain: only the warehouse rows, into that one table (cascade's DDL for it), through one
+//     prepared INSERT in one transaction: the plain physical limit of SQLite on this disk.
 //
-// Prints one JSON line: {"rows":N,"transactions":T,"seconds":S,"cpu_seconds":C,"rows_per_s":R}.
+//   bench_bare_insert [--plain] SOURCE.db DEST.db [STAGE=sales] [WAREHOUSE_TABLE=STAGE]
+//
+// Prints one JSON line: {"mode":"store"|"plain","tables":N,"rows":N,"transactions":T,
+// "seconds":S,"cpu_seconds":C,"rows_per_s":R}. Only the inserts and commits are timed.
 // Exit status 1 with a message on stderr when the source lacks the stage or a statement fails.
 #include <sqlite3.h>
 #include <sys/resource.h>
@@ -18,35 +24,24 @@
 #include <string>
 #include <vector>
 
+#include "store/names.h"
+#include "store/sqlite/sqlite_db.h"
+#include "store/sqlite/sqlite_store.h"
+
 namespace {
 
-struct Db {
-  sqlite3* db = nullptr;
-  Db(const std::string& path, int flags) {
-    if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
-      std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
-      sqlite3_close(db);
-      throw std::runtime_error("open " + path + ": " + msg);
-    }
-  }
-  ~Db() { sqlite3_close(db); }
-  Db(const Db&) = delete;
-  Db& operator=(const Db&) = delete;
+using cascade::sqlite::Db;
 
-  void check(int rc) const {
-    if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
-      throw std::runtime_error(sqlite3_errmsg(db));
-  }
-  void exec(const std::string& sql) const {
-    check(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr));
-  }
-};
+void check(const Db& db, int rc) {
+  if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+    throw std::runtime_error(sqlite3_errmsg(db.get()));
+}
 
 // Owns a prepared statement.
 struct Stmt {
   sqlite3_stmt* st = nullptr;
   Stmt(const Db& db, const std::string& sql) {
-    db.check(sqlite3_prepare_v2(db.db, sql.c_str(), -1, &st, nullptr));
+    check(db, sqlite3_prepare_v2(db.get(), sql.c_str(), -1, &st, nullptr));
   }
   ~Stmt() { sqlite3_finalize(st); }
   Stmt(const Stmt&) = delete;
@@ -159,7 +154,7 @@ std::string insert_sql(const std::string& table, const std::vector<std::string>&
 void insert_all(const Db& db, const Stmt& st, const Rows& rows, size_t begin, size_t end) {
   for (size_t r = begin; r < end; ++r) {
     rows.bind(st.st, r);
-    db.check(sqlite3_step(st.st));
+    check(db, sqlite3_step(st.st));
     sqlite3_reset(st.st);
   }
 }
@@ -174,17 +169,33 @@ double cpu_seconds() {
 // Rows are read in chunks of whole messages (untimed), then inserted (timed): memory stays at
 // one chunk whatever the run's size, and reading the source never counts as writing.
 constexpr size_t kChunkRows = 200'000;
-int run(const std::string& src_path, const std::string& dst_path, const std::string& stage,
-        const std::string& wh_table) {
-  const std::string staging = "cascade_staging_" + stage;
-  Db src(src_path, SQLITE_OPEN_READONLY);
 
-  for (const char* sfx : {"", "-wal", "-shm"}) std::filesystem::remove(dst_path + sfx);
-  Db dst(dst_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  // cascade's store pragmas (src/store/sqlite/sqlite_store.cpp), so only the engine differs.
-  dst.exec(
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=8192;"
-      "PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY");
+struct Totals {
+  size_t rows = 0, txs = 0;
+  double secs = 0, cpu = 0;
+
+  // Times `insert` (wall and CPU) and counts what it wrote.
+  template <class F>
+  void timed(size_t rows_written, size_t txs_written, F&& insert) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = cpu_seconds();
+    insert();
+    secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    cpu += cpu_seconds() - c0;
+    rows += rows_written;
+    txs += txs_written;
+  }
+};
+
+// Removes the database at `path` and its WAL files: each peer run starts from nothing.
+void fresh(const std::string& path) {
+  for (const char* sfx : {"", "-wal", "-shm"}) std::filesystem::remove(path + sfx);
+}
+
+// Store mode: per original message, its staging, change-log and warehouse rows in one
+// transaction, table by table as cascade's apply() writes them.
+Totals replay_store(const Db& src, Db& dst, const std::string& stage, const std::string& wh_table) {
+  const std::string staging = cascade::staging_table_name(stage);
   for (const auto& t : {staging, std::string("cascade_changes"), wh_table})
     for (const auto& sql : schema_of(src, t)) dst.exec(sql);
   const auto wh_cols = columns_of(src, wh_table);
@@ -203,8 +214,7 @@ int run(const std::string& src_path, const std::string& dst_path, const std::str
 
   Rows staged, changes, wh;
   std::vector<size_t> tx_end;
-  size_t rows = 0, txs = 0;
-  double secs = 0, cpu = 0;
+  Totals tot;
   bool more = sqlite3_step(rd_c.st) == SQLITE_ROW;
   while (more) {
     // Read whole messages until the chunk holds kChunkRows rows or the source ends.
@@ -222,43 +232,74 @@ int run(const std::string& src_path, const std::string& dst_path, const std::str
       } while (more && sqlite3_column_int64(rd_c.st, 2) == scope);
       tx_end.push_back(staged.size());
     }
-
-    const auto t0 = std::chrono::steady_clock::now();
-    const double c0 = cpu_seconds();
-    size_t begin = 0;
-    for (size_t end : tx_end) {
-      dst.exec("BEGIN IMMEDIATE");
-      // Table by table within the message, as cascade's apply() does.
-      insert_all(dst, ins_s, staged, begin, end);
-      insert_all(dst, ins_c, changes, begin, end);
-      insert_all(dst, ins_w, wh, begin, end);
-      dst.exec("COMMIT");
-      begin = end;
-    }
-    secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    cpu += cpu_seconds() - c0;
-    rows += staged.size();
-    txs += tx_end.size();
+    tot.timed(staged.size(), tx_end.size(), [&] {
+      size_t begin = 0;
+      for (size_t end : tx_end) {
+        dst.exec("BEGIN IMMEDIATE");
+        insert_all(dst, ins_s, staged, begin, end);
+        insert_all(dst, ins_c, changes, begin, end);
+        insert_all(dst, ins_w, wh, begin, end);
+        dst.exec("COMMIT");
+        begin = end;
+      }
+    });
   }
-  if (rows == 0) throw std::runtime_error("source has no changes for stage " + stage);
+  if (tot.rows == 0) throw std::runtime_error("source has no changes for stage " + stage);
+  return tot;
+}
+
+// Plain mode: the warehouse rows into their one table, one prepared INSERT, one transaction.
+Totals replay_plain(const Db& src, Db& dst, const std::string& wh_table) {
+  for (const auto& sql : schema_of(src, wh_table)) dst.exec(sql);
+  Stmt ins(dst, insert_sql(wh_table, columns_of(src, wh_table)));
+  Stmt rd(src, "SELECT * FROM " + quote(wh_table) + " ORDER BY rowid");
+  Rows wh;
+  Totals tot;
+  tot.timed(0, 1, [&] { dst.exec("BEGIN IMMEDIATE"); });
+  bool more = sqlite3_step(rd.st) == SQLITE_ROW;
+  while (more) {
+    wh.clear();
+    while (more && wh.size() < kChunkRows) {
+      wh.add(rd.st, 0, sqlite3_column_count(rd.st));
+      more = sqlite3_step(rd.st) == SQLITE_ROW;
+    }
+    tot.timed(wh.size(), 0, [&] { insert_all(dst, ins, wh, 0, wh.size()); });
+  }
+  tot.timed(0, 0, [&] { dst.exec("COMMIT"); });
+  if (tot.rows == 0) throw std::runtime_error("source table " + wh_table + " is empty");
+  return tot;
+}
+
+int run(bool plain, const std::string& src_path, const std::string& dst_path,
+        const std::string& stage, const std::string& wh_table) {
+  Db src(src_path, /*read_only=*/true);
+  fresh(dst_path);
+  Db dst(dst_path, /*read_only=*/false);
+  dst.exec(cascade::sqlite_store_pragmas(/*read_only=*/false));
+  Totals t = plain ? replay_plain(src, dst, wh_table) : replay_store(src, dst, stage, wh_table);
   std::printf(
-      "{\"rows\":%zu,\"transactions\":%zu,\"seconds\":%.3f,\"cpu_seconds\":%.3f,"
-      "\"rows_per_s\":%.0f}\n",
-      rows, txs, secs, cpu, static_cast<double>(rows) / secs);
+      "{\"mode\":\"%s\",\"tables\":%d,\"rows\":%zu,\"transactions\":%zu,\"seconds\":%.3f,"
+      "\"cpu_seconds\":%.3f,\"rows_per_s\":%.0f}\n",
+      plain ? "plain" : "store", plain ? 1 : 3, t.rows, t.txs, t.secs, t.cpu,
+      static_cast<double>(t.rows) / t.secs);
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: %s SOURCE.db DEST.db [STAGE=sales] [WAREHOUSE_TABLE=STAGE]\n",
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const bool plain = !args.empty() && args[0] == "--plain";
+  if (plain) args.erase(args.begin());
+  if (args.size() < 2 || args.size() > 4) {
+    std::fprintf(stderr,
+                 "usage: %s [--plain] SOURCE.db DEST.db [STAGE=sales] [WAREHOUSE_TABLE=STAGE]\n",
                  argv[0]);
     return 2;
   }
-  const std::string stage = argc > 3 ? argv[3] : "sales";
+  const std::string stage = args.size() > 2 ? args[2] : "sales";
   try {
-    return run(argv[1], argv[2], stage, argc > 4 ? argv[4] : stage);
+    return run(plain, args[0], args[1], stage, args.size() > 3 ? args[3] : stage);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_bare_insert: %s\n", e.what());
     return 1;

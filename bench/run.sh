@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # bench/run.sh: cascade's end-to-end benchmark and its peers (see bench/README.md).
 # Syncs ~1M sales from cascade-sim into a fresh SQLite database RUNS times, re-syncs the
-# unchanged data RUNS times, then measures the two limits cascade is judged against: how fast
-# the simulator serves the same sales requests (wrk) and how fast SQLite inserts the same rows
-# in a bare loop (bench_bare_insert). Prints a table, writes bench/results/latest.json.
+# unchanged data RUNS times, then measures the limits cascade is judged against: how fast the
+# simulator serves the same sales requests (wrk), how fast SQLite inserts the same rows into the
+# same tables with the same commits in a bare loop (bench_bare_insert), and how fast SQLite
+# inserts the sales rows alone into one table in one transaction (bench_bare_insert --plain).
+# Both SQLite peers open their connection with the store's own code and pragmas.
+# Prints a table, writes bench/results/latest.json.
 #
 # Env: RUNS (3), EMPLOYEES_PER_BRANCH (80), SALES_PER_SALESPERSON (2400), SEED (1),
 #      BUILD_DIR (an existing build tree to use; default: build/configure build-release),
@@ -55,9 +58,9 @@ trap 'exit 143' TERM
 if [[ -n ${BUILD_DIR:-} ]]; then
   [[ -d $BUILD_DIR ]] || die "BUILD_DIR=$BUILD_DIR does not exist"
   BUILD=$(cd "$BUILD_DIR" && pwd)
-  # Only the small bench peer may be missing from a tree built for something else.
-  [[ -x $BUILD/bench/bench_bare_insert ]] ||
-    cmake --build "$BUILD" -j "$JOBS" --target bench_bare_insert >/dev/null
+  # The peer is built (or found up to date) every time: it shares the store's code, so a stale
+  # binary could run with settings the store no longer has.
+  cmake --build "$BUILD" -j "$JOBS" --target bench_bare_insert >/dev/null
 else
   BUILD=$ROOT/build-release
   echo "bench: building Release tree in $BUILD (-j$JOBS)" >&2
@@ -189,20 +192,26 @@ else
   echo "bench: $wrk_note" >&2
 fi
 
-# ---- 5b. SQLite's bare insert rate for the same rows, tables and transactions
-bare_s=() bare_rps=()
+# ---- 5b. SQLite's bare insert rate for the same rows, tables and transactions (store mode),
+# and for the sales rows alone into one table in one transaction (plain mode)
+bare_s=() bare_rps=() plain_s=() plain_rps=()
 for i in $(seq 1 "$RUNS"); do
-  child timeout "$STEP_TIMEOUT" "$BARE" "$WORK/run1.db" "$WORK/bare.db" sales >"$WORK/bare$i.out" ||
-    die "bench_bare_insert failed"
-  out=$(cat "$WORK/bare$i.out")
-  s=$(sed -n 's/.*"seconds":\([0-9.]*\).*/\1/p' <<<"$out")
-  bare_s+=("$s") bare_rps+=("$(sed -n 's/.*"rows_per_s":\([0-9.]*\).*/\1/p' <<<"$out")")
-  echo "bench: bare insert $i/$RUNS: $out" >&2
+  for mode in store plain; do
+    flag=()
+    if [[ $mode == plain ]]; then flag=(--plain); fi
+    child timeout "$STEP_TIMEOUT" "$BARE" ${flag[@]+"${flag[@]}"} "$WORK/run1.db" "$WORK/bare.db" \
+      sales >"$WORK/$mode$i.out" || die "bench_bare_insert ${flag[*]} failed"
+    out=$(cat "$WORK/$mode$i.out")
+    s=$(sed -n 's/.*"seconds":\([0-9.]*\).*/\1/p' <<<"$out")
+    rps=$(sed -n 's/.*"rows_per_s":\([0-9.]*\).*/\1/p' <<<"$out")
+    if [[ $mode == store ]]; then bare_s+=("$s") bare_rps+=("$rps"); else plain_s+=("$s") plain_rps+=("$rps"); fi
+    echo "bench: bare insert ($mode) $i/$RUNS: $out" >&2
+  done
 done
 rm -f "$WORK/bare.db" "$WORK/bare.db-wal" "$WORK/bare.db-shm"
-if [[ ${BENCH_SQLITE_STORE:-0} == 1 && -x $BUILD/src/store/sqlite/bench_sqlite_store ]]; then
+if [[ ${BENCH_SQLITE_STORE:-0} == 1 && -x $BUILD/bench/bench_sqlite_store ]]; then
   echo "bench: bench_sqlite_store $sales_records (store hot paths vs bare loops):" >&2
-  child timeout "$STEP_TIMEOUT" "$BUILD/src/store/sqlite/bench_sqlite_store" "$sales_records" "$WORK" >&2
+  child timeout "$STEP_TIMEOUT" "$BUILD/bench/bench_sqlite_store" "$sales_records" "$WORK" >&2
 fi
 
 # ---- 6. figures, verdicts, results file
@@ -216,6 +225,10 @@ max_written=$(maximum "${re_written[@]}")
 max_delta=$(maximum "${re_log_delta[@]}")
 m_sim=$( ((${#sim_rps[@]})) && median_int "${sim_rps[@]}" || echo null)
 m_bare=$(median_int "${bare_rps[@]}")
+m_plain=$(median_int "${plain_rps[@]}")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f\n", a / b; else print "null" }'; }
+vs_bare=$(ratio "$m_init_rps" "$m_bare")
+vs_plain=$(ratio "$m_init_rps" "$m_plain")
 limit=$m_bare limit_name="sqlite bare insert"
 if [[ $m_sim != null ]] && awk -v a="$m_sim" -v b="$m_bare" 'BEGIN { exit !(a < b) }'; then
   limit=$m_sim limit_name="simulator (wrk)"
@@ -258,7 +271,13 @@ cat >"$RESULTS" <<EOF
                 "sales_per_s": $(json_list "${sim_rps[@]}"), "median_sales_per_s": $m_sim,
                 "note": "$wrk_note"},
   "sqlite_bare_insert": {"seconds": $(json_list "${bare_s[@]}"), "rows_per_s": $(json_list "${bare_rps[@]}"),
-                         "median_rows_per_s": $m_bare},
+                         "median_rows_per_s": $m_bare,
+                         "what": "staging + change log + warehouse rows, one transaction per message, store pragmas"},
+  "sqlite_plain_insert": {"seconds": $(json_list "${plain_s[@]}"), "rows_per_s": $(json_list "${plain_rps[@]}"),
+                          "median_rows_per_s": $m_plain,
+                          "what": "warehouse rows only, one table, one prepared INSERT, one transaction, store pragmas"},
+  "cascade_over_bare_insert": $vs_bare,
+  "cascade_over_plain_insert": $vs_plain,
   "limit": {"name": "$limit_name", "per_s": $limit},
   "fraction_of_limit": $fraction,
   "targets": {"records_per_s_ge_100000": "$v_rate", "peak_rss_le_100mb": "$v_rss",
@@ -276,7 +295,10 @@ printf '%-44s %14s\n' "max peak RSS MB (/usr/bin/time -v)" "$max_rss_os"
 printf '%-44s %14s  < initial  %s\n' "re-sync wall s" "$m_re_s" "$v_faster"
 printf '%-44s %14s  == 0       %s\n' "re-sync rows written / change-log delta" "$max_written / $max_delta" "$v_zero"
 printf '%-44s %14s\n' "peer: simulator sales/s (wrk)" "$m_sim"
-printf '%-44s %14s\n' "peer: sqlite bare insert rows/s" "$m_bare"
+printf '%-44s %14s\n' "peer: sqlite bare insert rows/s (3 tables)" "$m_bare"
+printf '%-44s %14s\n' "peer: sqlite plain insert rows/s (1 table)" "$m_plain"
+printf '%-44s %14s\n' "cascade / bare insert (store pragmas)" "$vs_bare"
+printf '%-44s %14s\n' "cascade / plain insert (physical limit)" "$vs_plain"
 printf '%-44s %14s\n' "cascade / lower limit ($limit_name)" "$fraction"
 printf '%-44s %14s\n' "load average start / end" "$LOAD_START / $LOAD_END"
 echo "results: $RESULTS"

@@ -3,15 +3,18 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
-#include <set>
+#include <map>
 #include <sstream>
 
+#include "config/schedule.h"
 #include "core/duration.h"
 #include "core/expr.h"
 #include "core/template.h"
+#include "store/names.h"
 
 namespace cascade {
 
@@ -104,6 +107,17 @@ std::optional<double> to_double(std::string_view s) {
   if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
   return v;
 }
+
+// SQLite compares identifiers ASCII case-insensitively: names are compared in this form.
+std::string folded(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+const char* const kReservedWhy =
+    "names starting with cascade_ or sqlite_, in any case, belong to cascade's and SQLite's own "
+    "tables";
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -509,6 +523,8 @@ class Loader {
     aux.name_node = se.k;
     if (!is_identifier(st.name))
       fail(se.k, "stage name '" + st.name + "' is not an identifier ([A-Za-z_][A-Za-z0-9_]*)");
+    if (is_reserved_table_name(st.name))
+      fail(se.k, "stage name '" + st.name + "' is reserved: " + kReservedWhy);
     std::string ctx = "stage '" + st.name + "'";
     Entries es = entries(se.v, ctx,
                          {"request", "records", "where", "key", "attach", "emit", "concurrency",
@@ -634,6 +650,8 @@ class Loader {
       st.table = string(e->v, "a table name");
       if (!is_identifier(st.table))
         fail(e->v, "table name '" + st.table + "' is not an identifier ([A-Za-z_][A-Za-z0-9_]*)");
+      if (is_reserved_table_name(st.table))
+        fail(e->v, "table name '" + st.table + "' is reserved: " + kReservedWhy);
     }
     if ((e = get(es, "queue"))) parse_queue(e->v, st.queue, ctx + " queue");
   }
@@ -649,12 +667,24 @@ class Loader {
     }
     std::vector<std::string> names;
     for (const auto& s : spec.stages) names.push_back(s.name);
-    std::set<std::string> tables;
+    std::map<std::string, size_t> tables, own_objects;  // folded name -> stage index
     for (size_t i = 0; i < spec.stages.size(); ++i) {
-      if (!tables.insert(spec.stages[i].table).second)
-        throw ConfigError(spec.stages[i].pos, "stage '" + spec.stages[i].name + "' writes table '" +
-                                                  spec.stages[i].table +
-                                                  "', which another stage writes too");
+      const StageSpec& st = spec.stages[i];
+      if (auto [it, fresh] = tables.emplace(folded(st.table), i); !fresh) {
+        const StageSpec& other = spec.stages[it->second];
+        throw ConfigError(st.pos, "stage '" + st.name + "' writes table '" + st.table +
+                                      "', which another stage writes too (stage '" + other.name +
+                                      "' writes '" + other.table +
+                                      "'; SQLite table names ignore case)");
+      }
+      // The store's own tables for a stage are derived from its name: two names may not
+      // lead to the same one ('Sales' and 'sales', or 'a' whose index is 'a_scope's table).
+      for (const std::string& own : stage_object_names(st.name))
+        if (auto [it, fresh] = own_objects.emplace(folded(own), i); !fresh && it->second != i)
+          throw ConfigError(st.pos, "stage '" + st.name + "' needs cascade's own table or index '" +
+                                        own + "', which stage '" + spec.stages[it->second].name +
+                                        "' needs too (SQLite names ignore case): rename one of "
+                                        "the two stages");
     }
     // Emit targets exist.
     for (size_t i = 0; i < spec.stages.size(); ++i)
@@ -809,53 +839,7 @@ class Loader {
   const EnvLookup& env_;
 };
 
-bool cron_field_ok(std::string_view f) {
-  if (f.empty()) return false;
-  for (char c : f)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '*' || c == '?' || c == ',' ||
-          c == '/' || c == '-' || c == '#'))
-      return false;
-  return true;
-}
-
 }  // namespace
-
-std::string check_schedule(std::string_view s) {
-  s = trim(s);
-  auto inner = [&](std::string_view prefix) -> std::optional<std::string_view> {
-    if (!s.starts_with(prefix) || !s.ends_with(')')) return std::nullopt;
-    return trim(s.substr(prefix.size(), s.size() - prefix.size() - 1));
-  };
-  if (auto body = inner("rate(")) {
-    size_t sp = body->find(' ');
-    auto n = to_int(body->substr(0, sp));
-    std::string_view unit = sp == std::string_view::npos ? "" : trim(body->substr(sp));
-    static const std::set<std::string_view> kUnits = {"minute", "minutes", "hour",
-                                                      "hours",  "day",     "days"};
-    if (!n || *n <= 0 || !kUnits.contains(unit))
-      return "invalid schedule '" + std::string(s) +
-             "' (expected rate(N minute|minutes|hour|hours|day|days) with N > 0)";
-    return {};
-  }
-  if (auto body = inner("cron(")) {
-    std::vector<std::string_view> fields;
-    std::string_view rest = *body;
-    while (!rest.empty()) {
-      size_t sp = rest.find(' ');
-      if (sp != 0) fields.push_back(rest.substr(0, sp));
-      if (sp == std::string_view::npos) break;
-      rest.remove_prefix(sp + 1);
-    }
-    if (fields.size() != 6 || !std::all_of(fields.begin(), fields.end(), cron_field_ok))
-      return "invalid schedule '" + std::string(s) +
-             "' (expected cron with 6 fields: minutes hours day-of-month month day-of-week year)";
-    if (fields[2] != "?" && fields[4] != "?")
-      return "invalid schedule '" + std::string(s) +
-             "': one of day-of-month and day-of-week must be '?'";
-    return {};
-  }
-  return "invalid schedule '" + std::string(s) + "' (expected rate(1 hour) or cron(0 12 * * ? *))";
-}
 
 EnvLookup process_env() {
   return [](std::string_view name) -> std::optional<std::string> {

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "config/pipeline.h"
+#include "config/schedule.h"  // check_schedule, for callers that validate a schedule alone
 
 namespace cascade {
 
@@ -27,9 +28,5 @@ PipelineSpec load_pipeline_file(const std::string& path, const EnvLookup& env = 
 // Same, from text; `file_name` is used in positions and stored in PipelineSpec::file.
 PipelineSpec load_pipeline_text(std::string_view yaml, const std::string& file_name,
                                 const EnvLookup& env = process_env());
-
-// Checks a schedule expression: rate(N minute|minutes|hour|hours|day|days) or cron(6 AWS
-// fields). Returns an empty string when valid, else what is wrong.
-std::string check_schedule(std::string_view expr);
 
 }  // namespace cascade

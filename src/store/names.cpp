@@ -1,7 +1,38 @@
+#include "store/names.h"
+
+#include <cctype>
+
 #include "store/change_log.h"
 #include "store/warehouse.h"
 
 namespace cascade {
+
+namespace {
+
+bool starts_with_nocase(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
+  return true;
+}
+
+}  // namespace
+
+bool is_reserved_table_name(std::string_view name) {
+  return starts_with_nocase(name, kOwnTablePrefix) || starts_with_nocase(name, "sqlite_");
+}
+
+std::string staging_table_name(std::string_view stage) {
+  return std::string(kOwnTablePrefix) + "staging_" + std::string(stage);
+}
+
+std::string staging_index_name(std::string_view stage) {
+  return staging_table_name(stage) + "_scope";
+}
+
+std::vector<std::string> stage_object_names(std::string_view stage) {
+  return {staging_table_name(stage), staging_index_name(stage)};
+}
 
 const char* change_kind_name(ChangeKind k) {
   switch (k) {

@@ -66,6 +66,39 @@ TEST(Cli, BrokenPipelinesAreRefusedWithPositionAndExitCode2BeforeAnythingRuns) {
   EXPECT_FALSE(std::ifstream(dir + "/never.db").good());
 }
 
+TEST(Cli, ValidateRefusesSchedulesEventBridgeRefusesAndCascadesOwnTableNames) {
+  std::string dir = temp_dir();
+  const std::string head =
+      "name: t\nsource: { base_url: http://127.0.0.1:1 }\nstages:\n  a:\n"
+      "    inputs: { n: [1] }\n    request: GET /a\n    key: { id: id }\n";
+  struct Case {
+    std::string line, where, phrase;
+  };
+  std::vector<Case> cases = {
+      {"    schedule: cron(61 * * * ? *)\n", ":8:15", "minutes must be 0-59, found '61'"},
+      {"    schedule: cron(0 25 * * ? *)\n", ":8:15", "hours must be 0-23, found '25'"},
+      {"    schedule: cron(0 0 * * ? 2200)\n", ":8:15", "year must be 1970-2199"},
+      {"    schedule: cron(0 0 ? * ? *)\n", ":8:15", "cannot both be '?'"},
+      {"    schedule: rate(5 minute)\n", ":8:15", "rate(5 minutes)"},
+      {"    table: Cascade_Changes\n", ":8:12", "table name 'Cascade_Changes' is reserved"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    std::string file = write(dir, "bad" + std::to_string(i) + ".yaml", head + cases[i].line);
+    RunResult r = run({CASCADE_BIN, "validate", file});
+    EXPECT_EQ(r.exit_code, 2) << file << "\n" << r.err;
+    EXPECT_NE(r.err.find(file + cases[i].where), std::string::npos)
+        << "case " << i << ": " << r.err;
+    EXPECT_NE(r.err.find(cases[i].phrase), std::string::npos) << "case " << i << ": " << r.err;
+  }
+  // The AWS samples pass.
+  for (const char* ok : {"cron(0/5 8-17 ? * MON-FRI *)", "cron(0 9 ? * 2#1 *)",
+                         "cron(0 0 LW * ? *)", "rate(1 day)"}) {
+    std::string file = write(dir, "ok.yaml", head + "    schedule: " + ok + "\n");
+    RunResult r = run({CASCADE_BIN, "validate", file});
+    EXPECT_EQ(r.exit_code, 0) << ok << "\n" << r.err;
+  }
+}
+
 TEST(Cli, EveryCommandHasHelpAndUnknownOptionsAreUsageErrors) {
   for (const char* cmd : {"validate", "sync", "invoke", "sql", "queues", "demo", "dlq"}) {
     RunResult r = run({CASCADE_BIN, cmd, "--help"});

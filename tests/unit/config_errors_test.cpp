@@ -183,6 +183,35 @@ const Broken kBroken[] = {
     // 56 two stages writing the same table
     {HEAD ROOT "  b:\n    inputs: { n: [1] }\n    request: /b\n    key: { id: id }\n    table: a\n",
      "8:3", "writes table 'a', which another stage writes too"},
+    // 57 cron minutes out of range, at the schedule's value
+    {HEAD ROOT "    schedule: cron(61 * * * ? *)\n", "8:15",
+     "invalid schedule 'cron(61 * * * ? *)': minutes must be 0-59, found '61'"},
+    // 58 cron hours out of range, quoted value
+    {HEAD ROOT "    schedule: \"cron(0 25 * * ? *)\"\n", "8:15", "hours must be 0-23, found '25'"},
+    // 59 both day fields given
+    {HEAD ROOT "    schedule: cron(0 12 1 * MON *)\n", "8:15",
+     "one of day-of-month and day-of-week must be '?'"},
+    // 60 rate with a plural unit for 1
+    {HEAD ROOT "    schedule: rate(1 hours)\n", "8:15", "takes the singular unit: rate(1 hour)"},
+    // 61 a table named like one of cascade's own
+    {HEAD ROOT "    table: cascade_changes\n", "8:12",
+     "table name 'cascade_changes' is reserved: names starting with cascade_ or sqlite_"},
+    // 62 the same, in another case
+    {HEAD ROOT "    table: CASCADE_Meta\n", "8:12", "table name 'CASCADE_Meta' is reserved"},
+    // 63 SQLite's own prefix
+    {HEAD ROOT "    table: sqlite_stat1\n", "8:12", "table name 'sqlite_stat1' is reserved"},
+    // 64 a stage name that would be the table, reserved
+    {HEAD "  cascade_queues:\n    inputs: { n: [1] }\n    request: /a\n    key: { id: id }\n",
+     "4:3", "stage name 'cascade_queues' is reserved"},
+    // 65 two tables that differ only in case are one SQLite table
+    {HEAD ROOT "  b:\n    inputs: { n: [1] }\n    request: /b\n    key: { id: id }\n    table: A\n",
+     "8:3", "writes table 'A', which another stage writes too (stage 'a' writes 'a'"},
+    // 66 two stages that differ only in case would share their staging table
+    {HEAD ROOT "  A:\n    inputs: { n: [1] }\n    request: /b\n    key: { id: id }\n    table: b\n",
+     "8:3", "needs cascade's own table or index 'cascade_staging_A', which stage 'a' needs too"},
+    // 67 a stage whose staging table is another stage's staging index
+    {HEAD ROOT "  a_scope:\n    inputs: { n: [1] }\n    request: /b\n    key: { id: id }\n", "8:3",
+     "'cascade_staging_a_scope', which stage 'a' needs too"},
 };
 
 }  // namespace

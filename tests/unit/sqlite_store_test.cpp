@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "core/json.h"
+#include "store/names.h"
 
 using namespace cascade;
 using namespace std::chrono_literals;
@@ -371,3 +372,33 @@ TEST_F(SqliteStoreTest, ReadOnlyOpenOfMissingFileFails) {
 }
 
 }  // namespace
+
+// The loader refuses reserved warehouse table names (store/names.h); that only protects the
+// store's own tables if every one of them carries a reserved name.
+TEST_F(SqliteStoreTest, EveryTableAndIndexTheStoreCreatesForItselfHasAReservedName) {
+  st().create_stage("sales");
+  st().create_stage("Mixed_Case");
+  wh().create_table("sales", std::vector<Column>{{"sale_id", ColumnType::Integer}});
+  std::vector<Value> own = query("SELECT name FROM sqlite_master WHERE tbl_name <> 'sales'");
+  ASSERT_GE(own.size(), 10u);
+  for (const Value& name : own)
+    EXPECT_TRUE(is_reserved_table_name(name.as_string())) << name.as_string();
+  for (const auto& stage : {"sales", "Mixed_Case"})
+    for (const std::string& name : stage_object_names(stage))
+      EXPECT_EQ(query("SELECT count(*) FROM sqlite_master WHERE name = '" + name + "'").at(0),
+                Value(int64_t(1)))
+          << name;
+}
+
+TEST(StoreNames, ReservedNamesAreCascadesAndSqlitesPrefixesInAnyCase) {
+  for (const char* name : {"cascade_changes", "CASCADE_META", "Cascade_Queues", "cascade_",
+                           "cascade_staging_sales", "sqlite_master", "SQLite_stat1"})
+    EXPECT_TRUE(is_reserved_table_name(name)) << name;
+  for (const char* name : {"sales", "cascade", "cascades_x", "my_cascade_changes", "sqlite",
+                           "sqlitex", "_cascade_meta", ""})
+    EXPECT_FALSE(is_reserved_table_name(name)) << name;
+  EXPECT_EQ(staging_table_name("sales"), "cascade_staging_sales");
+  EXPECT_EQ(staging_index_name("sales"), "cascade_staging_sales_scope");
+  for (const auto& name : stage_object_names("Sales"))
+    EXPECT_TRUE(is_reserved_table_name(name)) << name;
+}

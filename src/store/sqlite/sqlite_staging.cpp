@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "store/names.h"
 #include "store/sqlite/sqlite_parts.h"
 
 namespace cascade::sqlite {
@@ -10,7 +11,7 @@ namespace {
 constexpr size_t kInChunk = 256;
 
 std::string staging_table(std::string_view stage) {
-  return quote_ident("cascade_staging_" + std::string(stage));
+  return quote_ident(staging_table_name(stage));
 }
 
 }  // namespace
@@ -20,7 +21,7 @@ std::string staging_table(std::string_view stage) {
 
 void SqliteStaging::create_stage(std::string_view name) {
   std::string t = staging_table(name);
-  std::string idx = quote_ident("cascade_staging_" + std::string(name) + "_scope");
+  std::string idx = quote_ident(staging_index_name(name));
   Implicit tx(db_);
   db_.exec("CREATE TABLE IF NOT EXISTS " + t +
            "(key TEXT PRIMARY KEY, hash INTEGER NOT NULL, scope INTEGER NOT NULL, "

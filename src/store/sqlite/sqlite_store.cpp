@@ -76,6 +76,24 @@ static int take_claim(const std::string& path_) {
   return fd;
 }
 
+}  // namespace
+
+std::string sqlite_store_pragmas(bool read_only) {
+  // busy_timeout first: even reading the schema may meet a writer's lock. A 32 MiB page cache
+  // holds the hot index pages of a large run within the memory budget.
+  std::string pragmas =
+      "PRAGMA busy_timeout=10000; PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;";
+  if (read_only) return pragmas;
+  // No mmap: mapped pages count as the process's memory and grow with the file, and the page
+  // cache already holds what a run touches. Checkpoints copy WAL pages back into the database;
+  // at 32768 pages (128 MiB) a hot index page is copied far less often (measured: 1M-record
+  // initial sync, 10.4-12.8 s -> 8.0 s of CPU against 8192 pages).
+  return pragmas +
+         " PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=32768;";
+}
+
+namespace {
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(const std::string& path, Clock& clock, StoreOptions options)
@@ -84,17 +102,10 @@ class SqliteStore final : public Store {
         // with a clear message instead of meeting the first one's schema creation.
         lock_fd_(options.claim_consumer ? take_claim(path) : -1),
         db_(path, options.read_only) {
-    // busy_timeout first: even reading the schema may meet a writer's lock.
-    db_.exec("PRAGMA busy_timeout=10000");
+    db_.exec(sqlite_store_pragmas(options.read_only));
     if (options.read_only) {
       check_version();
     } else {
-      // No mmap: mapped pages count as the process's memory and grow with the file, and the
-      // page cache below already holds what a run touches. Checkpoints copy WAL pages back
-      // into the database; at 32768 pages (128 MiB) a hot index page is copied far less often
-      // (measured: 1M-record initial sync, 10.4-12.8 s -> 8.0 s of CPU against 8192 pages).
-      db_.exec(
-          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=32768");
       sqlite::Implicit tx(db_);
       db_.exec(kSchema);
       check_version();
@@ -102,8 +113,6 @@ class SqliteStore final : public Store {
                std::to_string(kSchemaVersion) + "')");
       tx.done();
     }
-    // A 32 MiB page cache holds the hot index pages of a large run within the memory budget.
-    db_.exec("PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY");
     get_meta_ = Stmt(db_.get(), "SELECT value FROM cascade_meta WHERE key=?1");
     savepoint_ = Stmt(db_.get(), "SAVEPOINT cascade_message");
     release_ = Stmt(db_.get(), "RELEASE cascade_message");

@@ -14,6 +14,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "store/names.h"
+#include "store/sqlite/sqlite_db.h"
 #include "store/sqlite/sqlite_store.h"
 
 using namespace cascade;
@@ -88,12 +90,12 @@ void bind_text(sqlite3_stmt* st, int i, const std::string& s) {
   sqlite3_bind_text(st, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
 }
 
+// The bare loops run on a connection opened and set up as the store's own, so the comparison
+// is of code paths, not of settings.
 void run_bare(const std::string& path, size_t n) {
-  sqlite3* db = nullptr;
-  sqlite3_open(path.c_str(), &db);
-  exec(db,
-       "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;"
-       "PRAGMA temp_store=MEMORY; PRAGMA mmap_size=268435456");
+  sqlite::Db conn(path, /*read_only=*/false);
+  conn.exec(sqlite_store_pragmas(/*read_only=*/false));
+  sqlite3* db = conn.get();
   report("bare INSERT staging-like (WITHOUT ROWID)", n,
          bare_loop(db,
                    "CREATE TABLE s(key TEXT PRIMARY KEY, hash INTEGER, scope INTEGER, gone INTEGER)"
@@ -135,16 +137,17 @@ void run_bare(const std::string& path, size_t n) {
                      sqlite3_bind_double(st, 8, 51.0);
                      sqlite3_bind_text(st, 9, "2024-05-01T10:00:00Z", -1, SQLITE_STATIC);
                    }));
-  sqlite3_close(db);
 }
 
 // get_hashes alternative: one prepared point lookup per key, on a raw connection to the store's
 // own staging table (the store uses chunked `IN (...)` lists).
 double point_lookups(const std::string& path, size_t n) {
-  sqlite3* db = nullptr;
-  sqlite3_open(path.c_str(), &db);
+  sqlite::Db conn(path, /*read_only=*/false);
+  conn.exec(sqlite_store_pragmas(/*read_only=*/false));
+  sqlite3* db = conn.get();
   sqlite3_stmt* st =
-      prepare(db, "SELECT hash FROM \"cascade_staging_sales\" WHERE key=?1 AND gone=0");
+      prepare(db, "SELECT hash FROM " + sqlite::quote_ident(staging_table_name("sales")) +
+                      " WHERE key=?1 AND gone=0");
   std::vector<std::string> keys;
   size_t found = 0;
   Timer t;
@@ -165,7 +168,6 @@ double point_lookups(const std::string& path, size_t n) {
   double s = t.seconds();
   if (found != n) std::fprintf(stderr, "point lookups found %zu of %zu\n", found, n);
   sqlite3_finalize(st);
-  sqlite3_close(db);
   return s;
 }
 
