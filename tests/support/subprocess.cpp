@@ -88,7 +88,7 @@ RunResult run(const std::vector<std::string>& argv, const RunOptions& opts) {
   }
   ::close(out[1]);
   ::close(err[1]);
-  RunResult r{0, {}, {}};
+  RunResult r{};
   auto deadline = std::chrono::steady_clock::now() + opts.timeout;
   pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
   bool killed = false;
