@@ -25,7 +25,7 @@ int decode_status(int status) {
 // Forks and execs argv with stdout/stderr redirected to the given fds (-1: inherit).
 // Everything the child needs is prepared before fork: only async-signal-safe calls after it.
 pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
-            int out_w, int err_w, int close_a, int close_b) {
+            int out_w, int err_w, int close_a, int close_b, const std::string& cwd = {}) {
   if (argv.empty()) throw std::runtime_error("spawn: empty argv");
   std::vector<std::string> env_strings;
   for (char** e = environ; *e; ++e) {
@@ -48,6 +48,11 @@ pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, st
     if (err_w >= 0) ::dup2(err_w, 2);
     if (close_a >= 0) ::close(close_a);
     if (close_b >= 0) ::close(close_b);
+    if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) {
+      const char msg[] = "chdir failed\n";
+      [[maybe_unused]] ssize_t n = ::write(2, msg, sizeof msg - 1);
+      ::_exit(127);
+    }
     ::execvpe(args[0], args.data(), envp.data());
     const char msg[] = "exec failed\n";
     [[maybe_unused]] ssize_t n = ::write(2, msg, sizeof msg - 1);
@@ -60,6 +65,13 @@ pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, st
 
 RunResult run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
               std::chrono::seconds timeout) {
+  RunOptions opts;
+  opts.env = env;
+  opts.timeout = timeout;
+  return run(argv, opts);
+}
+
+RunResult run(const std::vector<std::string>& argv, const RunOptions& opts) {
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   if (::pipe2(err, O_CLOEXEC) != 0) {
@@ -69,23 +81,31 @@ RunResult run(const std::vector<std::string>& argv, const std::map<std::string, 
   }
   pid_t pid;
   try {
-    pid = spawn(argv, env, out[1], err[1], -1, -1);
+    pid = spawn(argv, opts.env, out[1], err[1], -1, -1, opts.cwd);
   } catch (...) {
     for (int fd : {out[0], out[1], err[0], err[1]}) ::close(fd);
     throw;
   }
   ::close(out[1]);
   ::close(err[1]);
-  RunResult r{0, {}, {}};
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  RunResult r{};
+  auto deadline = std::chrono::steady_clock::now() + opts.timeout;
   pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-  bool timed_out = false;
+  bool killed = false;
   char buf[65536];
   while (fds[0].fd >= 0 || fds[1].fd >= 0) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      timed_out = true;
+      // A polite SIGTERM first lets the child flush what it has to say about where it was.
+      if (!r.timed_out && opts.term_grace.count() > 0) {
+        r.timed_out = true;
+        ::kill(pid, SIGTERM);
+        deadline = std::chrono::steady_clock::now() + opts.term_grace;
+        continue;
+      }
+      r.timed_out = true;
+      killed = true;
       break;
     }
     const int n = ::poll(fds, 2, static_cast<int>(left.count()));
@@ -101,10 +121,9 @@ RunResult run(const std::vector<std::string>& argv, const std::map<std::string, 
       }
     }
   }
-  if (timed_out) {
-    ::kill(pid, SIGKILL);
-    ADD_FAILURE() << "timed out after " << timeout.count() << "s: " << argv[0];
-  }
+  if (killed) ::kill(pid, SIGKILL);
+  if (r.timed_out && opts.fail_test_on_timeout)
+    ADD_FAILURE() << "timed out after " << opts.timeout.count() << "ms: " << argv[0];
   for (auto& f : fds)
     if (f.fd >= 0) ::close(f.fd);
   int status = 0;

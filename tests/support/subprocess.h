@@ -15,6 +15,19 @@ struct RunResult {
   int exit_code;  // exit status, or 128+signal if killed
   std::string out;
   std::string err;
+  bool timed_out = false;  // the timeout passed and the child was signalled
+};
+
+// How run() starts and bounds a child, for callers that need more than the plain overload.
+struct RunOptions {
+  std::map<std::string, std::string> env;  // added to (or replacing) the inherited environment
+  std::string cwd;                         // the child's working directory; empty: inherited
+  std::chrono::milliseconds timeout{std::chrono::seconds(120)};
+  // After the timeout the child gets SIGTERM and this long to exit (reading its output meanwhile)
+  // before SIGKILL; zero sends SIGKILL at once.
+  std::chrono::milliseconds term_grace{0};
+  // Report a timeout as a test failure (ADD_FAILURE); off for callers outside GoogleTest.
+  bool fail_test_on_timeout = true;
 };
 
 // Runs argv to completion (fork/exec, no shell; argv[0] is searched in PATH), capturing stdout and
@@ -24,6 +37,8 @@ struct RunResult {
 RunResult run(const std::vector<std::string>& argv,
               const std::map<std::string, std::string>& env = {},
               std::chrono::seconds timeout = std::chrono::seconds(120));
+// The same with every knob of RunOptions. A cwd that cannot be entered makes the child exit 127.
+RunResult run(const std::vector<std::string>& argv, const RunOptions& opts);
 
 // A running child whose stdout is a pipe read by read_line; its stderr is the test's stderr.
 // Move-only; the destructor sends SIGKILL and reaps it if it is still running.
