@@ -75,7 +75,7 @@ class Vendor {
       return;
     }
     const std::string* item = req.param("item_id");
-    bool block = blocked_.load() && (budget_.load() < 0 || budget_.fetch_sub(1) > 0);
+    bool block = blocked_.load() && budget_.fetch_sub(1) > 0;
     int id = item ? std::stoi(*item) : 0;
     res.body = "{\"result\":[{\"id\":" + std::to_string(id * 10 + 1) +
                "},{\"id\":" + std::to_string(id * 10 + 2) + "}]}";
@@ -93,7 +93,7 @@ class Vendor {
 
   Block block_;
   std::atomic<bool> blocked_{true};
-  std::atomic<int> budget_{-1};  // blocked answers left; -1 = no end
+  std::atomic<int> budget_{1 << 30};  // blocked answers left
   std::atomic<int> sales_requests_{0};
   std::mutex mu_;
   std::condition_variable cv_;
@@ -104,7 +104,7 @@ class Vendor {
 std::string write_pipeline(const std::string& dir, const std::string& url, const std::string& db,
                            int max_receive_count, const std::string& quota = "") {
   std::string path = dir + "/pipeline.yaml";
-  std::ofstream(path) << "name: vq\n"
+  std::ofstream(path) << "name: vq\nenv: t\n"
                          "source:\n"
                          "  base_url: "
                       << url << "\n"
@@ -138,7 +138,7 @@ std::vector<std::pair<std::string, int64_t>> sales_messages(const std::string& d
   std::vector<std::pair<std::string, int64_t>> out;
   for (const auto& r : query_db(db,
                                 "SELECT m.body, m.receive_count FROM cascade_messages m JOIN "
-                                "cascade_queues q ON q.id = m.queue WHERE q.name = 'sales' "
+                                "cascade_queues q ON q.id = m.queue WHERE q.name = 'sales-t' "
                                 "ORDER BY m.body")
                            .rows)
     out.emplace_back(r[0].as_string(), r[1].as_int());
@@ -185,7 +185,8 @@ void expect_block_pauses_every_run(const Block& block) {
   EXPECT_GT(vendor.sales_requests(), 0) << "the block came from the vendor's answers";
 
   auto before = sales_messages(db);
-  ASSERT_EQ(static_cast<int>(before.size()), kItems) << "every sales message waits";
+  ASSERT_EQ(static_cast<int>(before.size()), kItems)
+      << "every sales message waits: " << first.r.out << first.r.err;
   for (const auto& [body, count] : before) EXPECT_EQ(count, 0) << body;
 
   // More runs than max_receive_count, each meeting the block again.
