@@ -143,8 +143,8 @@ std::string summary_text(const std::string& pipeline, const RunSummary& s,
       t.requests, t.records, rate, t.new_rows, t.changed, t.unchanged, t.gone, t.dead_lettered);
   if (s.quota_exhausted_until)
     out += fmt::format(
-        "the quota is spent until {}: the remaining messages wait in their queues for the next "
-        "run\n",
+        "{} is spent until {}: the remaining messages wait in their queues for the next run\n",
+        s.quota_by_vendor ? "the vendor's quota (its Retry-After or RateLimit-Reset)" : "the quota",
         format_time(*s.quota_exhausted_until));
   for (const auto& [name, c] : s.stages)
     if (c.dead_lettered && !c.last_error.empty())
@@ -177,6 +177,7 @@ std::string summary_json(const std::string& pipeline, const RunSummary& s) {
   if (s.quota_exhausted_until) {
     out += ",\"quota_exhausted_until\":";
     append_json_string(format_time(*s.quota_exhausted_until), out);
+    out += fmt::format(",\"quota_exhausted_by\":\"{}\"", s.quota_by_vendor ? "vendor" : "pipeline");
   }
   out += ",\"stages\":{";
   for (size_t i = 0; i < s.stages.size(); ++i) {

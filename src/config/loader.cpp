@@ -382,6 +382,13 @@ class Loader {
       // that must all allow each request.
       auto one = [&](const YAML::Node& n, bool first) {
         Entries q = entries(n, "source.quota", {"requests", "per", "reserve", "max_wait"});
+        // `quota: { max_wait: 5m }` alone declares no budget of our own: it only says how long a
+        // run waits for the vendor's.
+        if (!get(q, "requests") && get(q, "max_wait") && !get(q, "per") && !get(q, "reserve") &&
+            !e->v.IsSequence()) {
+          src.quota.max_wait = duration(get(q, "max_wait")->v, "quota.max_wait");
+          return;
+        }
         const Entry* r = require(q, n, "requests", "source.quota");
         int64_t requests = integer(r->v, "quota.requests", 1, INT64_MAX);
         Duration per = std::chrono::hours(24);

@@ -71,7 +71,9 @@ std::vector<Value> event_messages(const Value& event) {
 
 namespace {
 
-enum class Outcome { Ok, Transient, Permanent, Cancelled };
+// Throttled: the vendor turned every try away for its own limits, which is no failure of the
+// message.
+enum class Outcome { Ok, Transient, Permanent, Cancelled, Throttled };
 
 struct Task {
   size_t stage = 0;
@@ -86,6 +88,7 @@ struct Task {
   Processed processed;
   int attempts = 0;
   int throttled = 0;
+  std::optional<TimePoint> retry_at;  // when the vendor said it takes requests again
 };
 
 }  // namespace
@@ -100,6 +103,7 @@ struct Engine::Impl {
   Loader loader;
   int64_t run_id = 0;
   std::optional<TimePoint> quota_until;
+  bool quota_by_vendor = false;  // quota_until is the vendor's word, not the pipeline's quota
 
   std::mutex mu;
   std::condition_variable cv;
@@ -181,6 +185,7 @@ struct Engine::Impl {
     const CompiledStage& st = plan.stages()[t->stage];
     t->attempts = resp.attempts;
     t->throttled = resp.throttled;
+    t->retry_at = resp.retry_at;
     std::string what = fmt::format("{} {}", st.method, url_of(*t));
     if (resp.status == 0 && resp.error == "cancelled") {
       t->outcome = Outcome::Cancelled;
@@ -189,6 +194,7 @@ struct Engine::Impl {
       t->reason = fmt::format("{}: {} (after {} tries)", what, resp.error, resp.attempts);
     } else if (resp.status < 200 || resp.status >= 300) {
       t->outcome = is_retryable_status(resp.status) ? Outcome::Transient : Outcome::Permanent;
+      if (resp.held_off == resp.attempts) t->outcome = Outcome::Throttled;
       t->reason = fmt::format("{}: HTTP {} (after {} tries): {}", what, resp.status, resp.attempts,
                               excerpt(resp.body));
     } else {
@@ -213,8 +219,27 @@ struct Engine::Impl {
     c.requests += static_cast<uint64_t>(t.attempts);
     c.throttled += static_cast<uint64_t>(t.throttled);
     if (t.outcome == Outcome::Cancelled) {
-      // Stopped before it was done: back to the queue at once, no error recorded.
-      if (!t.receipt.empty()) q.change_visibility(st.queue, t.receipt, Duration::zero());
+      // Stopped before it was done: back to the queue at once, no error recorded, no receive
+      // counted against it.
+      if (!t.receipt.empty()) q.release(st.queue, t.receipt, Duration::zero());
+      return;
+    }
+    if (t.outcome == Outcome::Throttled && !t.receipt.empty()) {
+      // The vendor's limits pause a message, they never fail it: it waits as long as the vendor
+      // asked, uncounted. A wait past max_wait ends the run (see loop()), and the next run asks
+      // again at once: the vendor may take requests sooner than it said.
+      Duration delay = Duration::zero();
+      if (t.retry_at) {
+        delay = std::max(Duration::zero(), *t.retry_at - e.clock_.now());
+        if (delay > plan.spec().source.quota.max_wait) delay = Duration::zero();
+      } else {
+        RetryPolicy policy{plan.spec().source.retry.attempts, plan.spec().source.retry.backoff_min,
+                           plan.spec().source.retry.backoff_max};
+        delay = backoff_delay(policy, t.receive_count);
+      }
+      q.release(st.queue, t.receipt, delay);
+      maybe_ready[t.stage] = true;
+      spdlog::info("{}: held off by the vendor: {}", st.name, t.reason);
       return;
     }
     if (t.outcome != Outcome::Ok) {
@@ -466,12 +491,19 @@ struct Engine::Impl {
     bool cancelled = false;
     while (true) {
       // A spent quota whose window reopens too far ahead ends the run: the messages wait in
-      // their queues for the next one, none fails for it.
-      if (!e.stop_.load() && e.options_.quota) {
-        if (auto until = e.http_.quota_blocked_until()) {
+      // their queues for the next one, none fails for it. The quota is the pipeline's own, or
+      // the vendor's (Retry-After, RateLimit-Reset), whichever reopens later.
+      if (!e.stop_.load()) {
+        std::optional<TimePoint> until;
+        if (e.options_.quota) until = e.http_.quota_blocked_until();
+        auto vendor = e.http_.vendor_blocked_until();
+        bool by_vendor = vendor && (!until || *vendor > *until);
+        if (by_vendor) until = vendor;
+        if (until) {
           const QuotaSpec& q = plan.spec().source.quota;
           if (*until - e.clock_.now() > q.max_wait) {
             quota_until = until;
+            quota_by_vendor = by_vendor;
             e.stop_ = true;
             stop_seen = std::chrono::steady_clock::now() - e.options_.stop_grace;  // cancel now
           }
@@ -536,6 +568,7 @@ struct Engine::Impl {
     s.run_id = run_id;
     s.completed = completed || s.completed;
     s.quota_exhausted_until = quota_until;
+    s.quota_by_vendor = quota_by_vendor;
     s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);

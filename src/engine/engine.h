@@ -40,6 +40,8 @@ struct RunSummary {
   bool completed = false;  // every queue drained (false when stopped early)
   // Set when the run stopped because the quota is spent: when its window reopens.
   std::optional<TimePoint> quota_exhausted_until;
+  // The quota was the vendor's own (its Retry-After or RateLimit-Reset), not the pipeline's.
+  bool quota_by_vendor = false;
   double seconds = 0;
   int64_t peak_rss_kb = 0;  // of the whole process, at the end of the run
   std::vector<std::pair<std::string, StageCounters>> stages;

@@ -122,7 +122,8 @@ struct HttpClient::Loop {
   bool stopping = false;
   bool cancel_requested = false;
   std::optional<TimePoint>
-      quota_blocked;  // guarded by mu  // cancel everything pending, keep running
+      quota_blocked;           // guarded by mu  // cancel everything pending, keep running
+  TimePoint vendor_blocked{};  // guarded by mu; the loop's own copy is vendor_pause
   std::atomic<size_t> in_flight{0};
   std::atomic<uint64_t> requests{0}, retries{0}, throttled{0}, transport_errors{0}, bytes{0};
 
@@ -131,6 +132,7 @@ struct HttpClient::Loop {
   std::multimap<TimePoint, JobPtr> timers;  // backoffs
   std::unordered_map<CURL*, JobPtr> active;
   std::vector<CURL*> idle_easy;
+  TimePoint vendor_pause{};  // no try starts before this: the vendor asked for the wait
 
   Loop(HttpClientOptions o, Clock& c) : opt(std::move(o)), clock(c) {
     opt.max_connections = std::max(1, opt.max_connections);
@@ -192,6 +194,7 @@ struct HttpClient::Loop {
     r.headers.clear();
     r.error.clear();
     r.attempts++;
+    r.retry_at.reset();
     job->too_large = false;
     job->errbuf[0] = 0;
     job->max_body = opt.max_body_bytes;
@@ -279,25 +282,28 @@ struct HttpClient::Loop {
       r.status = static_cast<int>(status);
       bytes += r.body.size();
       retry = is_retryable_status(r.status);
-      observe_vendor_limits(r, now);
       if (opt.limiter) {
         if (r.status == 429)
           opt.limiter->on_throttled();
         else if (r.status < 500)
           opt.limiter->on_success();
       }
+      std::optional<Duration> wait;
+      if (r.status == 429 || r.status == 503)
+        if (const std::string* ra = r.header("retry-after")) wait = parse_retry_after(*ra, now);
+      if (!wait) wait = spent_window_wait(r, now);
       if (r.status == 429) {
         r.throttled++;
         throttled++;
-        if (const std::string* ra = r.header("retry-after")) {
-          if (auto wait = parse_retry_after(*ra, now)) {
-            if (opt.limiter) opt.limiter->pause_until(now + *wait);
-            // Waiting longer than the policy allows inside one request would hold the caller
-            // hostage; the caller gets the 429 and the limiter keeps everyone else slow.
-            if (*wait > opt.retry.max) retry = false;
-            delay = std::max(delay, *wait);
-          }
-        }
+      }
+      if (r.status == 429 || (r.status == 503 && wait)) r.held_off++;
+      if (wait && *wait > Duration::zero()) {
+        r.retry_at = now + *wait;
+        pause_until(*r.retry_at);
+        // Waiting longer than the policy allows inside one request would hold the caller
+        // hostage; the caller gets the response and the pause keeps every request back.
+        if (*wait > opt.retry.max) retry = false;
+        delay = std::max(delay, *wait);
       }
     }
     if (retry && r.attempts < opt.retry.attempts) {
@@ -308,25 +314,33 @@ struct HttpClient::Loop {
     complete(std::move(job));
   }
 
-  // RateLimit-Remaining / X-RateLimit-Remaining of 0 means the vendor's window is spent: hold
-  // every request until its reset (delta seconds, or an epoch time as some vendors send).
-  void observe_vendor_limits(const HttpResponse& r, TimePoint now) {
-    if (!opt.limiter) return;
+  // RateLimit-Remaining / X-RateLimit-Remaining of 0 means the vendor's window is spent: the
+  // wait until its reset (delta seconds, or an epoch time as some vendors send).
+  static std::optional<Duration> spent_window_wait(const HttpResponse& r, TimePoint now) {
     const std::string* remaining = r.header("ratelimit-remaining");
     if (!remaining) remaining = r.header("x-ratelimit-remaining");
-    if (!remaining) return;
+    if (!remaining) return std::nullopt;
     char* end = nullptr;
     long long left = std::strtoll(remaining->c_str(), &end, 10);
-    if (end == remaining->c_str() || left > 0) return;
+    if (end == remaining->c_str() || left > 0) return std::nullopt;
     const std::string* reset = r.header("ratelimit-reset");
     if (!reset) reset = r.header("x-ratelimit-reset");
-    if (!reset) return;
+    if (!reset) return std::nullopt;
     double secs = std::strtod(reset->c_str(), &end);
-    if (end == reset->c_str() || secs < 0) return;
+    if (end == reset->c_str() || secs < 0) return std::nullopt;
     if (secs > 1e9) secs -= static_cast<double>(to_millis(now)) / 1000.0;  // an epoch time
-    if (secs <= 0) return;
+    if (secs <= 0) return std::nullopt;
     secs = std::min(secs, 86400.0);
-    opt.limiter->pause_until(now + Duration(static_cast<int64_t>(secs * 1000)));
+    return Duration(static_cast<int64_t>(secs * 1000));
+  }
+
+  // The vendor's limits apply to the client as a whole, not to the one request that heard them.
+  void pause_until(TimePoint until) {
+    if (opt.limiter) opt.limiter->pause_until(until);
+    if (until <= vendor_pause) return;
+    vendor_pause = until;
+    std::lock_guard lock(mu);
+    vendor_blocked = until;
   }
 
   void complete(JobPtr job) {
@@ -383,7 +397,8 @@ struct HttpClient::Loop {
 
       std::optional<TimePoint> token_at;
       std::optional<TimePoint> quota_at;
-      while (!ready.empty() && active.size() < static_cast<size_t>(opt.max_connections)) {
+      while (!ready.empty() && active.size() < static_cast<size_t>(opt.max_connections) &&
+             vendor_pause <= now) {
         // The first waiting request the quota lets through: one stage blocked by another's
         // reserve must not hold up the requests behind it.
         auto pick = ready.begin();
@@ -430,6 +445,8 @@ struct HttpClient::Loop {
       now = clock.now();
       if (token_at) wait = std::min<long>(wait, std::max<long>(1, (*token_at - now).count()));
       if (quota_at) wait = std::min<long>(wait, std::max<long>(1, (*quota_at - now).count()));
+      if (!ready.empty() && vendor_pause > now)
+        wait = std::min<long>(wait, std::max<long>(1, (vendor_pause - now).count()));
       if (!timers.empty()) {
         wait = std::min<long>(wait, std::max<long>(0, (timers.begin()->first - now).count()));
       }
@@ -512,6 +529,13 @@ void HttpClient::cancel_all() {
 std::optional<TimePoint> HttpClient::quota_blocked_until() const {
   std::lock_guard lock(loop_->mu);
   return loop_->quota_blocked;
+}
+
+std::optional<TimePoint> HttpClient::vendor_blocked_until() const {
+  TimePoint now = loop_->clock.now();
+  std::lock_guard lock(loop_->mu);
+  if (loop_->vendor_blocked <= now) return std::nullopt;
+  return loop_->vendor_blocked;
 }
 
 size_t HttpClient::in_flight() const {

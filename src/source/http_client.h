@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -42,8 +43,14 @@ struct HttpResponse {
   // and the URL's scheme://host[:port]/path only; empty if a response arrived. When non-empty,
   // status is 0 and body/headers are empty.
   std::string error;
-  int attempts = 0;    // tries made, first included
-  int throttled = 0;   // 429s seen across the tries
+  int attempts = 0;   // tries made, first included
+  int throttled = 0;  // 429s seen across the tries
+  // Tries the vendor turned away for its own limits: every 429, and each 503 that said when to
+  // come back. When it equals `attempts`, the request never failed on its merits.
+  int held_off = 0;
+  // When the last try's response said the vendor takes requests again: its Retry-After (on a 429
+  // or 503), or its RateLimit-Reset when RateLimit-Remaining was 0. nullopt if it did not say.
+  std::optional<TimePoint> retry_at;
   Duration elapsed{};  // from submit to completion, waits included
 
   // The first header with that (lower-case) name, or nullptr.
@@ -73,11 +80,12 @@ class HttpClient {
   // Queues a request; never blocks on the network. `done` is called exactly once, on the loop
   // thread (keep it short and non-throwing: hand work to another thread), with the final
   // response: the first non-retryable one, or the last try. Transport errors, 408, 429 and 5xx
-  // are retried with backoff_delay up to retry.attempts tries. A 429's Retry-After (seconds or
-  // HTTP date) delays the retry and is passed to limiter->pause_until() so every user slows
-  // down; if it exceeds retry.max, the 429 is returned at once instead of waiting. 3xx are not
-  // followed. `done` may submit further requests. Submitting during destruction completes the
-  // request at once with error "cancelled".
+  // are retried with backoff_delay up to retry.attempts tries. The vendor's word on when it
+  // takes requests again (see HttpResponse::retry_at) pauses every request of the client until
+  // then, and limiter->pause_until() so every user of the limiter slows down; it delays the
+  // retry, and if it exceeds retry.max the response is returned at once instead of waiting.
+  // 3xx are not followed. `done` may submit further requests. Submitting during destruction
+  // completes the request at once with error "cancelled".
   void submit(HttpRequest request, std::function<void(HttpResponse&&)> done);
 
   // Completes every request submitted so far with error "cancelled" (soon, on the loop thread);
@@ -87,6 +95,10 @@ class HttpClient {
   // When every waiting request is held back by the quota: the time its window reopens.
   // nullopt while requests can still go (or none wait).
   std::optional<TimePoint> quota_blocked_until() const;
+
+  // While the vendor's own limits hold every request back (see submit): the time it said it
+  // takes requests again. nullopt once that time has passed, or if it never said.
+  std::optional<TimePoint> vendor_blocked_until() const;
 
   size_t in_flight() const;  // submitted and whose callback has not yet returned
 

@@ -73,6 +73,14 @@ class Queue {
   virtual bool change_visibility(std::string_view queue, std::string_view receipt, Duration timeout,
                                  std::string_view error = {}) = 0;
 
+  // Returns a received message as if that receive had not happened: visible again after `delay`
+  // (0 = now), its receive count back to what it was before. For a try that is no failure of
+  // the message (cancelled by a stop, or turned away by the vendor's own limits), so that
+  // receive_count keeps counting real failed attempts. A message back at zero receives
+  // coalesces like a fresh send: an identical waiting body absorbs it, visible at the earlier
+  // of both times. False if the receipt is stale.
+  virtual bool release(std::string_view queue, std::string_view receipt, Duration delay) = 0;
+
   // Moves a received message to the dead-letter queue now, with `reason`. False if stale.
   virtual bool dead_letter(std::string_view queue, std::string_view receipt,
                            std::string_view reason) = 0;

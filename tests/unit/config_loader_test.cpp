@@ -312,3 +312,22 @@ TEST(ConfigLoader, QuotaMayBeSeveralWindowsWithReserves) {
     EXPECT_GT(e.pos().line, 0);
   }
 }
+
+TEST(ConfigLoader, QuotaMayOnlySayHowLongToWaitForTheVendors) {
+  std::string text = kReference;
+  std::string from = "quota: { requests: 100000, per: 1d }";
+  auto at = text.find(from);
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, from.size(), "quota: { max_wait: 5m }");
+  PipelineSpec p = load_pipeline_text(text, "q.yaml", env_of({}));
+  EXPECT_EQ(p.source.quota.requests, 0) << "no budget of our own";
+  EXPECT_EQ(p.source.quota.max_wait, std::chrono::minutes(5));
+  // A window still needs its requests.
+  text.replace(text.find("quota: { max_wait: 5m }"), 23, "quota: { max_wait: 5m, per: 1d }");
+  try {
+    load_pipeline_text(text, "q.yaml", env_of({}));
+    FAIL() << "a window without requests must be refused";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("requests"), std::string::npos) << e.what();
+  }
+}

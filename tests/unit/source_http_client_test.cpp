@@ -501,6 +501,53 @@ TEST(SourceHttpClient, RetryAfterBeyondPolicyReturnsThe429AndKeepsLimiterPaused)
   EXPECT_GE(*wait - SystemClock::instance().now(), seconds(25));
 }
 
+TEST(SourceHttpClient, TheVendorsLongWaitHoldsEveryRequestAndIsReported) {
+  TestServer server;
+  server.Get("/busy", [&](const ServerRequest&, ServerResponse& res) {
+    res.status = 503;
+    res.set_header("Retry-After", "7200");
+  });
+  server.Get("/other", [&](const ServerRequest&, ServerResponse& res) {
+    res.set_content("ok", "text/plain");
+  });
+  server.start();
+  HttpClient client(fast_retry(4));  // no limiter: the client itself holds requests back
+  EXPECT_FALSE(client.vendor_blocked_until().has_value());
+  HttpResponse r = fetch(client, get(server.url("/busy")));
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.attempts, 1) << "an hours-long wait is not waited inside the request";
+  EXPECT_EQ(r.held_off, 1);
+  EXPECT_EQ(r.throttled, 0) << "not a 429";
+  auto now = SystemClock::instance().now();
+  ASSERT_TRUE(r.retry_at.has_value());
+  EXPECT_GE(*r.retry_at - now, std::chrono::seconds(7190));
+  auto until = client.vendor_blocked_until();
+  ASSERT_TRUE(until.has_value());
+  EXPECT_EQ(*until, *r.retry_at);
+  // Another endpoint waits too: the vendor's limits are the client's, not one path's.
+  auto p = std::make_shared<std::promise<HttpResponse>>();
+  auto f = p->get_future();
+  client.submit(get(server.url("/other")), [p](HttpResponse&& x) { p->set_value(std::move(x)); });
+  EXPECT_EQ(f.wait_for(milliseconds(300)), std::future_status::timeout);
+  EXPECT_TRUE(server.hits("/other").empty());
+  client.cancel_all();
+  ASSERT_EQ(f.wait_for(seconds(5)), std::future_status::ready);
+  EXPECT_EQ(f.get().error, "cancelled");
+}
+
+TEST(SourceHttpClient, A503WithoutAWaitIsAnOrdinaryFailure) {
+  TestServer server;
+  server.Get("/down", [&](const ServerRequest&, ServerResponse& res) { res.status = 503; });
+  server.start();
+  HttpClient client(fast_retry(2));
+  HttpResponse r = fetch(client, get(server.url("/down")));
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.attempts, 2);
+  EXPECT_EQ(r.held_off, 0);
+  EXPECT_FALSE(r.retry_at.has_value());
+  EXPECT_FALSE(client.vendor_blocked_until().has_value());
+}
+
 TEST(SourceHttpClient, TransportErrorIsRetriedThenReported) {
   int port = closed_port();
   HttpClient client(fast_retry(3));

@@ -144,6 +144,70 @@ TEST_F(SqliteQueueTest, ChangeVisibilityZeroMakesVisibleNow) {
   EXPECT_EQ(q().receive("work", 1).size(), 1u);
 }
 
+TEST_F(SqliteQueueTest, ReleaseReturnsAMessageWithoutCountingTheReceive) {
+  send({"x"});
+  // Far more releases than max_receive_count (3): none of them brings the message closer to
+  // its dead letter.
+  for (int i = 0; i < 10; ++i) {
+    auto m = q().receive("work", 1);
+    ASSERT_EQ(m.size(), 1u) << "release " << i;
+    EXPECT_EQ(m[0].receive_count, 1);
+    EXPECT_TRUE(q().release("work", m[0].receipt, 0s));
+  }
+  EXPECT_EQ(q().stats("work").dlq_depth, 0);
+  // A real failure still counts, and a release after it keeps that count.
+  auto m = q().receive("work", 1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_TRUE(q().change_visibility("work", m[0].receipt, 0s, "HTTP 500"));
+  m = q().receive("work", 1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].receive_count, 2);
+  EXPECT_TRUE(q().release("work", m[0].receipt, 0s));
+  m = q().receive("work", 1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].receive_count, 2);
+}
+
+TEST_F(SqliteQueueTest, ReleaseHidesForTheDelayAndRejectsStaleReceipts) {
+  send({"x"});
+  auto first = q().receive("work", 1);
+  ASSERT_EQ(first.size(), 1u);
+  // Longer than the visibility timeout (30s), within the retention (1h).
+  EXPECT_TRUE(q().release("work", first[0].receipt, 45min));
+  clock_.advance(30s);
+  EXPECT_TRUE(q().receive("work", 1).empty());
+  EXPECT_EQ(q().stats("work").in_flight, 1);
+  clock_.advance(44min + 30s);
+  auto second = q().receive("work", 1);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].id, first[0].id);
+  EXPECT_EQ(second[0].receive_count, 1);
+  EXPECT_FALSE(q().release("work", "garbage", 0s));
+  // The first receipt belongs to a receive that was undone, then superseded.
+  EXPECT_FALSE(q().release("work", first[0].receipt, 0s));
+  EXPECT_TRUE(q().remove("work", second[0].receipt));
+  EXPECT_FALSE(q().release("work", second[0].receipt, 0s));  // gone
+}
+
+TEST_F(SqliteQueueTest, AReleasedMessageCoalescesWithAnIdenticalWaitingOne) {
+  send({"same"});
+  auto m = q().receive("work", 1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(send({"same"}, 1min), 1u);  // new work while the first is held
+  EXPECT_TRUE(q().release("work", m[0].receipt, 0s));
+  QueueStats s = q().stats("work");
+  EXPECT_EQ(s.depth + s.in_flight, 1) << "one message does that work";
+  // The survivor is visible as early as the released one would have been.
+  auto again = q().receive("work", 10);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].body, "same");
+  EXPECT_EQ(again[0].receive_count, 1);
+  // Released back to zero receives, it absorbs a later identical send like any waiting message.
+  EXPECT_TRUE(q().release("work", again[0].receipt, 0s));
+  EXPECT_EQ(send({"same"}), 0u);
+  EXPECT_EQ(q().stats("work").depth, 1);
+}
+
 TEST_F(SqliteQueueTest, DelayedSendIsInFlightUntilDue) {
   EXPECT_EQ(send({"later"}, 10s), 1u);
   EXPECT_TRUE(q().receive("work", 1).empty());

@@ -36,6 +36,7 @@ class SqliteQueue final : public Queue {
   bool remove(std::string_view queue, std::string_view receipt) override;
   bool change_visibility(std::string_view queue, std::string_view receipt, Duration timeout,
                          std::string_view error) override;
+  bool release(std::string_view queue, std::string_view receipt, Duration delay) override;
   bool dead_letter(std::string_view queue, std::string_view receipt,
                    std::string_view reason) override;
   QueueStats stats(std::string_view queue) override;
@@ -62,7 +63,8 @@ class SqliteQueue final : public Queue {
   StrMap<Info> queues_;
   Stmt find_queue_, upsert_queue_, insert_, expire_, select_visible_, hide_, to_dlq_, delete_,
       delete_receipt_, set_visibility_, dlq_receipt_, count_visible_, count_hidden_, oldest_,
-      count_dlq_, list_dlq_, redrive_all_, redrive_one_, purge_all_, purge_one_, release_;
+      count_dlq_, list_dlq_, redrive_all_, redrive_one_, purge_all_, purge_one_, release_, uncount_,
+      absorb_released_;
 };
 
 class SqliteStaging final : public Staging {

@@ -71,6 +71,15 @@ SqliteQueue::SqliteQueue(Db& db, const Clock& clock)
                          "UPDATE cascade_messages SET visible_at=?4, "
                          "last_error=COALESCE(?5, last_error) "
                          "WHERE id=?1 AND queue=?2 AND receipt=?3");
+  // OR IGNORE: back at zero receives, the row may collide with an identical waiting body on the
+  // coalescing index; release() then lets that one absorb it.
+  uncount_ = Stmt(d,
+                  "UPDATE OR IGNORE cascade_messages SET visible_at=?4, "
+                  "receive_count=max(receive_count-1, 0) WHERE id=?1 AND queue=?2 AND receipt=?3");
+  absorb_released_ = Stmt(d,
+                          "UPDATE cascade_messages SET visible_at=min(visible_at, ?4) "
+                          "WHERE queue=?2 AND receive_count=0 AND body=(SELECT body FROM "
+                          "cascade_messages WHERE id=?1 AND queue=?2 AND receipt=?3)");
   count_visible_ =
       Stmt(d, "SELECT count(*) FROM cascade_messages WHERE queue=?1 AND visible_at<=?2");
   count_hidden_ = Stmt(d, "SELECT count(*) FROM cascade_messages WHERE queue=?1 AND visible_at>?2");
@@ -221,6 +230,30 @@ bool SqliteQueue::change_visibility(std::string_view queue, std::string_view rec
     set_visibility_.bind(5, error);
   set_visibility_.exec();
   return db_.changes() == 1;
+}
+
+bool SqliteQueue::release(std::string_view queue, std::string_view receipt, Duration delay) {
+  int64_t qid = info(queue).id, id = 0, nonce = 0;
+  if (!parse_receipt(receipt, id, nonce)) return false;
+  int64_t visible_at = now() + delay.count();
+  Implicit tx(db_);
+  for (Stmt* st : {&uncount_, &absorb_released_}) {
+    st->bind(1, id);
+    st->bind(2, qid);
+    st->bind(3, nonce);
+    st->bind(4, visible_at);
+    st->exec();
+    if (db_.changes() == 0) continue;
+    if (st == &absorb_released_) {
+      delete_receipt_.bind(1, id);
+      delete_receipt_.bind(2, qid);
+      delete_receipt_.bind(3, nonce);
+      delete_receipt_.exec();
+    }
+    tx.done();
+    return true;
+  }
+  return false;
 }
 
 bool SqliteQueue::dead_letter(std::string_view queue, std::string_view receipt,
