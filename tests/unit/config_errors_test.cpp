@@ -183,6 +183,21 @@ const Broken kBroken[] = {
     // 56 two stages writing the same table
     {HEAD ROOT "  b:\n    inputs: { n: [1] }\n    request: /b\n    key: { id: id }\n    table: a\n",
      "8:3", "writes table 'a', which another stage writes too"},
+    // 57 deletions share above 1
+    {HEAD ROOT "    deletions: { hold_above: 1.5 }\n", "8:30",
+     "deletions.hold_above must be a share between 0 and 1"},
+    // 58 deletions share not a number
+    {HEAD ROOT "    deletions: { hold_above: half }\n", "8:30",
+     "expected deletions.hold_above (a number), found 'half'"},
+    // 59 deletions min_rows below 1
+    {HEAD ROOT "    deletions: { min_rows: 0 }\n", "8:28",
+     "deletions.min_rows must be between 1 and"},
+    // 60 deletions misspelt key, with a suggestion
+    {HEAD ROOT "    deletions: { hold_abov: 0.5 }\n", "8:18",
+     "unknown key 'hold_abov' in stage 'a' deletions: did you mean 'hold_above'?"},
+    // 61 deletions not a map
+    {HEAD ROOT "    deletions: 0.5\n", "8:16",
+     "expected a map for stage 'a' deletions, found a scalar"},
 };
 
 }  // namespace

@@ -46,6 +46,9 @@ CREATE INDEX IF NOT EXISTS cascade_dead_letters_queue ON cascade_dead_letters(qu
 CREATE TABLE IF NOT EXISTS cascade_changes(
   seq INTEGER PRIMARY KEY, stage TEXT NOT NULL, kind INTEGER NOT NULL,
   key TEXT NOT NULL, image TEXT NOT NULL, run_id INTEGER NOT NULL, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cascade_held_deletions(
+  stage TEXT NOT NULL, scope INTEGER NOT NULL, listing INTEGER NOT NULL, run_id INTEGER NOT NULL,
+  PRIMARY KEY(stage, scope)) WITHOUT ROWID;
 )sql";
 
 // An flock on PATH.lock: the kernel drops it when the process dies, however it dies, so a
