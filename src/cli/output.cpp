@@ -120,6 +120,7 @@ static std::vector<std::string> counter_cells(const std::string& name, const Sta
           std::to_string(c.changed),
           std::to_string(c.unchanged),
           std::to_string(c.gone),
+          std::to_string(c.held),
           std::to_string(c.retried),
           std::to_string(c.dead_lettered)};
 }
@@ -134,13 +135,19 @@ std::string summary_text(const std::string& pipeline, const RunSummary& s,
   for (const auto& [name, c] : s.stages) rows.push_back(counter_cells(name, c));
   rows.push_back(counter_cells("total", t));
   out += format_table({"stage", "messages", "requests", "records", "new", "changed", "unchanged",
-                       "gone", "retried", "dead-lettered"},
+                       "gone", "held", "retried", "dead-lettered"},
                       rows);
   double rate = s.seconds > 0 ? static_cast<double>(t.records) / s.seconds : 0;
   out += fmt::format(
       "{} requests, {} records ({:.0f} records/s): {} new, {} changed, {} unchanged, {} gone; {} "
       "dead-lettered\n",
       t.requests, t.records, rate, t.new_rows, t.changed, t.unchanged, t.gone, t.dead_lettered);
+  if (t.held)
+    out += fmt::format(
+        "{} deletion{} held awaiting confirmation by the next run: listings shrank by more than "
+        "deletions.hold_above allows, so their rows stay unless the next run sees the same "
+        "listings\n",
+        t.held, t.held == 1 ? "" : "s");
   if (s.quota_exhausted_until)
     out += fmt::format(
         "{} is spent until {}: the remaining messages wait in their queues for the next run\n",
@@ -155,10 +162,10 @@ std::string summary_text(const std::string& pipeline, const RunSummary& s,
 static void counters_json(const StageCounters& c, std::string& out) {
   out += fmt::format(
       "{{\"messages\":{},\"requests\":{},\"records\":{},\"filtered\":{},\"new\":{},\"changed\":{},"
-      "\"unchanged\":{},\"gone\":{},\"children\":{},\"retried\":{},\"dead_lettered\":{},"
-      "\"throttled\":{}",
+      "\"unchanged\":{},\"gone\":{},\"held\":{},\"children\":{},\"retried\":{},"
+      "\"dead_lettered\":{},\"throttled\":{}",
       c.messages, c.requests, c.records, c.filtered, c.new_rows, c.changed, c.unchanged, c.gone,
-      c.children, c.retried, c.dead_lettered, c.throttled);
+      c.held, c.children, c.retried, c.dead_lettered, c.throttled);
   if (!c.last_error.empty()) {
     out += ",\"last_error\":";
     append_json_string(c.last_error, out);

@@ -535,7 +535,7 @@ class Loader {
     std::string ctx = "stage '" + st.name + "'";
     Entries es = entries(se.v, ctx,
                          {"request", "records", "where", "key", "attach", "emit", "concurrency",
-                          "schedule", "inputs", "event", "table", "queue"});
+                          "schedule", "inputs", "event", "table", "queue", "deletions"});
     st.table = st.name;
     st.queue = spec.queues;
     const Entry* e = require(es, se.v, "request", ctx);
@@ -661,6 +661,17 @@ class Loader {
         fail(e->v, "table name '" + st.table + "' is reserved: " + kReservedWhy);
     }
     if ((e = get(es, "queue"))) parse_queue(e->v, st.queue, ctx + " queue");
+    if ((e = get(es, "deletions"))) {
+      Entries d = entries(e->v, ctx + " deletions", {"hold_above", "min_rows"});
+      if (const Entry* h = get(d, "hold_above")) {
+        st.deletions.hold_above = number(h->v, "deletions.hold_above");
+        if (!(st.deletions.hold_above >= 0 && st.deletions.hold_above <= 1))
+          fail(h->v,
+               "deletions.hold_above must be a share between 0 and 1 (1 never holds a deletion)");
+      }
+      if (const Entry* m = get(d, "min_rows"))
+        st.deletions.min_rows = integer(m->v, "deletions.min_rows", 1, 1'000'000'000);
+    }
   }
 
   void parse_stages(const YAML::Node& n, PipelineSpec& spec) {

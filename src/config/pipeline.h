@@ -72,6 +72,15 @@ struct EmitSpec {
   SourcePos pos;
 };
 
+// When a listing deletes much of what its request returned before, the deletions wait for the
+// next run to see the same listing: a vendor glitch (a `200` with an empty list) must not wipe a
+// table. A deletion is held when more than `hold_above` of the request's previous rows would go
+// and it had at least `min_rows` of them; `hold_above: 1` never holds.
+struct DeletionSpec {
+  double hold_above = 0.5;  // share of the previous rows, 0..1
+  int64_t min_rows = 4;
+};
+
 struct StageSpec {
   std::string name;
   SourcePos pos;
@@ -92,6 +101,7 @@ struct StageSpec {
   // Event fields that override inputs: {"branches": [...]} lists values of `branch`.
   std::map<std::string, std::string> event_fields;  // event field -> input parameter
   QueueOptions queue;  // pipeline-wide `queues:` unless the stage overrides
+  DeletionSpec deletions;
 };
 
 struct AlarmSpec {

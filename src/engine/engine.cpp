@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -13,6 +14,7 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "core/hash.h"
 #include "core/json.h"
 #include "engine/processor.h"
 #include "engine/select.h"
@@ -32,6 +34,7 @@ StageCounters RunSummary::total() const {
     t.changed += c.changed;
     t.unchanged += c.unchanged;
     t.gone += c.gone;
+    t.held += c.held;
     t.children += c.children;
     t.retried += c.retried;
     t.dead_lettered += c.dead_lettered;
@@ -104,6 +107,9 @@ struct Engine::Impl {
   int64_t run_id = 0;
   std::optional<TimePoint> quota_until;
   bool quota_by_vendor = false;  // quota_until is the vendor's word, not the pipeline's quota
+  // Per stage: scopes that may have a held deletion. Loaded when the run begins and only ever
+  // grown, so a rolled-back unit of work leaves it a superset of the store's holds.
+  std::vector<std::unordered_set<uint64_t>> held_scopes;
 
   std::mutex mu;
   std::condition_variable cv;
@@ -120,6 +126,7 @@ struct Engine::Impl {
         in_flight(plan.stages().size(), 0),
         maybe_ready(plan.stages().size(), true),
         loader(engine.store_.warehouse()),
+        held_scopes(plan.stages().size()),
         pool(engine.options_.workers ? engine.options_.workers
                                      : std::max(1u, std::thread::hardware_concurrency() - 1)) {
     for (const auto& s : plan.stages()) {
@@ -209,6 +216,55 @@ struct Engine::Impl {
       }
     }
     finish(std::move(t));
+  }
+
+  // Whether the deletions a complete listing would cause in its scope wait for confirmation:
+  // more than `hold_above` of the scope's `old` rows missing (with at least `min_rows` of them)
+  // is what a vendor glitch looks like, so the first run to see it holds the deletions and
+  // records the listing's fingerprint; a next run that sees the same listing confirms them. Any
+  // other listing drops the hold (a further big shrink holds again, under its own fingerprint).
+  bool hold_deletions(const Task& t, const std::vector<StagedRow>& old,
+                      const std::unordered_set<std::string_view>& present) {
+    const CompiledStage& st = plan.stages()[t.stage];
+    const DeletionSpec& rule = st.spec->deletions;
+    Staging& staging = e.store_.staging();
+    size_t gone = 0;
+    if (old.size() >= static_cast<size_t>(rule.min_rows) && rule.hold_above < 1)
+      for (const auto& r : old) gone += present.count(r.key) ? 0 : 1;
+    bool big = static_cast<double>(gone) > rule.hold_above * static_cast<double>(old.size());
+    std::unordered_set<uint64_t>& scopes = held_scopes[t.stage];
+    if (!big) {
+      if (scopes.count(t.scope)) staging.release_listing(st.name, t.scope);
+      return false;
+    }
+    // The listing is the set of keys the response produced, whatever their order.
+    std::vector<std::string_view> keys;
+    keys.reserve(t.processed.rows.size());
+    for (const auto& row : t.processed.rows) keys.push_back(row.key);
+    std::sort(keys.begin(), keys.end());
+    std::string listing;
+    for (auto k : keys) {
+      listing += k;
+      listing += '\n';  // canonical JSON never holds a raw line break
+    }
+    uint64_t fingerprint = hash_bytes(listing);
+    std::string what = fmt::format("{} {}{}", st.method, plan.spec().source.base_url, t.request);
+    std::optional<HeldListing> before = staging.held_listing(st.name, t.scope);
+    // Seen again within the run that held it (the same request twice) confirms nothing.
+    if (before && before->fingerprint == fingerprint && before->run_id != run_id) {
+      staging.release_listing(st.name, t.scope);
+      spdlog::info("{}: {} of {} rows missing from {} again: deleting them", st.name, gone,
+                   old.size(), what);
+      return false;
+    }
+    if (!before || before->fingerprint != fingerprint)
+      staging.hold_listing(st.name, t.scope, HeldListing{fingerprint, run_id});
+    scopes.insert(t.scope);
+    counters[t.stage].held += gone;
+    spdlog::warn(
+        "{}: {} of {} rows missing from {}: deleting none until a next run sees the same listing",
+        st.name, gone, old.size(), what);
+    return true;
   }
 
   // Applies one finished task inside the current unit of work.
@@ -337,11 +393,12 @@ struct Engine::Impl {
       ch.at = now;
       changes.push_back(std::move(ch));
     }
-    // Rows this request produced last time and not now are gone.
+    // Rows this request produced last time and not now are gone, unless their deletion is held.
+    bool held = hold_deletions(t, old, present);
     std::vector<std::string> gone_keys;
     std::vector<Value> gone_images;
     for (const auto& r : old) {
-      if (present.count(r.key)) continue;
+      if (held || present.count(r.key)) continue;
       gone_keys.push_back(r.key);
       Value key_obj{Object{}};
       Value arr = parse_json(r.key);
@@ -580,6 +637,11 @@ struct Engine::Impl {
   void begin_run() {
     Store& s = e.store_;
     s.begin();
+    for (const auto& st : plan.stages()) {
+      std::vector<uint64_t> scopes;
+      s.staging().held_scopes(st.name, scopes);
+      held_scopes[st.index].insert(scopes.begin(), scopes.end());
+    }
     auto last = s.get_meta("last_run_id");
     run_id = last ? std::stoll(*last) + 1 : 1;
     s.set_meta("last_run_id", std::to_string(run_id));

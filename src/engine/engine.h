@@ -28,6 +28,9 @@ struct StageCounters {
   uint64_t changed = 0;
   uint64_t unchanged = 0;
   uint64_t gone = 0;
+  // Rows whose deletion is held: their listing shrank too much at once, and only a next run that
+  // sees the same listing deletes them (StageSpec::deletions).
+  uint64_t held = 0;
   uint64_t children = 0;       // child messages created (after coalescing)
   uint64_t retried = 0;        // messages returned to their queue after a transient failure
   uint64_t dead_lettered = 0;  // messages moved to the DLQ during the run

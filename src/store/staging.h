@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -21,6 +22,11 @@ struct StagedRow {
 struct StagedRef {
   std::string_view key;
   uint64_t hash = 0;
+};
+
+struct HeldListing {
+  uint64_t fingerprint = 0;
+  int64_t run_id = 0;
 };
 
 class Staging {
@@ -63,6 +69,20 @@ class Staging {
 
   // Number of live rows of the stage.
   virtual int64_t count(std::string_view stage) = 0;
+
+  // Deletions held for confirmation: per scope, a fingerprint of the listing that would have
+  // caused them (the engine decides what a fingerprint is) and the run that saw it. The rows
+  // themselves stay live. Writes belong to the caller's unit of work, like every other effect
+  // of a message.
+
+  // The listing held for `scope`, if any.
+  virtual std::optional<HeldListing> held_listing(std::string_view stage, uint64_t scope) = 0;
+  // Scopes of the stage with a held listing, appended to `out`.
+  virtual void held_scopes(std::string_view stage, std::vector<uint64_t>& out) = 0;
+  // Holds `listing` for `scope`, replacing any earlier one.
+  virtual void hold_listing(std::string_view stage, uint64_t scope, const HeldListing& listing) = 0;
+  // Forgets the held listing of `scope` (nothing when there is none).
+  virtual void release_listing(std::string_view stage, uint64_t scope) = 0;
 };
 
 }  // namespace cascade

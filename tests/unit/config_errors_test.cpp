@@ -212,6 +212,21 @@ const Broken kBroken[] = {
     // 67 a stage whose staging table is another stage's staging index
     {HEAD ROOT "  a_scope:\n    inputs: { n: [1] }\n    request: /b\n    key: { id: id }\n", "8:3",
      "'cascade_staging_a_scope', which stage 'a' needs too"},
+    // 68 deletions share above 1
+    {HEAD ROOT "    deletions: { hold_above: 1.5 }\n", "8:30",
+     "deletions.hold_above must be a share between 0 and 1"},
+    // 69 deletions share not a number
+    {HEAD ROOT "    deletions: { hold_above: half }\n", "8:30",
+     "expected deletions.hold_above (a number), found 'half'"},
+    // 70 deletions min_rows below 1
+    {HEAD ROOT "    deletions: { min_rows: 0 }\n", "8:28",
+     "deletions.min_rows must be between 1 and"},
+    // 71 deletions misspelt key, with a suggestion
+    {HEAD ROOT "    deletions: { hold_abov: 0.5 }\n", "8:18",
+     "unknown key 'hold_abov' in stage 'a' deletions: did you mean 'hold_above'?"},
+    // 72 deletions not a map
+    {HEAD ROOT "    deletions: 0.5\n", "8:16",
+     "expected a map for stage 'a' deletions, found a scalar"},
 };
 
 }  // namespace

@@ -331,3 +331,16 @@ TEST(ConfigLoader, QuotaMayOnlySayHowLongToWaitForTheVendors) {
     EXPECT_NE(std::string(e.what()).find("requests"), std::string::npos) << e.what();
   }
 }
+
+TEST(ConfigLoader, DeletionHoldsDefaultPerStageAndMayBeTurnedOff) {
+  std::string text = kReference;
+  std::string from = "    concurrency: 3\n";
+  auto at = text.find(from);
+  ASSERT_NE(at, std::string::npos);
+  text.insert(at + from.size(), "    deletions: { hold_above: 1, min_rows: 10 }\n");
+  PipelineSpec p = load_pipeline_text(text, "d.yaml", env_of({}));
+  EXPECT_EQ(p.stages[0].deletions.hold_above, 0.5);
+  EXPECT_EQ(p.stages[0].deletions.min_rows, 4);
+  EXPECT_EQ(p.stages[2].deletions.hold_above, 1.0);
+  EXPECT_EQ(p.stages[2].deletions.min_rows, 10);
+}

@@ -141,6 +141,18 @@ TEST(EngineSelect, TruncatedJsonSaysMalformed) {
   EXPECT_NE(e.find("malformed"), std::string::npos) << e;
 }
 
+TEST(EngineSelect, NoPrefixOfAListingPassesForAShorterListing) {
+  // A shorter listing would delete rows: every cut of a body, wherever it falls, is refused.
+  const std::string body =
+      R"({"status":"ok","result":{"employees":[{"id":1,"name":"a"},{"id":2,"tags":[1,{"x":null}]},)"
+      R"({"id":3,"name":"c\"}"}],"total":3},"meta":{"next":null}})";
+  ASSERT_EQ(error_of(body, "result.employees"), "");
+  for (size_t n = 0; n < body.size(); ++n) {
+    std::string e = error_of(body.substr(0, n), "result.employees");
+    EXPECT_NE(e, "") << "a body cut after " << n << " bytes was accepted";
+  }
+}
+
 TEST(EngineSelect, TrailingContentSaysMalformed) {
   std::string e = error_of(R"({"result":[{"id":1}]} {"result":[]})", "result");
   EXPECT_NE(e.find("malformed"), std::string::npos) << e;

@@ -93,6 +93,34 @@ TEST_F(SqliteStoreTest, StagingScopesHashesGoneAndCount) {
   EXPECT_EQ(rows.size(), 2u);
 }
 
+TEST_F(SqliteStoreTest, HeldListingsArePerStageAndScopeDurableAndPartOfTheUnitOfWork) {
+  st().create_stage("sales");
+  const uint64_t big = 0xF000'0000'0000'0002ull;
+  EXPECT_FALSE(st().held_listing("sales", 7).has_value());
+  st().hold_listing("sales", 7, HeldListing{big, 3});
+  st().hold_listing("branches", 7, HeldListing{1, 3});
+  auto h = st().held_listing("sales", 7);
+  ASSERT_TRUE(h.has_value());
+  EXPECT_EQ(h->fingerprint, big);
+  EXPECT_EQ(h->run_id, 3);
+  st().hold_listing("sales", 7, HeldListing{5, 4});  // replaces
+  EXPECT_EQ(st().held_listing("sales", 7)->fingerprint, 5u);
+  // A hold written in a rolled-back unit of work never happened.
+  store_->begin();
+  st().hold_listing("sales", 8, HeldListing{9, 4});
+  st().release_listing("sales", 7);
+  store_->rollback();
+  reopen();
+  std::vector<uint64_t> scopes;
+  st().held_scopes("sales", scopes);
+  EXPECT_EQ(scopes, std::vector<uint64_t>{7});
+  EXPECT_EQ(st().held_listing("sales", 7)->run_id, 4);
+  st().release_listing("sales", 7);
+  st().release_listing("sales", 7);  // nothing held: no effect
+  EXPECT_FALSE(st().held_listing("sales", 7).has_value());
+  EXPECT_TRUE(st().held_listing("branches", 7).has_value());
+}
+
 TEST_F(SqliteStoreTest, StagingBatchLookupOfManyKeys) {
   st().create_stage("sales");
   std::vector<StagedRow> rows;

@@ -78,6 +78,10 @@ class SqliteStaging final : public Staging {
   void upsert(std::string_view stage, uint64_t scope, std::span<const StagedRef> rows) override;
   void mark_gone(std::string_view stage, std::span<const std::string_view> keys) override;
   int64_t count(std::string_view stage) override;
+  std::optional<HeldListing> held_listing(std::string_view stage, uint64_t scope) override;
+  void held_scopes(std::string_view stage, std::vector<uint64_t>& out) override;
+  void hold_listing(std::string_view stage, uint64_t scope, const HeldListing& listing) override;
+  void release_listing(std::string_view stage, uint64_t scope) override;
 
   void forget() { stages_.clear(); }
 
@@ -87,9 +91,14 @@ class SqliteStaging final : public Staging {
   };
   Stage& stage(std::string_view name);
   Stage& prepare(std::string_view name);
+  struct Held {
+    Stmt get, scopes, put, release;
+  };
+  Held& held();
 
   Db& db_;
   StrMap<std::unique_ptr<Stage>> stages_;
+  std::unique_ptr<Held> held_;  // prepared on first use: read-only stores never need it
 };
 
 class SqliteChangeLog final : public ChangeLog {

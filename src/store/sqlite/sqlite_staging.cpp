@@ -135,6 +135,57 @@ int64_t SqliteStaging::count(std::string_view name) {
   return st.step() ? st.col_int(0) : 0;
 }
 
+// ---- Held deletions: one small table for all stages (see kSchema); holds are rare.
+
+SqliteStaging::Held& SqliteStaging::held() {
+  if (held_) return *held_;
+  sqlite3* d = db_.get();
+  auto h = std::make_unique<Held>();
+  h->get =
+      Stmt(d, "SELECT listing, run_id FROM cascade_held_deletions WHERE stage=?1 AND scope=?2");
+  h->scopes = Stmt(d, "SELECT scope FROM cascade_held_deletions WHERE stage=?1");
+  h->put = Stmt(d,
+                "INSERT INTO cascade_held_deletions(stage, scope, listing, run_id) "
+                "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(stage, scope) DO UPDATE SET "
+                "listing=excluded.listing, run_id=excluded.run_id");
+  h->release = Stmt(d, "DELETE FROM cascade_held_deletions WHERE stage=?1 AND scope=?2");
+  held_ = std::move(h);
+  return *held_;
+}
+
+std::optional<HeldListing> SqliteStaging::held_listing(std::string_view name, uint64_t scope) {
+  Stmt& st = held().get;
+  Use u(st);
+  st.bind(1, name);
+  st.bind(2, static_cast<int64_t>(scope));
+  if (!st.step()) return std::nullopt;
+  return HeldListing{static_cast<uint64_t>(st.col_int(0)), st.col_int(1)};
+}
+
+void SqliteStaging::held_scopes(std::string_view name, std::vector<uint64_t>& out) {
+  Stmt& st = held().scopes;
+  Use u(st);
+  st.bind(1, name);
+  while (st.step()) out.push_back(static_cast<uint64_t>(st.col_int(0)));
+}
+
+void SqliteStaging::hold_listing(std::string_view name, uint64_t scope,
+                                 const HeldListing& listing) {
+  Stmt& st = held().put;
+  st.bind(1, name);
+  st.bind(2, static_cast<int64_t>(scope));
+  st.bind(3, static_cast<int64_t>(listing.fingerprint));
+  st.bind(4, listing.run_id);
+  st.exec();
+}
+
+void SqliteStaging::release_listing(std::string_view name, uint64_t scope) {
+  Stmt& st = held().release;
+  st.bind(1, name);
+  st.bind(2, static_cast<int64_t>(scope));
+  st.exec();
+}
+
 // ---- ChangeLog
 
 SqliteChangeLog::SqliteChangeLog(Db& db) : db_(db) {

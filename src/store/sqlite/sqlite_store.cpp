@@ -51,6 +51,9 @@ CREATE TABLE IF NOT EXISTS cascade_columns(
   table_name TEXT NOT NULL, field TEXT NOT NULL, field_json TEXT NOT NULL,
   column_name TEXT NOT NULL, type TEXT NOT NULL, position INTEGER NOT NULL,
   added_at TEXT NOT NULL, PRIMARY KEY(table_name, field)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cascade_held_deletions(
+  stage TEXT NOT NULL, scope INTEGER NOT NULL, listing INTEGER NOT NULL, run_id INTEGER NOT NULL,
+  PRIMARY KEY(stage, scope)) WITHOUT ROWID;
 )sql";
 
 // An flock on PATH.lock: the kernel drops it when the process dies, however it dies, so a
