@@ -166,6 +166,17 @@ int run_sync(const std::string& pipeline_file, const std::map<std::string, std::
   } catch (const ConfigError& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 2;
+  } catch (const StorageError& e) {
+    // Nothing half-done was committed: the messages of the unfinished batch are still queued.
+    if (g_stop_requested) {
+      fmt::print(stderr, "stopped: {}\n", e.what());
+      return 130;
+    }
+    fmt::print(stderr,
+               "error: the storage failed, so the run stopped: {}\nNothing of the unfinished "
+               "work was committed; the next run takes it up again.\n",
+               e.what());
+    return 1;
   }
 }
 

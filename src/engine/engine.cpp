@@ -670,8 +670,22 @@ void Engine::prepare() {
   }
 }
 
+namespace {
+
+// A stop request also cuts short a wait for another process's database lock.
+struct StopFlagOnStore {
+  Store& store;
+  StopFlagOnStore(Store& s, const std::atomic<bool>& flag) : store(s) {
+    store.set_stop_flag(&flag);
+  }
+  ~StopFlagOnStore() { store.set_stop_flag(nullptr); }
+};
+
+}  // namespace
+
 RunSummary Engine::sync(const Value* event, bool seed_roots) {
   auto t0 = std::chrono::steady_clock::now();
+  StopFlagOnStore stop_flag(store_, stop_);
   store_.claim_consumer();
   Impl impl(*this);
   impl.begin_run();
@@ -713,6 +727,7 @@ RunSummary Engine::sync(const Value* event, bool seed_roots) {
 
 RunSummary Engine::invoke(const CompiledStage& stage, const Value& event) {
   auto t0 = std::chrono::steady_clock::now();
+  StopFlagOnStore stop_flag(store_, stop_);
   store_.claim_consumer();
   Impl impl(*this);
   impl.begin_run();

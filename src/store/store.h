@@ -3,6 +3,7 @@
 // where the backend can. Not thread-safe: one owner thread.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,6 +39,11 @@ class Store {
   virtual void savepoint() = 0;
   virtual void release_savepoint() = 0;
   virtual void rollback_to_savepoint() = 0;
+
+  // Waits for a lock another process holds (at most a few seconds) end at once while *flag is
+  // true, failing with StorageError, so a stop request is never held up by another writer. The
+  // flag must outlive its use; nullptr clears it.
+  virtual void set_stop_flag(const std::atomic<bool>* flag) = 0;
 
   // Small durable key/value metadata (cursors, run counter, pipeline fingerprint).
   virtual std::optional<std::string> get_meta(std::string_view key) = 0;

@@ -4,9 +4,12 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <thread>
 
 #include "core/error.h"
 #include "store/sqlite/sqlite_parts.h"
@@ -106,6 +109,8 @@ class SqliteStore final : public Store {
         lock_fd_(options.claim_consumer ? take_claim(path) : -1),
         db_(path, options.read_only) {
     db_.exec(sqlite_store_pragmas(options.read_only));
+    // Replaces the pragma's busy timeout with the same 10 s that a stop request cuts short.
+    sqlite3_busy_handler(db_.get(), &SqliteStore::on_busy, this);
     if (options.read_only) {
       check_version();
     } else {
@@ -157,6 +162,8 @@ class SqliteStore final : public Store {
   }
   bool in_transaction() const override { return in_tx_; }
 
+  void set_stop_flag(const std::atomic<bool>* flag) override { stop_flag_ = flag; }
+
   void savepoint() override {
     if (!in_tx_) throw std::logic_error("sqlite store: savepoint() outside a unit of work");
     savepoint_.exec();
@@ -200,6 +207,15 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // Another process holds the lock: wait in short naps, up to 10 s, unless a stop is requested.
+  static int on_busy(void* self, int tries) {
+    auto* store = static_cast<SqliteStore*>(self);
+    if (store->stop_flag_ && store->stop_flag_->load()) return 0;
+    if (tries >= 1000) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return 1;
+  }
+
   void rollback_state() {
     db_.rollback();
     in_tx_ = false;
@@ -227,6 +243,7 @@ class SqliteStore final : public Store {
   int lock_fd_ = -1;
   Db db_;
   bool in_tx_ = false;
+  const std::atomic<bool>* stop_flag_ = nullptr;
   Stmt get_meta_, set_meta_, savepoint_, release_, rollback_to_;
   std::unique_ptr<sqlite::SqliteQueue> queue_;
   std::unique_ptr<sqlite::SqliteStaging> staging_;
