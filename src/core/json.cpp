@@ -35,8 +35,12 @@ static Value number_value(od::value v) {
     int64_t i;
     if (!v.get_int64().get(i)) return Value(i);
   } else if (!integral && tok.size() <= 16) {
+    // At most 15 significant digits: the double is exact, and below 2^53 so is an integral one.
     double d;
-    if (!v.get_double().get(d)) return Value(d);
+    if (!v.get_double().get(d)) {
+      if (d != std::trunc(d)) return Value(d);
+      if (std::fabs(d) < 9007199254740992.0) return Value(static_cast<int64_t>(d));
+    }
   }
   Value n = number_from_token(tok);
   if (n.is_null()) throw simdjson::simdjson_error(simdjson::NUMBER_ERROR);
@@ -146,8 +150,13 @@ void append_canonical_number(double d, std::string& out) {
     out += "null";
     return;
   }
-  if (d == std::trunc(d) && std::fabs(d) < 9007199254740992.0) {
-    fmt::format_to(std::back_inserter(out), "{}", static_cast<int64_t>(d));
+  if (d == std::trunc(d)) {
+    if (std::fabs(d) < 9007199254740992.0) {
+      fmt::format_to(std::back_inserter(out), "{}", static_cast<int64_t>(d));
+    } else {
+      // Digits, as number_from_token spells the same integral value read from a token.
+      out += normalize_decimal(fmt::format("{}", d));
+    }
     return;
   }
   fmt::format_to(std::back_inserter(out), "{}", d);

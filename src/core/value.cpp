@@ -62,8 +62,12 @@ double Value::as_number() const {
 }
 
 bool operator==(const Value& a, const Value& b) {
-  if (a.is_decimal() || b.is_decimal())
-    return a.is_decimal() && b.is_decimal() && a.as_decimal() == b.as_decimal();
+  if (a.is_decimal() || b.is_decimal()) {
+    if (a.is_decimal() && b.is_decimal()) return a.as_decimal() == b.as_decimal();
+    // A computed double may hold an integral value that only a Decimal spells exactly.
+    if (a.is_number() && b.is_number()) return canonical_json(a) == canonical_json(b);
+    return false;
+  }
   if (a.is_number() && b.is_number()) {
     if (a.is_int() && b.is_int()) return a.as_int() == b.as_int();
     return a.as_number() == b.as_number();
@@ -183,7 +187,7 @@ std::string render(const Parts& p) {
   if (p.digits.empty()) return "0";
   std::string out = p.negative ? "-" : "";
   int64_t n = static_cast<int64_t>(p.digits.size());
-  if (p.exp >= 0 && n + p.exp <= 400) {
+  if (p.exp >= 0 && n + p.exp <= 40) {
     out += p.digits;
     out.append(static_cast<size_t>(p.exp), '0');
   } else if (p.exp < 0 && -p.exp < n + 40) {
@@ -226,6 +230,20 @@ Value number_from_token(std::string_view token) {
     char* end = nullptr;
     long long v = std::strtoll(std::string(token).c_str(), &end, 10);
     if (errno != ERANGE) return Value(int64_t{v});
+    return Value(Decimal{render(p)});
+  }
+  // An integral value has one kind however it is spelled (1.0, 1e16, 1.5e1): Int when it fits,
+  // else Decimal digits, so `1e20` and `100000000000000000000` are one key.
+  if (p.exp >= 0 || p.digits.empty()) {
+    if (p.digits.empty()) return Value(int64_t{0});
+    if (static_cast<int64_t>(p.digits.size()) + p.exp <= 19) {
+      std::string digits = (p.negative ? "-" : "") + p.digits;
+      digits.append(static_cast<size_t>(p.exp), '0');
+      errno = 0;
+      char* end = nullptr;
+      long long v = std::strtoll(digits.c_str(), &end, 10);
+      if (errno != ERANGE) return Value(int64_t{v});
+    }
     return Value(Decimal{render(p)});
   }
   // Up to 15 significant digits always survive a double; longer ones only if the double's

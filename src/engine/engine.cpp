@@ -330,6 +330,9 @@ struct Engine::Impl {
         t.outcome = Outcome::Permanent;
         t.reason =
             fmt::format("{} {}{}: {}", st.method, plan.spec().source.base_url, t.request, why);
+        // Its requests are counted above already.
+        t.attempts = 0;
+        t.throttled = 0;
         apply(t);
         return;
       }

@@ -77,9 +77,18 @@ Processed process_response(const Plan& plan, const CompiledStage& stage, const V
     for (auto& [name, v] : record.as_object()) {
       if (std::find(stage.consumed.begin(), stage.consumed.end(), name) != stage.consumed.end())
         continue;
+      // A field the pipeline also sets (key or attach) keeps the pipeline's value; the API's own
+      // value may only differ loudly, never be dropped.
       bool shadowed = false;
-      for (size_t k = 0; k < fixed; ++k)
-        if (image[k].first == name) shadowed = true;
+      for (size_t k = 0; k < fixed && !shadowed; ++k) {
+        if (image[k].first != name) continue;
+        shadowed = true;
+        if (!(image[k].second == v))
+          throw DataError(fmt::format(
+              "record {}: field '{}' is {} but the pipeline sets column '{}' to {}; rename the "
+              "key or attach column so both are kept",
+              i, name, v.to_text(), name, image[k].second.to_text()));
+      }
       if (!shadowed) image.emplace_back(std::move(name), std::move(v));
     }
     Row row;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <stdexcept>
 
 #include "core/hash.h"
 
@@ -70,11 +71,16 @@ constexpr std::array<std::string_view, 7> kReserved = {
 
 }  // namespace
 
+bool in_reserved_space(std::string_view name) {
+  std::string f = fold(name);
+  return f == "_cascade" || f.rfind("_cascade_", 0) == 0;
+}
+
 bool is_reserved_column(std::string_view name) {
   std::string f = fold(name);
   for (auto r : kReserved)
     if (f == r) return true;
-  return f.rfind("_cascade_", 0) == 0;
+  return in_reserved_space(name);
 }
 
 bool is_clean_column_name(std::string_view name) {
@@ -118,8 +124,13 @@ bool ColumnNamer::taken(std::string_view column) const {
 
 std::string ColumnNamer::assign(std::string_view field) {
   std::string base = sanitized_column_name(field);
+  // A suffix cannot lead a name out of the reserved space, a leading word can.
+  if (in_reserved_space(base))
+    base =
+        std::string(prefix_within(std::string(kReservedSpaceEscape) + base, kMaxColumnNameBytes));
   std::string name = base;
   for (int n = 2; taken(name); ++n) {
+    if (n > 1'000'000) throw std::logic_error("no free column name for a field");
     std::string suffix = fmt::format("__{}", n);
     name = std::string(prefix_within(base, kMaxColumnNameBytes - suffix.size())) + suffix;
   }

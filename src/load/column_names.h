@@ -8,7 +8,9 @@
 //      0x7F) and each byte of invalid UTF-8 becomes `_xHH` (hex); a name still longer than
 //      kMaxBytes keeps its first bytes (whole characters) and ends in `_` + 8 hex digits of a
 //      hash of the whole field name.
-//   3. A name that is taken (equal, ignoring ASCII case as SQLite does, to an earlier column or
+//   3. A name in cascade's own space (`_cascade` or `_cascade_...`, ASCII case ignored) is
+//      prefixed with `field` (`_cascade_x` becomes `field_cascade_x`).
+//   4. A name that is taken (equal, ignoring ASCII case as SQLite does, to an earlier column or
 //      to one of cascade's own column names) gets the first free suffix `__2`, `__3`, ...
 // Names are taken in the order fields first appear, and a field keeps its column for good: the
 // catalog table (cascade_columns) records which field each column holds.
@@ -31,7 +33,14 @@ constexpr size_t kMaxTableColumns = 1000;
 // The JSON column holding fields that no longer fit as columns.
 constexpr std::string_view kOverflowColumn = "_overflow";
 
-// Whether `name` is one of cascade's own column names (ASCII case ignored).
+// What step 3 of the rule puts before a name in cascade's own space.
+constexpr std::string_view kReservedSpaceEscape = "field";
+
+// Whether `name` is `_cascade` or starts with `_cascade_` (ASCII case ignored): names cascade
+// keeps for columns of its own.
+bool in_reserved_space(std::string_view name);
+
+// Whether `name` is one of cascade's own column names or in its space (ASCII case ignored).
 bool is_reserved_column(std::string_view name);
 
 // Step 2 of the rule: a valid, at most kMaxColumnNameBytes long name for `field`.
@@ -47,7 +56,7 @@ class ColumnNamer {
   // Marks an existing column name as taken.
   void take(std::string_view column);
   bool taken(std::string_view column) const;
-  // The column for a field not seen before in this table (steps 1-3), now taken.
+  // The column for a field not seen before in this table (steps 1-4), now taken.
   std::string assign(std::string_view field);
 
  private:

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <stdexcept>
 
 namespace cascade {
@@ -145,10 +146,12 @@ void Loader::upsert(const TableSpec& table, std::span<const Value* const> rows) 
 static bool fits(ColumnType t, const Value& v) {
   switch (t) {
     case ColumnType::Integer:
-      return v.is_int() ||
-             (v.is_double() &&
-              v.as_double() == static_cast<double>(static_cast<int64_t>(v.as_double()))) ||
-             (v.is_decimal() && v.as_decimal().find_first_of(".e") == std::string::npos);
+      // Integral values of any size: a Decimal beyond int64 is stored as its digits.
+      if (v.is_int()) return true;
+      if (v.is_double())
+        return std::isfinite(v.as_double()) && v.as_double() == std::trunc(v.as_double());
+      return v.is_decimal() && v.as_decimal().find('.') == std::string::npos &&
+             v.as_decimal().find("e-") == std::string::npos;
     case ColumnType::Decimal:
     case ColumnType::Real:
       return v.is_number();

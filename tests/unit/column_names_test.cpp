@@ -1,9 +1,9 @@
 // Column naming: every field a distinct, valid, stable column, by the documented rule.
+#include "load/column_names.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
-
-#include "load/column_names.h"
 
 using namespace cascade;
 
@@ -30,8 +30,15 @@ TEST(ColumnNames, CascadesOwnColumnsAreNeverGivenToAField) {
   ColumnNamer n;
   EXPECT_EQ(n.assign("_overflow"), "_overflow__2");
   EXPECT_EQ(n.assign("_Deleted_At"), "_Deleted_At__2");
-  EXPECT_EQ(n.assign("_cascade_x"), "_cascade_x__2");
+  EXPECT_EQ(n.assign("_cascade_x"), "field_cascade_x");
+  EXPECT_EQ(n.assign("_cascade"), "field_cascade");
+  EXPECT_EQ(n.assign("_CASCADE_run"), "field_CASCADE_run");
+  EXPECT_EQ(n.assign("field_cascade"), "field_cascade__2");
   EXPECT_EQ(n.assign("_cascadex"), "_cascadex");
+  std::string long_reserved = "_cascade_" + std::string(80, 'z');
+  std::string c = n.assign(long_reserved);
+  EXPECT_TRUE(is_clean_column_name(c)) << c;
+  EXPECT_FALSE(is_reserved_column(c)) << c;
 }
 
 TEST(ColumnNames, LongNamesAreCutOnACharacterAndKeepAHashOfTheWhole) {

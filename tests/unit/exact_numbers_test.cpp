@@ -12,12 +12,35 @@ TEST(ExactNumbers, NumbersThatFitStayIntegersAndDoubles) {
   EXPECT_TRUE(number_from_token("-9223372036854775808").is_int());
   EXPECT_TRUE(number_from_token("0.1").is_double());
   EXPECT_TRUE(number_from_token("12.5").is_double());
-  EXPECT_TRUE(number_from_token("1e20").is_double());
+  EXPECT_TRUE(number_from_token("1.5e-3").is_double());
   EXPECT_TRUE(number_from_token("0.30000000000000004").is_double());
-  EXPECT_TRUE(number_from_token("1.7976931348623157e308").is_double());
+  EXPECT_TRUE(number_from_token("1.7976931348623157e308").is_decimal()) << "an integral value";
+  EXPECT_TRUE(number_from_token("2.2250738585072014e-308").is_double());
   EXPECT_TRUE(number_from_token("x").is_null());
   EXPECT_TRUE(number_from_token("1.").is_null());
   EXPECT_TRUE(number_from_token("").is_null());
+}
+
+TEST(ExactNumbers, AnIntegralValueHasOneKindHoweverItIsSpelled) {
+  EXPECT_EQ(number_from_token("1.0"), Value(int64_t{1}));
+  EXPECT_TRUE(number_from_token("1.0").is_int());
+  EXPECT_TRUE(number_from_token("1.5e1").is_int());
+  EXPECT_EQ(number_from_token("1e16").as_int(), 10000000000000000);
+  EXPECT_EQ(number_from_token("-0.0").as_int(), 0);
+  EXPECT_EQ(number_from_token("9.223372036854775807e18").as_int(), INT64_MAX);
+  EXPECT_EQ(number_from_token("1e20").as_decimal(), "100000000000000000000");
+  EXPECT_EQ(number_from_token("1e20"), number_from_token("100000000000000000000"));
+  EXPECT_EQ(number_from_token("1E+20"), number_from_token("100000000000000000000.000"));
+  // Parsed documents take the fast paths; they must agree with the token rule.
+  for (const char* spelled : {"[1e16]", "[1.0e16]", "[10000000000000000]", "[1e16 ]"})
+    EXPECT_EQ(canonical_json(parse_json(spelled)), "[10000000000000000]") << spelled;
+  for (const char* spelled : {"[1e20]", "[100000000000000000000]", "[1.00e20]"})
+    EXPECT_EQ(canonical_json(parse_json(spelled)), "[100000000000000000000]") << spelled;
+  EXPECT_TRUE(parse_json("[2.0]").as_array()[0].is_int());
+  // A double computed to an integral value beyond 2^53 is spelled in digits too.
+  EXPECT_EQ(canonical_json(Value(1e16)), "10000000000000000");
+  EXPECT_EQ(canonical_json(Value(1e20)), "100000000000000000000");
+  EXPECT_EQ(Value(1e20), number_from_token("1e20"));
 }
 
 TEST(ExactNumbers, NumbersBeyondInt64AndDoubleAreExactDecimals) {
@@ -51,6 +74,9 @@ TEST(ExactNumbers, EqualValuesHaveOneSpellingAndEveryDigitCounts) {
   EXPECT_EQ(normalize_decimal("-0.0"), "0");
   EXPECT_EQ(normalize_decimal("15e-1"), "1.5");
   EXPECT_EQ(normalize_decimal("1.5e2"), "150");
+  EXPECT_EQ(normalize_decimal("1.5e300"), "1.5e300");
+  EXPECT_EQ(normalize_decimal("1" + std::string(40, '0')), "1e40");
+  EXPECT_EQ(normalize_decimal("1" + std::string(39, '0')), "1" + std::string(39, '0'));
   EXPECT_EQ(normalize_decimal("abc"), "");
   EXPECT_EQ(number_from_token("123456789012345678901"), number_from_token("123456789012345678901"));
   EXPECT_FALSE(number_from_token("123456789012345678901") ==
@@ -69,9 +95,8 @@ TEST(ExactNumbers, ParsedDocumentsKeepEveryDigitAndCanonicalJsonRoundTrips) {
   EXPECT_TRUE(v.find("small")->is_double());
   EXPECT_TRUE(v.find("n")->is_int());
   std::string canon = canonical_json(v);
-  EXPECT_EQ(canon,
-            R"({"amount":12345678901234567.89,"big":100000000000000000000.5,"huge":1e400,)"
-            R"("id":123456789012345678901,"n":1,"one":1,"small":0.1})");
+  EXPECT_EQ(canon, R"({"amount":12345678901234567.89,"big":100000000000000000000.5,"huge":1e400,)"
+                   R"("id":123456789012345678901,"n":1,"one":1,"small":0.1})");
   EXPECT_EQ(canonical_json(parse_json(canon)), canon);
   EXPECT_EQ(parse_json(canon), v);
   // Keys spelled 1 and 1.0 are one key, "1" another.
