@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang in build-fuzz/ and runs each for SECONDS (default 60).
 # Exit 1 on any finding (crash, sanitizer report, unexpected exception) or build failure.
-# Usage: scripts/fuzz.sh [SECONDS]   env: JOBS (default 2), FUZZ_TARGETS (default both)
+# Usage: scripts/fuzz.sh [SECONDS]   env: JOBS (default 2), FUZZ_TARGETS (default all)
 set -euo pipefail
 
 seconds="${1:-60}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$root/build-fuzz"
 jobs="${JOBS:-2}"
-targets="${FUZZ_TARGETS:-pipeline_fuzz records_fuzz}"
+targets="${FUZZ_TARGETS:-pipeline_fuzz records_fuzz column_names_fuzz}"
 
 command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ not found (apt-get install clang)" >&2; exit 1; }
 
