@@ -559,9 +559,17 @@ struct Engine::Impl {
         auto vendor = e.http_.vendor_blocked_until();
         bool by_vendor = vendor && (!until || *vendor > *until);
         if (by_vendor) until = vendor;
+        const QuotaSpec& q = plan.spec().source.quota;
+        // A vendor that turns every request away, however short each wait it names, has spent
+        // its quota as surely as one that names a long wait.
+        auto refusing = e.http_.vendor_refusing_since();
+        bool refused_too_long = refusing && e.clock_.now() - *refusing > q.max_wait;
+        if (refused_too_long && !until) {
+          until = e.clock_.now();
+          by_vendor = true;
+        }
         if (until) {
-          const QuotaSpec& q = plan.spec().source.quota;
-          if (*until - e.clock_.now() > q.max_wait) {
+          if (*until - e.clock_.now() > q.max_wait || refused_too_long) {
             quota_until = until;
             quota_by_vendor = by_vendor;
             e.stop_ = true;

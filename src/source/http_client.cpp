@@ -124,6 +124,7 @@ struct HttpClient::Loop {
   std::optional<TimePoint>
       quota_blocked;           // guarded by mu  // cancel everything pending, keep running
   TimePoint vendor_blocked{};  // guarded by mu; the loop's own copy is vendor_pause
+  TimePoint refusing_since{};  // guarded by mu; zero while the vendor answers
   std::atomic<size_t> in_flight{0};
   std::atomic<uint64_t> requests{0}, retries{0}, throttled{0}, transport_errors{0}, bytes{0};
 
@@ -296,7 +297,16 @@ struct HttpClient::Loop {
         r.throttled++;
         throttled++;
       }
-      if (r.status == 429 || (r.status == 503 && wait)) r.held_off++;
+      bool refused = r.status == 429 || (r.status == 503 && wait);
+      if (refused) r.held_off++;
+      {
+        // Any other answer shows the vendor serving again; transport errors say nothing.
+        std::lock_guard lock(mu);
+        if (!refused)
+          refusing_since = TimePoint{};
+        else if (refusing_since == TimePoint{})
+          refusing_since = now;
+      }
       if (wait && *wait > Duration::zero()) {
         r.retry_at = now + *wait;
         pause_until(*r.retry_at);
@@ -536,6 +546,12 @@ std::optional<TimePoint> HttpClient::vendor_blocked_until() const {
   std::lock_guard lock(loop_->mu);
   if (loop_->vendor_blocked <= now) return std::nullopt;
   return loop_->vendor_blocked;
+}
+
+std::optional<TimePoint> HttpClient::vendor_refusing_since() const {
+  std::lock_guard lock(loop_->mu);
+  if (loop_->refusing_since == TimePoint{}) return std::nullopt;
+  return loop_->refusing_since;
 }
 
 size_t HttpClient::in_flight() const {

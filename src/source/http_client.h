@@ -100,6 +100,11 @@ class HttpClient {
   // takes requests again. nullopt once that time has passed, or if it never said.
   std::optional<TimePoint> vendor_blocked_until() const;
 
+  // Since when every response has been the vendor turning requests away (429, or 503 with a
+  // wait): the first such response after the last other one. nullopt once the vendor answers
+  // anything else; transport errors change nothing. Thread-safe.
+  std::optional<TimePoint> vendor_refusing_since() const;
+
   size_t in_flight() const;  // submitted and whose callback has not yet returned
 
   struct Stats {
