@@ -99,9 +99,15 @@ Processed process_response(const Plan& plan, const CompiledStage& stage, const V
     auto [it, inserted] = by_key.emplace(row.key, out.rows.size());
     if (inserted) {
       out.rows.push_back(std::move(row));
-    } else {
+    } else if (out.rows[it->second].json == row.json) {
+      // The same record twice (overlapping pages, a repeated entry): one row, nothing lost.
       ++out.duplicates;
-      out.rows[it->second] = std::move(row);
+    } else {
+      // Keeping either would silently drop the other.
+      throw DataError(fmt::format(
+          "record {}: key {} appears again with other content ({} vs {}); the key does not "
+          "identify the records",
+          i, row.key, excerpt(out.rows[it->second].json, 200), excerpt(row.json, 200)));
     }
   });
   return out;

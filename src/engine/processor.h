@@ -19,7 +19,7 @@ struct Row {
 };
 
 struct Processed {
-  std::vector<Row> rows;  // unique by key (a later duplicate replaces an earlier one)
+  std::vector<Row> rows;  // unique by key (an identical repeat is dropped, a differing one refused)
   // Child message bodies (canonical JSON), per emit in plan order.
   std::vector<std::pair<size_t, std::vector<std::string>>> children;
   uint64_t records_seen = 0;

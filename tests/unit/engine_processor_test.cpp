@@ -157,16 +157,21 @@ TEST_F(EngineProcessor, ChildrenAreCanonicalJsonRenderedBeforeRenaming) {
   EXPECT_TRUE(leaf.children.empty());
 }
 
-TEST_F(EngineProcessor, DuplicateKeysLaterWins) {
+TEST_F(EngineProcessor, IdenticalRepeatsAreOneRowDifferingOnesAreRefused) {
   auto p = run("sales", R"({"employee_id":1,"branch_id":2})", R"({"result":{"sales":[
-      {"id":1,"amount":10},{"id":2,"amount":20},{"id":1,"amount":30}]}})");
+      {"id":1,"amount":10},{"id":2,"amount":20},{"amount":10,"id":1}]}})");
   EXPECT_EQ(p.records_seen, 3u);
   EXPECT_EQ(p.duplicates, 1u);
   ASSERT_EQ(p.rows.size(), 2u);
   EXPECT_EQ(p.rows[0].key, "[1,1]");
-  EXPECT_EQ(p.rows[0].image.find("amount")->as_int(), 30);
+  EXPECT_EQ(p.rows[0].image.find("amount")->as_int(), 10);
   EXPECT_EQ(p.rows[1].image.find("amount")->as_int(), 20);
   EXPECT_EQ(p.rows[0].hash, hash_bytes(p.rows[0].json));
+
+  std::string e = error_of("sales", R"({"employee_id":1,"branch_id":2})",
+                           R"({"result":{"sales":[{"id":1,"amount":10},{"id":1,"amount":30}]}})");
+  EXPECT_NE(e.find("record 1: key [1,1] appears again"), std::string::npos) << e;
+  EXPECT_NE(e.find("30"), std::string::npos) << e;
 }
 
 TEST_F(EngineProcessor, MissingKeyFieldNamesTheField) {
