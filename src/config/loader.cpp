@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -798,10 +799,23 @@ class Loader {
       if (state[i] == 0) visit(i);
   }
 
+  // A threshold value: a number, or a duration ("750s", "1h") in seconds. nullopt if neither.
+  static std::optional<double> threshold_value(std::string_view text) {
+    if (auto v = to_double(text); v && std::isfinite(*v)) return v;
+    if (auto d = parse_duration(text)) return static_cast<double>(d->count()) / 1000.0;
+    return std::nullopt;
+  }
+
   void parse_alarms(const YAML::Node& n, PipelineSpec& spec) {
     if (!n.IsSequence()) fail(n, "expected a list of alarms, found " + found(n));
+    std::vector<std::string> stage_names;
+    for (const auto& s : spec.stages) stage_names.push_back(s.name);
+    std::vector<std::string> metrics(kAlarmMetrics.begin(), kAlarmMetrics.end());
     for (const auto& item : n) {
-      Entries es = entries(item, "alarm", {"name", "metric", "threshold", "period"});
+      Entries es =
+          entries(item, "alarm",
+                  {"name", "metric", "stage", "statistic", "period", "evaluation_periods",
+                   "datapoints_to_alarm", "comparison", "threshold", "treat_missing_data"});
       AlarmSpec a;
       a.pos = pos(item);
       const Entry* e = require(es, item, "name", "alarm");
@@ -809,26 +823,139 @@ class Loader {
       if (!is_identifier(a.name)) fail(e->v, "alarm name '" + a.name + "' is not an identifier");
       for (const auto& other : spec.alarms)
         if (other.name == a.name) fail(e->v, "duplicate alarm name '" + a.name + "'");
-      e = require(es, item, "metric", "alarm '" + a.name + "'");
+      const std::string ctx = "alarm '" + a.name + "'";
+
+      e = require(es, item, "metric", ctx);
       a.metric = string(e->v, "a metric name");
-      if (!is_identifier(a.metric)) fail(e->v, "metric '" + a.metric + "' is not an identifier");
-      e = require(es, item, "threshold", "alarm '" + a.name + "'");
+      // The original design's `duration_max` is CloudWatch's Maximum of Duration.
+      const bool duration_max = a.metric == "duration_max";
+      if (duration_max) {
+        a.metric = "duration";
+        a.statistic.kind = StatisticSpec::Kind::Maximum;
+      } else if (std::find(metrics.begin(), metrics.end(), a.metric) == metrics.end()) {
+        std::string hint = closest(a.metric, metrics);
+        fail(e->v, "unknown metric '" + a.metric + "' in " + ctx +
+                       (hint.empty() ? "" : ": did you mean '" + hint + "'?") +
+                       " (expected one of: " + join(metrics) +
+                       "; duration_max = duration with "
+                       "statistic Maximum)");
+      }
+
+      if ((e = get(es, "stage"))) {
+        a.stage = string(e->v, "a stage name");
+        if (!spec.stage(a.stage)) {
+          std::string hint = closest(a.stage, stage_names);
+          fail(e->v, ctx + " watches unknown stage '" + a.stage + "'" +
+                         (hint.empty() ? "" : ": did you mean '" + hint + "'?") +
+                         " (stages: " + join(stage_names) +
+                         "; leave stage out to watch the whole "
+                         "pipeline)");
+        }
+      }
+
+      if ((e = get(es, "statistic"))) {
+        std::string text = string(e->v, "a statistic");
+        std::optional<StatisticSpec> st = StatisticSpec::parse(trim(text));
+        if (!st) {
+          std::string hint = closest(text, {"Sum", "Maximum", "Minimum", "Average", "SampleCount"});
+          fail(e->v, "unknown statistic '" + text + "' in " + ctx +
+                         (hint.empty() ? "" : ": did you mean '" + hint + "'?") +
+                         " (expected one of: Sum, Maximum, Minimum, Average, SampleCount, or a "
+                         "percentile p0..p100 with up to two decimals such as p95 or p99.9)");
+        }
+        if (duration_max && st->kind != StatisticSpec::Kind::Maximum)
+          fail(e->v,
+               "metric duration_max is the Maximum of duration: write metric: duration "
+               "with statistic: " +
+                   st->name());
+        a.statistic = *st;
+      }
+
+      const Entry* period = get(es, "period");
+      if (period) {
+        a.period = duration(period->v, "alarm period");
+        if (a.period.count() % 1000 != 0)
+          fail(period->v, "alarm period must be a whole number of seconds, found '" +
+                              format_duration(a.period) + "'");
+      }
+      const Entry* n_entry = get(es, "evaluation_periods");
+      if (n_entry)
+        a.evaluation_periods =
+            static_cast<int>(integer(n_entry->v, "evaluation_periods", 1, 100'000));
+      a.datapoints_to_alarm = a.evaluation_periods;
+      if ((e = get(es, "datapoints_to_alarm"))) {
+        int64_t m = integer(e->v, "datapoints_to_alarm", 1, 100'000);
+        if (m > a.evaluation_periods)
+          fail(e->v, "datapoints_to_alarm must be between 1 and evaluation_periods (" +
+                         std::to_string(a.evaluation_periods) + "), found " + std::to_string(m));
+        a.datapoints_to_alarm = static_cast<int>(m);
+      }
+      // CloudWatch's own limit, and what bounds the samples kept for the alarm.
+      if (a.period * a.evaluation_periods > std::chrono::hours(24))
+        fail(n_entry ? n_entry->v : period->v,
+             "period × evaluation_periods of " + ctx + " is " +
+                 format_duration(a.period * a.evaluation_periods) +
+                 ": it must be at most 1d, as in CloudWatch");
+
+      const Entry* cmp = get(es, "comparison");
+      if (cmp) {
+        std::string text = string(cmp->v, "a comparison operator");
+        std::optional<Comparison> c = parse_comparison(trim(text));
+        if (!c) {
+          std::vector<std::string> names;
+          for (Comparison k :
+               {Comparison::GreaterThanOrEqualToThreshold, Comparison::GreaterThanThreshold,
+                Comparison::LessThanOrEqualToThreshold, Comparison::LessThanThreshold})
+            names.emplace_back(comparison_name(k));
+          std::string hint = closest(text, names);
+          fail(cmp->v, "unknown comparison '" + text + "' in " + ctx +
+                           (hint.empty() ? "" : ": did you mean '" + hint + "'?") +
+                           " (expected one of: " + join(names) + ")");
+        }
+        a.comparison = *c;
+      }
+      e = require(es, item, "threshold", ctx);
       std::string t = string(e->v, "a threshold such as \">= 1\"");
       std::string_view tv = trim(t);
-      std::string_view op;
-      for (std::string_view cand : {">=", "<=", ">", "<"})
-        if (tv.starts_with(cand)) {
-          op = cand;
+      std::optional<Comparison> op;
+      size_t op_len = 0;
+      for (Comparison c :
+           {Comparison::GreaterThanOrEqualToThreshold, Comparison::LessThanOrEqualToThreshold,
+            Comparison::GreaterThanThreshold, Comparison::LessThanThreshold})
+        if (tv.starts_with(comparison_symbol(c))) {
+          op = c;
+          op_len = comparison_symbol(c).size();
           break;
         }
-      std::string_view num = trim(tv.substr(op.size()));
-      if (op.empty() || (!to_double(num) && !parse_duration(num)))
-        fail(e->v,
-             "expected a threshold such as \">= 1\" (one of >=, >, <=, < and a number), "
-             "found '" +
-                 t + "'");
-      a.threshold = std::string(op) + " " + std::string(num);
-      if ((e = get(es, "period"))) a.period = duration(e->v, "alarm period");
+      std::optional<double> value = threshold_value(trim(tv.substr(op_len)));
+      if (cmp) {
+        if (op)
+          fail(e->v, "threshold '" + t + "' of " + ctx +
+                         " has its own operator and comparison: is given too (write a plain "
+                         "number, or drop comparison:)");
+        if (!value)
+          fail(e->v, "expected a number for the threshold of " + ctx + ", found '" + t + "'");
+      } else {
+        if (!op || !value)
+          fail(e->v,
+               "expected a threshold such as \">= 1\" or \">= 750s\" (one of >=, >, <=, < and a "
+               "number, durations in seconds), or comparison: with a number, found '" +
+                   t + "'");
+        a.comparison = *op;
+      }
+      a.threshold = *value;
+
+      if ((e = get(es, "treat_missing_data"))) {
+        std::string text = string(e->v, "how to treat missing data");
+        std::optional<MissingData> m = parse_missing_data(trim(text));
+        if (!m) {
+          std::string hint = closest(text, {"missing", "notBreaching", "breaching", "ignore"});
+          fail(e->v, "unknown treat_missing_data '" + text + "' in " + ctx +
+                         (hint.empty() ? "" : ": did you mean '" + hint + "'?") +
+                         " (expected one of: missing, notBreaching, breaching, ignore)");
+        }
+        a.treat_missing_data = *m;
+      }
       spec.alarms.push_back(std::move(a));
     }
   }
@@ -836,18 +963,40 @@ class Loader {
   void parse_notify(const YAML::Node& n, PipelineSpec& spec) {
     if (!n.IsSequence()) fail(n, "expected a list of notifiers, found " + found(n));
     for (const auto& item : n) {
-      Entries es = entries(item, "notify entry", {"type", "url"});
+      Entries es = entries(item, "notify entry", {"type", "url", "command"});
       NotifySpec ns;
       ns.pos = pos(item);
       const Entry* e = require(es, item, "type", "notify entry");
       ns.type = string(e->v, "a notifier type");
-      if (ns.type != "webhook")
-        fail(e->v, "unknown notifier type '" + ns.type + "' (expected one of: webhook)");
-      e = require(es, item, "url", "notify entry");
-      ns.url = string(e->v, "a webhook URL");
-      // Never echo the URL: webhook URLs are bearer secrets.
-      if (!ns.url.empty() && !(ns.url.starts_with("http://") || ns.url.starts_with("https://")))
-        fail(e->v, "webhook url must be an http:// or https:// URL (or empty to disable)");
+      if (ns.type != "log" && ns.type != "webhook" && ns.type != "command") {
+        std::string hint = closest(ns.type, {"log", "webhook", "command"});
+        fail(e->v, "unknown notifier type '" + ns.type + "'" +
+                       (hint.empty() ? "" : ": did you mean '" + hint + "'?") +
+                       " (expected one of: log, webhook, command)");
+      }
+      const std::string ctx = "notifier of type " + ns.type;
+      // Each setting belongs to one type: a stray one is a misunderstanding worth stopping on.
+      for (auto [key, owner] : {std::pair{"url", "webhook"}, std::pair{"command", "command"}})
+        if (const Entry* other = get(es, key); other && ns.type != owner)
+          fail(other->k,
+               std::string(key) + " is a setting of " + owner + " notifiers, not of a " + ctx);
+      if (ns.type == "webhook") {
+        e = require(es, item, "url", "notify entry");
+        ns.url = string(e->v, "a webhook URL");
+        // Never echo the URL: webhook URLs are bearer secrets.
+        bool http = ns.url.starts_with("http://") || ns.url.starts_with("https://");
+        if (!ns.url.empty() && (!http || ns.url.size() <= ns.url.find("//") + 2 ||
+                                std::any_of(ns.url.begin(), ns.url.end(), [](char c) {
+                                  return static_cast<unsigned char>(c) <= ' ';
+                                })))
+          fail(e->v, "webhook url must be an http:// or https:// URL (or empty to disable)");
+      } else if (ns.type == "command") {
+        e = require(es, item, "command", "notify entry");
+        ns.command = string(e->v, "a shell command");
+        if (trim(ns.command).empty())
+          fail(e->v,
+               "command of a notifier is empty (expected a shell command, run by /bin/sh -c)");
+      }
       spec.notify.push_back(std::move(ns));
     }
   }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "config/alarm.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/value.h"
@@ -102,20 +103,6 @@ struct StageSpec {
   std::map<std::string, std::string> event_fields;  // event field -> input parameter
   QueueOptions queue;  // pipeline-wide `queues:` unless the stage overrides
   DeletionSpec deletions;
-};
-
-struct AlarmSpec {
-  std::string name;
-  std::string metric;
-  std::string threshold;  // ">= 1"
-  Duration period = std::chrono::minutes(5);
-  SourcePos pos;
-};
-
-struct NotifySpec {
-  std::string type;  // webhook
-  std::string url;   // secret: never log; empty = disabled (an unset ${VAR:-})
-  SourcePos pos;
 };
 
 struct PipelineSpec {

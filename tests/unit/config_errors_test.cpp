@@ -145,7 +145,7 @@ const Broken kBroken[] = {
      "expected a threshold such as \">= 1\""},
     // 42 notify type
     {HEAD ROOT "notify:\n  - { type: email, url: \"\" }\n", "9:13",
-     "unknown notifier type 'email' (expected one of: webhook)"},
+     "unknown notifier type 'email' (expected one of: log, webhook, command)"},
     // 43 env not an identifier
     {HEAD ROOT "env: my env\n", "8:6", "env must be an identifier"},
     // 44 bad schedule
@@ -227,6 +227,87 @@ const Broken kBroken[] = {
     // 72 deletions not a map
     {HEAD ROOT "    deletions: 0.5\n", "8:16",
      "expected a map for stage 'a' deletions, found a scalar"},
+    // 73 unknown metric, with a suggestion
+    {HEAD ROOT "alarms:\n  - { name: e, metric: errorz, threshold: \">= 1\" }\n", "9:24",
+     "unknown metric 'errorz' in alarm 'e': did you mean 'errors'? (expected one of: errors, "
+     "throttles, duration,"},
+    // 74 alarm on an unknown stage
+    {HEAD ROOT "alarms:\n  - { name: e, metric: errors, stage: b, threshold: \">= 1\" }\n", "9:39",
+     "alarm 'e' watches unknown stage 'b': did you mean 'a'? (stages: a;"},
+    // 75 unknown statistic
+    {HEAD ROOT "alarms:\n  - { name: e, metric: duration, statistic: Max, threshold: \">= 1\" }\n",
+     "9:45", "unknown statistic 'Max' in alarm 'e'"},
+    // 76 percentile with three decimals
+    {HEAD ROOT
+     "alarms:\n  - { name: e, metric: duration, statistic: p99.999, threshold: \">= 1\" }\n",
+     "9:45", "percentile p0..p100 with up to two decimals"},
+    // 77 percentile above 100
+    {HEAD ROOT "alarms:\n  - { name: e, metric: duration, statistic: p101, threshold: \">= 1\" }\n",
+     "9:45", "unknown statistic 'p101'"},
+    // 78 duration_max with another statistic
+    {HEAD ROOT
+     "alarms:\n  - { name: e, metric: duration_max, statistic: Sum, threshold: \">= 1\" }\n",
+     "9:49",
+     "metric duration_max is the Maximum of duration: write metric: duration with statistic: Sum"},
+    // 79 evaluation_periods below 1
+    {HEAD ROOT
+     "alarms:\n  - { name: e, metric: errors, evaluation_periods: 0, threshold: \">= 1\" }\n",
+     "9:52", "evaluation_periods must be between 1 and 100000, found 0"},
+    // 80 M above N
+    {HEAD ROOT "alarms:\n  - { name: e, metric: errors, evaluation_periods: 3, "
+               "datapoints_to_alarm: 4, threshold: \">= 1\" }\n",
+     "9:76", "datapoints_to_alarm must be between 1 and evaluation_periods (3), found 4"},
+    // 81 window above a day
+    {HEAD ROOT "alarms:\n  - { name: e, metric: errors, period: 1h, evaluation_periods: 25, "
+               "threshold: \">= 1\" }\n",
+     "9:64", "period × evaluation_periods of alarm 'e' is 25h: it must be at most 1d"},
+    // 82 period not in whole seconds
+    {HEAD ROOT "alarms:\n  - { name: e, metric: errors, period: 1500ms, threshold: \">= 1\" }\n",
+     "9:40", "alarm period must be a whole number of seconds"},
+    // 83 unknown comparison
+    {HEAD ROOT "alarms:\n  - { name: e, metric: errors, comparison: GreaterThan, threshold: 1 }\n",
+     "9:44",
+     "unknown comparison 'GreaterThan' in alarm 'e' (expected one of: "
+     "GreaterThanOrEqualToThreshold, GreaterThanThreshold, LessThanOrEqualToThreshold, "
+     "LessThanThreshold)"},
+    // 84 comparison misspelt, with a suggestion
+    {HEAD ROOT
+     "alarms:\n  - { name: e, metric: errors, comparison: LessThanTreshold, threshold: 1 }\n",
+     "9:44", "did you mean 'LessThanThreshold'?"},
+    // 85 comparison and an operator in the threshold
+    {HEAD ROOT "alarms:\n  - { name: e, metric: errors, comparison: GreaterThanThreshold, "
+               "threshold: \">= 1\" }\n",
+     "9:77", "has its own operator and comparison: is given too"},
+    // 86 comparison with a threshold that is no number
+    {HEAD ROOT "alarms:\n  - { name: e, metric: errors, comparison: GreaterThanThreshold, "
+               "threshold: lots }\n",
+     "9:77", "expected a number for the threshold of alarm 'e', found 'lots'"},
+    // 87 a plain number without comparison
+    {HEAD ROOT "alarms:\n  - { name: e, metric: errors, threshold: 1 }\n", "9:43",
+     "expected a threshold such as \">= 1\" or \">= 750s\""},
+    // 88 treat_missing_data in the wrong case
+    {HEAD ROOT "alarms:\n  - { name: e, metric: errors, threshold: \">= 1\", treat_missing_data: "
+               "notbreaching }\n",
+     "9:71",
+     "unknown treat_missing_data 'notbreaching' in alarm 'e': did you mean 'notBreaching'? "
+     "(expected one of: missing, notBreaching, breaching, ignore)"},
+    // 89 misspelt alarm key
+    {HEAD ROOT
+     "alarms:\n  - { name: e, metric: errors, threshold: \">= 1\", evaluation_period: 3 }\n",
+     "9:51", "unknown key 'evaluation_period' in alarm: did you mean 'evaluation_periods'?"},
+    // 90 notify type misspelt
+    {HEAD ROOT "notify:\n  - { type: webhok, url: \"\" }\n", "9:13",
+     "unknown notifier type 'webhok': did you mean 'webhook'? (expected one of: log, webhook, "
+     "command)"},
+    // 91 a url on a log notifier
+    {HEAD ROOT "notify:\n  - { type: log, url: \"http://hooks\" }\n", "9:18",
+     "url is a setting of webhook notifiers, not of a notifier of type log"},
+    // 92 a command notifier without its command
+    {HEAD ROOT "notify:\n  - { type: command }\n", "9:5",
+     "missing required key 'command' in notify entry"},
+    // 93 an empty command
+    {HEAD ROOT "notify:\n  - { type: command, command: \" \" }\n", "9:31",
+     "command of a notifier is empty"},
 };
 
 }  // namespace

@@ -138,8 +138,15 @@ TEST(ConfigLoader, ReferencePipelineLoadsIntoSpec) {
   ASSERT_EQ(p.alarms.size(), 1u);
   EXPECT_EQ(p.alarms[0].name, "errors");
   EXPECT_EQ(p.alarms[0].metric, "errors");
-  EXPECT_EQ(p.alarms[0].threshold, ">= 1");
+  EXPECT_EQ(p.alarms[0].comparison, Comparison::GreaterThanOrEqualToThreshold);
+  EXPECT_EQ(p.alarms[0].threshold, 1.0);
   EXPECT_EQ(p.alarms[0].period, std::chrono::minutes(5));
+  // CloudWatch's defaults for what the short form leaves out.
+  EXPECT_EQ(p.alarms[0].stage, "");
+  EXPECT_EQ(p.alarms[0].statistic, StatisticSpec{});
+  EXPECT_EQ(p.alarms[0].evaluation_periods, 1);
+  EXPECT_EQ(p.alarms[0].datapoints_to_alarm, 1);
+  EXPECT_EQ(p.alarms[0].treat_missing_data, MissingData::Missing);
   ASSERT_EQ(p.notify.size(), 1u);
   EXPECT_EQ(p.notify[0].type, "webhook");
   EXPECT_EQ(p.notify[0].url, "");
@@ -236,6 +243,11 @@ TEST(ConfigLoader, ExampleFileLoads) {
   EXPECT_EQ(p.stages[0].inputs[0].second.size(), 13u);
   EXPECT_EQ(p.stages[0].inputs[0].second.back(), Value("New York"));
   EXPECT_EQ(p.roots().size(), 1u);
+  ASSERT_EQ(p.alarms.size(), 4u);
+  EXPECT_EQ(p.alarms[3].stage, "sales");
+  EXPECT_EQ(p.alarms[3].datapoints_to_alarm, 2);
+  ASSERT_EQ(p.notify.size(), 2u);
+  EXPECT_EQ(p.notify[0].type, "log");
 }
 
 TEST(ConfigLoader, MissingFileIsConfigError) {
@@ -343,4 +355,101 @@ TEST(ConfigLoader, DeletionHoldsDefaultPerStageAndMayBeTurnedOff) {
   EXPECT_EQ(p.stages[0].deletions.min_rows, 4);
   EXPECT_EQ(p.stages[2].deletions.hold_above, 1.0);
   EXPECT_EQ(p.stages[2].deletions.min_rows, 10);
+}
+
+TEST(ConfigLoader, AlarmsInShortAndCloudWatchForms) {
+  const char* yaml = R"(name: p
+source: { base_url: "http://h" }
+stages:
+  a: { inputs: { n: [1] }, request: /a, key: { id: id } }
+  b: { inputs: { n: [1] }, request: /b, key: { id: id } }
+alarms:
+  - { name: slow, metric: duration_max, threshold: ">= 750s", period: 1m }
+  - { name: backlog, metric: oldest_message_age_seconds, stage: b, statistic: Maximum,
+      threshold: "> 1h", evaluation_periods: 3 }
+  - name: tail
+    metric: duration
+    stage: a
+    statistic: p99.9
+    period: 30s
+    evaluation_periods: 5
+    datapoints_to_alarm: 2
+    comparison: LessThanThreshold
+    threshold: 0.25
+    treat_missing_data: notBreaching
+  - { name: quick, metric: duration, statistic: p95, threshold: "<= 200ms" }
+  - { name: idle, metric: requests, statistic: SampleCount, threshold: "< 1",
+      treat_missing_data: breaching }
+notify:
+  - { type: log }
+  - { type: webhook, url: "https://hooks.example.com/services/T0/B0/secret" }
+  - { type: command, command: "cat > /tmp/alarm.json" }
+)";
+  PipelineSpec p = load_pipeline_text(yaml, "f.yaml", env_of({}));
+  ASSERT_EQ(p.alarms.size(), 5u);
+  const AlarmSpec& slow = p.alarms[0];
+  EXPECT_EQ(slow.metric, "duration");  // duration_max = Maximum of duration
+  EXPECT_EQ(slow.statistic, (StatisticSpec{StatisticSpec::Kind::Maximum, 0}));
+  EXPECT_EQ(slow.threshold, 750.0);
+  EXPECT_EQ(slow.period, std::chrono::minutes(1));
+
+  const AlarmSpec& backlog = p.alarms[1];
+  EXPECT_EQ(backlog.stage, "b");
+  EXPECT_EQ(backlog.comparison, Comparison::GreaterThanThreshold);
+  EXPECT_EQ(backlog.threshold, 3600.0);
+  EXPECT_EQ(backlog.evaluation_periods, 3);
+  EXPECT_EQ(backlog.datapoints_to_alarm, 3);  // defaults to evaluation_periods
+
+  const AlarmSpec& tail = p.alarms[2];
+  EXPECT_EQ(tail.stage, "a");
+  EXPECT_EQ(tail.statistic.kind, StatisticSpec::Kind::Percentile);
+  EXPECT_DOUBLE_EQ(tail.statistic.percentile, 99.9);
+  EXPECT_EQ(tail.statistic.name(), "p99.9");
+  EXPECT_EQ(tail.period, std::chrono::seconds(30));
+  EXPECT_EQ(tail.evaluation_periods, 5);
+  EXPECT_EQ(tail.datapoints_to_alarm, 2);
+  EXPECT_EQ(tail.comparison, Comparison::LessThanThreshold);
+  EXPECT_EQ(tail.threshold, 0.25);
+  EXPECT_EQ(tail.treat_missing_data, MissingData::NotBreaching);
+
+  EXPECT_EQ(p.alarms[3].comparison, Comparison::LessThanOrEqualToThreshold);
+  EXPECT_DOUBLE_EQ(p.alarms[3].threshold, 0.2);
+  EXPECT_EQ(p.alarms[3].statistic.name(), "p95");
+  EXPECT_EQ(p.alarms[4].statistic.kind, StatisticSpec::Kind::SampleCount);
+  EXPECT_EQ(p.alarms[4].treat_missing_data, MissingData::Breaching);
+
+  ASSERT_EQ(p.notify.size(), 3u);
+  EXPECT_EQ(p.notify[0].type, "log");
+  EXPECT_EQ(p.notify[1].type, "webhook");
+  EXPECT_EQ(p.notify[1].url, "https://hooks.example.com/services/T0/B0/secret");
+  EXPECT_EQ(p.notify[2].type, "command");
+  EXPECT_EQ(p.notify[2].command, "cat > /tmp/alarm.json");
+}
+
+TEST(ConfigLoader, StatisticNamesRoundTrip) {
+  for (const char* name : {"Sum", "Maximum", "Minimum", "Average", "SampleCount", "p0", "p50",
+                           "p95", "p99.9", "p99.99", "p100"}) {
+    std::optional<StatisticSpec> s = StatisticSpec::parse(name);
+    ASSERT_TRUE(s) << name;
+    EXPECT_EQ(s->name(), name);
+  }
+  for (const char* bad :
+       {"", "sum", "p", "p-1", "p100.01", "p99.999", "p1000", "p9x", "p95.", "P95", "Percentile"})
+    EXPECT_FALSE(StatisticSpec::parse(bad)) << bad;
+}
+
+TEST(ConfigLoader, WebhookUrlNeverInErrors) {
+  const char* yaml = R"(name: p
+source: { base_url: "http://h" }
+stages: { a: { inputs: { n: [1] }, request: /a, key: { id: id } } }
+notify: [ { type: webhook, url: "https://hooks.example.com/T0/${TOKEN} x" } ]
+)";
+  try {
+    load_pipeline_text(yaml, "f.yaml", env_of({{"TOKEN", "hunter2"}}));
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).find("hunter2"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("hooks.example.com"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("webhook url must be"), std::string::npos) << e.what();
+  }
 }
