@@ -15,6 +15,7 @@
 #include "core/duration.h"
 #include "core/expr.h"
 #include "core/template.h"
+#include "core/timezone.h"
 #include "store/names.h"
 
 namespace cascade {
@@ -150,7 +151,8 @@ struct StageAux {
   YAML::Node name_node;
   std::vector<ParamUse> params;
   std::vector<YAML::Node> emit_nodes;  // key nodes of emit entries, parallel to spec.emit
-  std::optional<YAML::Node> schedule_node, inputs_node, event_node;  // their keys, if given
+  // Their keys, if given.
+  std::optional<YAML::Node> schedule_node, timezone_node, inputs_node, event_node;
 };
 
 class Loader {
@@ -534,9 +536,10 @@ class Loader {
     if (is_reserved_table_name(st.name))
       fail(se.k, "stage name '" + st.name + "' is reserved: " + kReservedWhy);
     std::string ctx = "stage '" + st.name + "'";
-    Entries es = entries(se.v, ctx,
-                         {"request", "records", "where", "key", "attach", "emit", "concurrency",
-                          "schedule", "inputs", "event", "table", "queue", "deletions"});
+    Entries es =
+        entries(se.v, ctx,
+                {"request", "records", "where", "key", "attach", "emit", "concurrency", "schedule",
+                 "timezone", "inputs", "event", "table", "queue", "deletions"});
     st.table = st.name;
     st.queue = spec.queues;
     const Entry* e = require(es, se.v, "request", ctx);
@@ -614,6 +617,17 @@ class Loader {
       st.schedule = s;
       st.schedule_pos = pos(e->v);
       aux.schedule_node = e->k;
+    }
+    if ((e = get(es, "timezone"))) {
+      std::string tz = string(e->v, "an IANA time zone such as Europe/Berlin");
+      try {
+        TimeZone::load(tz);
+      } catch (const TimeZoneError& err) {
+        fail(e->v, err.what());
+      }
+      st.timezone = tz;
+      st.timezone_pos = pos(e->v);
+      aux.timezone_node = e->k;
     }
     if ((e = get(es, "inputs"))) {
       aux.inputs_node = e->k;
@@ -726,6 +740,10 @@ class Loader {
         for (const auto& em : p.emit)
           if (em.stage == st.name) parents.emplace_back(&p, &em);
       if (parents.empty()) {
+        if (aux[i].timezone_node && !st.schedule)
+          fail(*aux[i].timezone_node, "timezone without a schedule in stage '" + st.name +
+                                          "' (it names the zone whose wall clock the schedule "
+                                          "follows; add schedule:)");
         if (st.inputs.empty() && st.event_fields.empty())
           fail(aux[i].name_node, "root stage '" + st.name +
                                      "' has no inputs and no event (no stage emits to it, so "
@@ -745,6 +763,8 @@ class Loader {
         const std::optional<YAML::Node>* where = nullptr;
         if (aux[i].schedule_node)
           root_only = "schedule", where = &aux[i].schedule_node;
+        else if (aux[i].timezone_node)
+          root_only = "timezone", where = &aux[i].timezone_node;
         else if (aux[i].inputs_node)
           root_only = "inputs", where = &aux[i].inputs_node;
         else if (aux[i].event_node)

@@ -97,6 +97,10 @@ struct StageSpec {
   int concurrency = 4;                  // messages of this stage in flight at once
   std::optional<std::string> schedule;  // rate(...) / cron(...); only root stages
   SourcePos schedule_pos;
+  // IANA zone (e.g. Europe/Berlin) whose wall clock the schedule's cron() follows; UTC when
+  // absent. Only with a schedule, so only on root stages; the loader has checked that it loads.
+  std::optional<std::string> timezone;
+  SourcePos timezone_pos;
   // Default messages for a root stage: the cartesian product of these lists.
   std::vector<std::pair<std::string, std::vector<Value>>> inputs;
   // Event fields that override inputs: {"branches": [...]} lists values of `branch`.

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cctype>
+#include <chrono>
 #include <limits>
 #include <optional>
 #include <vector>
@@ -330,6 +331,121 @@ std::string check_schedule(std::string_view expr) {
   } catch (const ScheduleError& e) {
     return e.what();
   }
+}
+
+namespace {
+
+int64_t floor_div(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+std::optional<TimePoint> next_rate(const RateSchedule& r, TimePoint after, TimePoint anchor) {
+  if (after < anchor) return anchor;
+  // 128 bits: a period near the int64 limit times k overflows 64.
+  __int128 period = r.period.count();
+  __int128 k = (static_cast<__int128>(to_millis(after)) - to_millis(anchor)) / period + 1;
+  __int128 at = to_millis(anchor) + k * period;
+  if (at > std::numeric_limits<int64_t>::max()) return std::nullopt;
+  return from_millis(static_cast<int64_t>(at));
+}
+
+// The days of month m of year y that the day fields of `c` allow (bit d = day d).
+std::bitset<32> days_in(const CronSchedule& c, int y, unsigned m) {
+  using namespace std::chrono;
+  const year_month ym = year(y) / month(m);
+  const int last = static_cast<int>(unsigned((ym / std::chrono::last).day()));
+  // Weekday of day d, 1 = SUN as in cron.
+  const int first_wd = static_cast<int>(weekday(sys_days(ym / 1)).c_encoding());
+  auto wd = [&](int d) { return (first_wd + d - 1) % 7 + 1; };
+  auto monday_to_friday = [&](int d) { return wd(d) != 1 && wd(d) != 7; };
+  std::bitset<32> out;
+  using Days = CronSchedule::Days;
+  switch (c.days) {
+    case Days::OfMonth:
+      for (int d = 1; d <= last; ++d) out[d] = c.days_of_month[d];
+      break;
+    case Days::LastOfMonth:
+      out[last] = true;
+      break;
+    case Days::LastWeekdayOfMonth: {
+      int d = last;
+      while (!monday_to_friday(d)) --d;
+      out[d] = true;
+      break;
+    }
+    case Days::WeekdayNearest: {
+      int d = c.day;
+      if (d > last) break;
+      if (wd(d) == 7)
+        d = d == 1 ? 3 : d - 1;  // Saturday: Friday, or Monday the 3rd
+      else if (wd(d) == 1)
+        d = d == last ? d - 2 : d + 1;  // Sunday: Monday, or Friday before
+      out[d] = true;
+      break;
+    }
+    case Days::OfWeek:
+      for (int d = 1; d <= last; ++d) out[d] = c.days_of_week[wd(d)];
+      break;
+    case Days::LastInMonth: {
+      int d = last;
+      while (wd(d) != c.weekday) --d;
+      out[d] = true;
+      break;
+    }
+    case Days::NthInMonth: {
+      int d = 1 + (c.weekday - first_wd - 1 + 7) % 7 + 7 * (c.nth - 1);
+      if (d <= last) out[d] = true;
+      break;
+    }
+  }
+  return out;
+}
+
+std::optional<TimePoint> next_cron(const CronSchedule& c, TimePoint after, const TimeZone& tz) {
+  using namespace std::chrono;
+  const int64_t local = tz.to_local(after).time_since_epoch().count();
+  int64_t start_day = floor_div(local, 86400);
+  int start_minute = static_cast<int>((local - start_day * 86400) / 60);
+  year_month_day start{sys_days(days(start_day))};
+  if (int(start.year()) > CronSchedule::kLastYear) return std::nullopt;
+  if (int(start.year()) < CronSchedule::kFirstYear) {
+    start = year(CronSchedule::kFirstYear) / January / 1;
+    start_day = sys_days(start).time_since_epoch().count();
+    start_minute = 0;
+  }
+  const int y0 = int(start.year());
+  const unsigned m0 = unsigned(start.month()), d0 = unsigned(start.day());
+  for (int y = y0; y <= CronSchedule::kLastYear; ++y) {
+    if (!c.years[static_cast<size_t>(y - CronSchedule::kFirstYear)]) continue;
+    for (unsigned m = (y == y0 ? m0 : 1); m <= 12; ++m) {
+      if (!c.months[m]) continue;
+      const std::bitset<32> allowed = days_in(c, y, m);
+      for (unsigned d = (y == y0 && m == m0 ? d0 : 1); d <= 31; ++d) {
+        if (!allowed[d]) continue;
+        const int64_t n = sys_days(year(y) / month(m) / day(d)).time_since_epoch().count();
+        const int from = n == start_day ? start_minute : 0;
+        for (int h = from / 60; h < 24; ++h) {
+          if (!c.hours[static_cast<size_t>(h)]) continue;
+          for (int mi = 0; mi < 60; ++mi) {
+            if (!c.minutes[static_cast<size_t>(mi)] || h * 60 + mi < from) continue;
+            LocalTimeInfo at = tz.from_local(LocalSeconds(seconds(n * 86400 + h * 3600 + mi * 60)));
+            // A gap never fires; a fold fires at its first occurrence only (see the header).
+            if (at.kind != LocalTimeInfo::Kind::Gap && at.first > after) return at.first;
+          }
+        }
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<TimePoint> next_fire(const Schedule& s, TimePoint after, const TimeZone& tz,
+                                   TimePoint rate_anchor) {
+  if (const auto* r = std::get_if<RateSchedule>(&s.when)) return next_rate(*r, after, rate_anchor);
+  return next_cron(std::get<CronSchedule>(s.when), after, tz);
 }
 
 }  // namespace cascade

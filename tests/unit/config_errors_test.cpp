@@ -308,6 +308,18 @@ const Broken kBroken[] = {
     // 93 an empty command
     {HEAD ROOT "notify:\n  - { type: command, command: \" \" }\n", "9:31",
      "command of a notifier is empty"},
+    // 94 a time zone the tz database does not have, at the value
+    {HEAD ROOT "    schedule: cron(30 2 * * ? *)\n    timezone: Europe/Berln\n", "9:15",
+     "unknown time zone 'Europe/Berln'"},
+    // 95 a time zone name that is a path
+    {HEAD ROOT "    schedule: rate(1 hour)\n    timezone: ../../etc/passwd\n", "9:15",
+     "invalid time zone name '../../etc/passwd'"},
+    // 96 a time zone without a schedule, at its key
+    {HEAD ROOT "    timezone: Europe/Berlin\n", "8:5", "timezone without a schedule in stage 'a'"},
+    // 97 a time zone on a non-root stage
+    {HEAD ROOT "    emit: { b: { x: id } }\n  b:\n    timezone: UTC\n    request: /b\n    "
+               "key: { id: id }\n",
+     "10:5", "timezone is only allowed on root stages"},
 };
 
 }  // namespace
