@@ -14,8 +14,11 @@
 #include "config/loader.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "engine/daemon.h"
 #include "engine/engine.h"
 #include "engine/plan.h"
+#include "engine/service.h"
+#include "observe/status_server.h"
 #include "source/http_client.h"
 #include "source/rate_limiter.h"
 #include "store/store.h"
@@ -25,10 +28,12 @@ namespace cascade::cli {
 namespace {
 
 std::atomic<Engine*> g_engine{nullptr};
+std::atomic<Daemon*> g_daemon{nullptr};
 std::atomic<bool> g_stop_requested{false};
 
 extern "C" void on_stop_signal(int) {
   g_stop_requested = true;
+  if (Daemon* d = g_daemon.load()) d->request_stop();
   if (Engine* e = g_engine.load()) e->request_stop();
 }
 
@@ -180,6 +185,70 @@ int run_sync(const std::string& pipeline_file, const std::map<std::string, std::
   }
 }
 
+int cmd_run(const Common& c, const RunOptions& o) {
+  auto spec = load(c.pipeline, process_env());
+  if (!spec) return 2;
+  std::string address = "127.0.0.1";
+  int port = 9464;
+  if (!o.listen.empty()) {
+    size_t colon = o.listen.rfind(':');
+    char* end = nullptr;
+    long p = colon == std::string::npos ? -1 : std::strtol(o.listen.c_str() + colon + 1, &end, 10);
+    if (colon == std::string::npos || colon == 0 || !end || *end != '\0' || p < 0 || p > 65535) {
+      fmt::print(stderr, "error: --listen expects ADDRESS:PORT (e.g. 127.0.0.1:9464), found '{}'\n",
+                 o.listen);
+      return 2;
+    }
+    address = o.listen.substr(0, colon);
+    if (address.size() > 2 && address.front() == '[' && address.back() == ']')
+      address = address.substr(1, address.size() - 2);
+    port = static_cast<int>(p);
+  }
+  try {
+    auto rt = open_runtime(std::move(*spec), c.storage);
+    ServiceOptions so;
+    so.listen_address = address;
+    so.listen_port = port;
+    so.serve = !o.no_listen;
+    so.allow_unauthenticated = o.allow_unauthenticated;
+    so.idle_poll = o.idle_poll;
+    so.version = kCascadeVersion;
+    Service service(*rt->plan, *rt->engine, *rt->store, SystemClock::instance(), rt->quota.get(),
+                    so);
+    StopOnSignal guard(*rt->engine);
+    g_daemon = &service.daemon();
+    if (g_stop_requested) service.request_stop();
+    struct Clear {
+      ~Clear() { g_daemon = nullptr; }
+    } clear;
+    int bound = service.port();
+    service.daemon().on_started([bound, &address](const std::vector<RootSchedule>& roots) {
+      // One line per schedule on stdout, for people and for scripts waiting for the start.
+      for (const auto& r : roots)
+        fmt::print("{}: {} ({}), next run {}\n", r.stage, r.expression, r.timezone,
+                   r.next_fire ? format_time(*r.next_fire) : std::string("never"));
+      if (bound) {
+        std::string host = address.find(':') != std::string::npos ? "[" + address + "]" : address;
+        fmt::print("listening on http://{}:{}/\n", host, bound);
+      }
+      fmt::print("running\n");
+      std::fflush(stdout);
+    });
+    service.run();
+    fmt::print(stderr, "cascade run: stopped\n");
+    return 0;
+  } catch (const ConfigError& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  } catch (const observe::StatusServerError& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  } catch (const StorageError& e) {
+    fmt::print(stderr, "error: the storage failed, so cascade run stopped: {}\n", e.what());
+    return 1;
+  }
+}
+
 int cmd_sync(const Common& c, const std::string& event_file, bool drain_only) {
   if (event_file.empty()) return run_sync(c.pipeline, {}, c.json, c.storage, drain_only);
   auto spec = load(c.pipeline, process_env());
@@ -255,6 +324,53 @@ int cmd_sql(const Common& c, const std::string& query, const std::string& format
     return 1;
   }
   fmt::print("{}", format_result(r, format));
+  return 0;
+}
+
+int cmd_alarms(const Common& c, size_t history) {
+  auto spec = load(c.pipeline, process_env());
+  if (!spec) return 2;
+  if (!c.storage.empty()) spec->storage = c.storage;
+  StoreOptions opts;
+  opts.read_only = true;
+  auto store = open_store(spec->storage, SystemClock::instance(), opts);
+  std::vector<AlarmView> alarms = saved_alarms(*spec, *store);
+  if (c.json) {
+    Array out;
+    for (const auto& a : alarms) {
+      Object o;
+      o.emplace_back("name", Value(a.name));
+      o.emplace_back("stage", Value(a.stage));
+      o.emplace_back("condition", Value(a.condition));
+      o.emplace_back("state", Value(std::string(alarm_state_name(a.state))));
+      o.emplace_back("reason", Value(a.reason));
+      Array h;
+      size_t from = a.history.size() > history ? a.history.size() - history : 0;
+      for (size_t i = from; i < a.history.size(); ++i) {
+        Object t;
+        t.emplace_back("time", Value(format_time(a.history[i].time)));
+        t.emplace_back("from", Value(std::string(alarm_state_name(a.history[i].from))));
+        t.emplace_back("to", Value(std::string(alarm_state_name(a.history[i].to))));
+        t.emplace_back("reason", Value(a.history[i].reason));
+        h.push_back(Value(std::move(t)));
+      }
+      o.emplace_back("history", Value(std::move(h)));
+      out.push_back(Value(std::move(o)));
+    }
+    fmt::print("{}\n", to_json(Value(std::move(out))));
+    return 0;
+  }
+  if (alarms.empty()) fmt::print("no alarms in {}\n", c.pipeline);
+  for (const auto& a : alarms) {
+    fmt::print("{:<18} {:<17} {}{}\n", a.name, alarm_state_name(a.state), a.condition,
+               a.stage.empty() ? "" : " [" + a.stage + "]");
+    if (a.state != AlarmState::InsufficientData || !a.history.empty())
+      fmt::print("{:<18} {}\n", "", a.reason);
+    size_t from = a.history.size() > history ? a.history.size() - history : 0;
+    for (size_t i = from; i < a.history.size(); ++i)
+      fmt::print("{:<18} {} {} -> {}\n", "", format_time(a.history[i].time),
+                 alarm_state_name(a.history[i].from), alarm_state_name(a.history[i].to));
+  }
   return 0;
 }
 

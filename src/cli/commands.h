@@ -2,6 +2,7 @@
 // (0 ok, 1 failed run or runtime error, 2 bad pipeline file or usage). Not thread-safe.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -22,10 +23,24 @@ struct Common {
 void install_stop_handlers();
 
 int cmd_validate(const Common& c);
+
+struct RunOptions {
+  std::chrono::milliseconds idle_poll{1000};  // how often queues are checked between ticks
+  std::string listen;                         // ADDRESS:PORT of the status server; empty: default
+  bool no_listen = false;                     // no status server at all
+  bool allow_unauthenticated = false;         // serve a non-loopback address without a token
+};
+
+// The version the binary was built as (CMake's project version).
+extern const char* const kCascadeVersion;
+// The long-running mode: schedules, continuous consumers; exits 0 on SIGTERM/SIGINT.
+int cmd_run(const Common& c, const RunOptions& o);
 int cmd_sync(const Common& c, const std::string& event_file, bool drain_only = false);
 int cmd_invoke(const Common& c, const std::string& stage, const std::string& event_file);
 int cmd_sql(const Common& c, const std::string& query, const std::string& format);
 int cmd_queues(const Common& c);
+// Alarm states saved by `cascade run`, with the last `history` changes of each.
+int cmd_alarms(const Common& c, size_t history);
 
 // Which dead letters a `cascade dlq` action applies to; empty fields match everything.
 struct DlqFilter {

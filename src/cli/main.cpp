@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cstdlib>
 
 #include "cli/commands.h"
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
       "changed are written; the API's rate limit is never exceeded; failures land in\n"
       "dead-letter queues with their reasons."};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("cascade ") + kCascadeVersion);
   std::string log_level = "warn", log_format = "json";
   app.add_option("--log-level", log_level,
                  "trace, debug, info, warn, error or off (logs go to stderr)")
@@ -42,6 +44,27 @@ int main(int argc, char** argv) {
 
   auto* validate = app.add_subcommand("validate", "Check a pipeline file without running anything");
   add_pipeline(validate, true);
+
+  size_t alarm_history = 5;
+  auto* alarms = app.add_subcommand("alarms", "Alarm states and their recent changes");
+  add_pipeline(alarms, true);
+  add_storage(alarms);
+  alarms->add_flag("--json", c.json, "print JSON");
+  alarms->add_option("--history", alarm_history, "changes shown per alarm")->capture_default_str();
+
+  RunOptions run_opts;
+  auto* run = app.add_subcommand(
+      "run",
+      "Run as a service: fire each root stage on its schedule, work the queues continuously, "
+      "pause while a quota is spent; SIGTERM stops it (exit 0)");
+  add_pipeline(run, true);
+  add_storage(run);
+  run->add_option("--listen", run_opts.listen,
+                  "ADDRESS:PORT of /metrics, /healthz, /status and the status page "
+                  "(default 127.0.0.1:9464; port 0 picks a free one)");
+  run->add_flag("--no-listen", run_opts.no_listen, "serve no HTTP endpoints");
+  run->add_flag("--allow-unauthenticated", run_opts.allow_unauthenticated,
+                "serve a non-loopback address without the bearer token of CASCADE_STATUS_TOKEN");
 
   std::string event_file;
   auto* sync = app.add_subcommand("sync",
@@ -122,8 +145,19 @@ int main(int argc, char** argv) {
   demo->add_option("--ticks", demo_opts.ticks, "simulated hours between the two syncs")
       ->capture_default_str();
 
+  auto* level_opt = app.get_option("--log-level");
   try {
     app.parse(argc, argv);
+    // The old design's variable, when the flag is not given: Python's level names.
+    if (level_opt->count() == 0)
+      if (const char* env_level = std::getenv("LOGGING_LEVEL"); env_level && *env_level) {
+        std::string l(env_level);
+        for (char& ch : l) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (l == "warning") l = "warn";
+        if (l == "critical" || l == "fatal") l = "error";
+        if (l == "notset") l = "trace";
+        log_level = l;
+      }
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
@@ -131,6 +165,8 @@ int main(int argc, char** argv) {
   try {
     cascade::setup_logging(log_level, log_format);
     if (*validate) return cmd_validate(c);
+    if (*run) return cmd_run(c, run_opts);
+    if (*alarms) return cmd_alarms(c, alarm_history);
     if (*sync) return cmd_sync(c, event_file, drain_only);
     if (*dlq) return cmd_dlq(c, dlq_action, dlq_filter);
     if (*invoke) return cmd_invoke(c, stage, event_file);

@@ -187,6 +187,14 @@ class Loader {
       spec.env = string(e->v, "an environment name");
       if (!is_identifier(spec.env))
         fail(e->v, "env must be an identifier ([A-Za-z_][A-Za-z0-9_]*), found '" + spec.env + "'");
+    } else if (std::optional<std::string> app_env = env_("APP_ENV"); app_env && !app_env->empty()) {
+      // The old design's deployments named their queues by APP_ENV.
+      if (!is_identifier(*app_env))
+        throw ConfigError(SourcePos{file_, 1, 1},
+                          "env is not set, and APP_ENV must be an identifier "
+                          "([A-Za-z_][A-Za-z0-9_]*), found '" +
+                              *app_env + "'");
+      spec.env = *app_env;
     }
     e = require(top, root, "source", "the top level");
     parse_source(e->v, spec.source);

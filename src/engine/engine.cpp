@@ -39,6 +39,7 @@ StageCounters RunSummary::total() const {
     t.retried += c.retried;
     t.dead_lettered += c.dead_lettered;
     t.throttled += c.throttled;
+    for (size_t k = 0; k < t.responses.size(); ++k) t.responses[k] += c.responses[k];
   }
   return t;
 }
@@ -91,6 +92,8 @@ struct Task {
   Processed processed;
   int attempts = 0;
   int throttled = 0;
+  std::array<int, 5> by_class{};
+  Duration elapsed{};
   std::optional<TimePoint> retry_at;  // when the vendor said it takes requests again
 };
 
@@ -192,6 +195,8 @@ struct Engine::Impl {
     const CompiledStage& st = plan.stages()[t->stage];
     t->attempts = resp.attempts;
     t->throttled = resp.throttled;
+    t->by_class = resp.by_class;
+    t->elapsed = resp.elapsed;
     t->retry_at = resp.retry_at;
     std::string what = fmt::format("{} {}", st.method, url_of(*t));
     if (resp.status == 0 && resp.error == "cancelled") {
@@ -274,6 +279,8 @@ struct Engine::Impl {
     Queue& q = e.store_.queue();
     c.requests += static_cast<uint64_t>(t.attempts);
     c.throttled += static_cast<uint64_t>(t.throttled);
+    for (size_t k = 0; k < c.responses.size(); ++k)
+      c.responses[k] += static_cast<uint64_t>(t.by_class[k]);
     if (t.outcome == Outcome::Cancelled) {
       // Stopped before it was done: back to the queue at once, no error recorded, no receive
       // counted against it.
@@ -333,6 +340,7 @@ struct Engine::Impl {
         // Its requests are counted above already.
         t.attempts = 0;
         t.throttled = 0;
+        t.by_class = {};
         apply(t);
         return;
       }
@@ -344,6 +352,7 @@ struct Engine::Impl {
       return;
     }
     ++c.messages;
+    if (e.options_.on_message) e.options_.on_message(t.stage, t.elapsed);
     Processed& p = t.processed;
     c.records += p.records_seen;
     c.filtered += p.filtered_out;
@@ -545,8 +554,15 @@ struct Engine::Impl {
     return true;
   }
 
+  void publish() {
+    std::lock_guard lock(e.live_mu_);
+    e.live_ = counters;
+  }
+
   void loop(bool drain_queues, RunSummary& summary) {
     auto last_poll = std::chrono::steady_clock::now();
+    auto last_tick = last_poll;
+    publish();
     std::optional<std::chrono::steady_clock::time_point> stop_seen;
     bool cancelled = false;
     while (true) {
@@ -618,6 +634,11 @@ struct Engine::Impl {
           throw;
         }
       }
+      if (now_steady() - last_tick >= e.options_.tick_interval) {
+        last_tick = now_steady();
+        publish();
+        if (e.options_.on_tick) e.options_.on_tick();
+      }
       if (outstanding == 0) {
         if (stopping || !drain_queues) break;
         if (drained()) {
@@ -631,7 +652,12 @@ struct Engine::Impl {
     }
   }
 
+  static std::chrono::steady_clock::time_point now_steady() {
+    return std::chrono::steady_clock::now();
+  }
+
   RunSummary summarize(bool completed, std::chrono::steady_clock::time_point t0) {
+    publish();
     RunSummary s;
     s.run_id = run_id;
     s.completed = completed || s.completed;
@@ -695,6 +721,15 @@ struct StopFlagOnStore {
 }  // namespace
 
 RunSummary Engine::sync(const Value* event, bool seed_roots) {
+  return run_once(event, seed_roots, nullptr);
+}
+
+RunSummary Engine::sync_roots(const std::vector<std::string>& roots) {
+  return run_once(nullptr, true, &roots);
+}
+
+RunSummary Engine::run_once(const Value* event, bool seed_roots,
+                            const std::vector<std::string>* only_roots) {
   auto t0 = std::chrono::steady_clock::now();
   StopFlagOnStore stop_flag(store_, stop_);
   store_.claim_consumer();
@@ -712,6 +747,9 @@ RunSummary Engine::sync(const Value* event, bool seed_roots) {
     if (seed_roots) {
       for (const auto& st : plan_.stages()) {
         if (!st.root) continue;
+        if (only_roots &&
+            std::find(only_roots->begin(), only_roots->end(), st.name) == only_roots->end())
+          continue;
         std::vector<std::string> bodies;
         for (const auto& m : plan_.root_messages(st, event)) bodies.push_back(canonical_json(m));
         store_.queue().send(st.queue, bodies);

@@ -5,9 +5,12 @@
 // One Engine per Store; sync()/invoke() run on the caller's thread; request_stop() is thread-safe.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +38,8 @@ struct StageCounters {
   uint64_t retried = 0;        // messages returned to their queue after a transient failure
   uint64_t dead_lettered = 0;  // messages moved to the DLQ during the run
   uint64_t throttled = 0;      // 429 responses
+  // HTTP tries by what came back: 2xx, 3xx, 4xx, 5xx (and other statuses), transport errors.
+  std::array<uint64_t, 5> responses{};
   std::string last_error;
 };
 
@@ -57,6 +62,13 @@ struct EngineOptions {
   Duration commit_interval = std::chrono::milliseconds(50);  // longest idle wait of the writer
   QuotaLedger* quota = nullptr;  // the source's budget, saved in the store at every commit
   Duration stop_grace = std::chrono::seconds(2);  // after request_stop(), before cancelling HTTP
+  // Called on the writer thread for each message applied (acked): its stage index and how long
+  // its request took, retries and waits included. Keep it cheap: it is on the hot path.
+  std::function<void(size_t stage, Duration elapsed)> on_message;
+  // Called on the writer thread, outside any transaction, about every `tick_interval` while a
+  // run goes on: the store may be read and written there (gauges, alarm states).
+  std::function<void()> on_tick;
+  Duration tick_interval = std::chrono::seconds(1);
 };
 
 class Engine {
@@ -71,20 +83,42 @@ class Engine {
   // then processes until every queue is drained or request_stop() is called.
   RunSummary sync(const Value* event = nullptr, bool seed_roots = true);
 
+  // One run seeded by the named root stages only (their inputs), e.g. the roots whose schedule
+  // fired; messages already queued for any stage are processed too. Unknown names are ignored.
+  RunSummary sync_roots(const std::vector<std::string>& roots);
+
   // Processes the messages an event describes for one stage directly (like a local Lambda
   // invoke); child messages go to the children's queues and are not processed.
   RunSummary invoke(const CompiledStage& stage, const Value& event);
 
   void request_stop() { stop_.store(true); }
 
+  // Replaces options().on_message / on_tick; call only while no run is under way.
+  void set_observer(std::function<void(size_t, Duration)> on_message,
+                    std::function<void()> on_tick) {
+    options_.on_message = std::move(on_message);
+    options_.on_tick = std::move(on_tick);
+  }
+
+  // The counters of the run under way (or the last one), per stage in plan order, as of the
+  // last tick. Thread-safe.
+  std::vector<StageCounters> live_counters() const {
+    std::lock_guard lock(live_mu_);
+    return live_;
+  }
+
  private:
   struct Impl;
+  RunSummary run_once(const Value* event, bool seed_roots,
+                      const std::vector<std::string>* only_roots);
   const Plan& plan_;
   Store& store_;
   HttpClient& http_;
   Clock& clock_;
   EngineOptions options_;
   std::atomic<bool> stop_{false};
+  mutable std::mutex live_mu_;
+  std::vector<StageCounters> live_;
 };
 
 // Messages an event describes for a non-root stage: one message object, a list of them, or an

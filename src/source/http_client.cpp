@@ -272,6 +272,15 @@ struct HttpClient::Loop {
     TimePoint now = clock.now();
     bool retry = false;
     Duration delay = backoff_delay(opt.retry, r.attempts);
+    if (code == CURLE_OK) {
+      int cls = status >= 200 && status < 300   ? 0
+                : status >= 300 && status < 400 ? 1
+                : status >= 400 && status < 500 ? 2
+                                                : 3;
+      r.by_class[static_cast<size_t>(cls)]++;
+    } else {
+      r.by_class[4]++;
+    }
     if (code != CURLE_OK) {
       transport_errors++;
       r.error = transport_error(*job, code);

@@ -3,6 +3,7 @@
 // Thread-safe: submit/in_flight/stats may be called from any thread, callbacks run on the loop.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -48,6 +49,9 @@ struct HttpResponse {
   // Tries the vendor turned away for its own limits: every 429, and each 503 that said when to
   // come back. When it equals `attempts`, the request never failed on its merits.
   int held_off = 0;
+  // Tries by what came back: [0] 2xx, [1] 3xx, [2] 4xx, [3] 5xx or another status, [4] transport
+  // error (no response).
+  std::array<int, 5> by_class{};
   // When the last try's response said the vendor takes requests again: its Retry-After (on a 429
   // or 503), or its RateLimit-Reset when RateLimit-Remaining was 0. nullopt if it did not say.
   std::optional<TimePoint> retry_at;

@@ -243,9 +243,15 @@ TEST(ConfigLoader, ExampleFileLoads) {
   EXPECT_EQ(p.stages[0].inputs[0].second.size(), 13u);
   EXPECT_EQ(p.stages[0].inputs[0].second.back(), Value("New York"));
   EXPECT_EQ(p.roots().size(), 1u);
-  ASSERT_EQ(p.alarms.size(), 4u);
-  EXPECT_EQ(p.alarms[3].stage, "sales");
-  EXPECT_EQ(p.alarms[3].datapoints_to_alarm, 2);
+  // The old design's three alarms per stage, a DLQ alarm, a staleness alarm and a backlog one.
+  ASSERT_EQ(p.alarms.size(), 12u);
+  for (size_t i = 0; i < 9; ++i)
+    EXPECT_EQ(p.alarms[i].stage, p.stages[i / 3].name) << p.alarms[i].name;
+  EXPECT_EQ(p.alarms[9].metric, "dlq_depth");
+  EXPECT_EQ(p.alarms[10].metric, "seconds_since_last_complete_run");
+  EXPECT_EQ(p.alarms[10].threshold, 7200.0);
+  EXPECT_EQ(p.alarms[11].stage, "sales");
+  EXPECT_EQ(p.alarms[11].datapoints_to_alarm, 2);
   ASSERT_EQ(p.notify.size(), 2u);
   EXPECT_EQ(p.notify[0].type, "log");
 }
