@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "cli/commands.h"
+#include "core/duration.h"
 #include "observe/log.h"
 
 using namespace cascade::cli;
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
   alarms->add_option("--history", alarm_history, "changes shown per alarm")->capture_default_str();
 
   RunOptions run_opts;
+  std::string run_poll = "1s";
   auto* run = app.add_subcommand(
       "run",
       "Run as a service: fire each root stage on its schedule, work the queues continuously, "
@@ -63,6 +65,10 @@ int main(int argc, char** argv) {
                   "ADDRESS:PORT of /metrics, /healthz, /status and the status page "
                   "(default 127.0.0.1:9464; port 0 picks a free one)");
   run->add_flag("--no-listen", run_opts.no_listen, "serve no HTTP endpoints");
+  run->add_option("--poll", run_poll,
+                  "how often queues, gauges and alarms are looked at between ticks (e.g. 1s, "
+                  "200ms)")
+      ->capture_default_str();
   run->add_flag("--allow-unauthenticated", run_opts.allow_unauthenticated,
                 "serve a non-loopback address without the bearer token of CASCADE_STATUS_TOKEN");
 
@@ -165,7 +171,16 @@ int main(int argc, char** argv) {
   try {
     cascade::setup_logging(log_level, log_format);
     if (*validate) return cmd_validate(c);
-    if (*run) return cmd_run(c, run_opts);
+    if (*run) {
+      std::optional<cascade::Duration> poll = cascade::parse_duration(run_poll);
+      if (!poll || poll->count() <= 0) {
+        fmt::print(stderr, "error: --poll expects a duration such as 1s or 200ms, found '{}'\n",
+                   run_poll);
+        return 2;
+      }
+      run_opts.idle_poll = *poll;
+      return cmd_run(c, run_opts);
+    }
     if (*alarms) return cmd_alarms(c, alarm_history);
     if (*sync) return cmd_sync(c, event_file, drain_only);
     if (*dlq) return cmd_dlq(c, dlq_action, dlq_filter);

@@ -657,7 +657,11 @@ struct Engine::Impl {
   }
 
   RunSummary summarize(bool completed, std::chrono::steady_clock::time_point t0) {
-    publish();
+    {
+      // The run is over: its counters now travel in the summary.
+      std::lock_guard lock(e.live_mu_);
+      e.live_.clear();
+    }
     RunSummary s;
     s.run_id = run_id;
     s.completed = completed || s.completed;

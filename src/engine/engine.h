@@ -100,8 +100,8 @@ class Engine {
     options_.on_tick = std::move(on_tick);
   }
 
-  // The counters of the run under way (or the last one), per stage in plan order, as of the
-  // last tick. Thread-safe.
+  // The counters of the run under way, per stage in plan order, as of the last tick; empty
+  // between runs (a finished run's counters are in its RunSummary). Thread-safe.
   std::vector<StageCounters> live_counters() const {
     std::lock_guard lock(live_mu_);
     return live_;

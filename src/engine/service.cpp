@@ -161,7 +161,6 @@ void Service::on_tick() {
     std::lock_guard lock(mu_);
     queues_ = std::move(q);
     uint64_t total = records_of(done_totals_) + records_of(live);
-    // Between runs the live counters are the last run's, already in the totals.
     if (total < records_seen_) total = records_seen_;
     uint64_t delta = total - records_seen_;
     records_seen_ = total;
@@ -206,10 +205,8 @@ std::string Service::status_json() const {
       o.emplace_back("dlq_depth", Value(q.dlq_depth));
       o.emplace_back("oldest_age_seconds", Value(static_cast<double>(q.oldest_age_ms) / 1000.0));
       StageCounters c = done_totals_[st.index];
-      // The run under way adds what it did so far (between runs live holds the last run, which
-      // the totals already count).
-      bool running = records_seen_ > records_of(done_totals_);
-      if (running && st.index < live.size()) {
+      // The run under way adds what it did so far.
+      if (st.index < live.size()) {
         const StageCounters& l = live[st.index];
         c.messages += l.messages;
         c.records += l.records;
