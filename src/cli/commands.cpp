@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <csignal>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "cli/output.h"
+#include "cli/progress.h"
 #include "config/loader.h"
 #include "core/error.h"
 #include "core/json.h"
@@ -161,8 +163,14 @@ int run_sync(const std::string& pipeline_file, const std::map<std::string, std::
     auto rt = open_runtime(std::move(*spec), storage_override);
     RunSummary s;
     {
+      std::optional<Progress> progress;
+      if (!json) {
+        progress.emplace(*rt->plan, *rt->store, *rt->engine, stdout, isatty(STDOUT_FILENO) == 1);
+        rt->engine->set_observer(nullptr, [&] { progress->tick(); });
+      }
       StopOnSignal guard(*rt->engine);
       s = rt->engine->sync(nullptr, /*seed_roots=*/!drain_only);
+      if (progress) progress->finish();
     }
     fmt::print("{}", json ? summary_json(name, s) : summary_text(name, s, "sync"));
     std::fflush(stdout);
