@@ -2,18 +2,27 @@
 // canned vendor, schedules on the real clock. A rate() schedule fires at first start; a
 // restart keeps the next fire time; ticks missed while down fire once; SIGTERM exits 0 within
 // seconds; a second daemon on the same database is refused.
+#include "engine/daemon.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <thread>
 
+#include "config/loader.h"
 #include "core/clock.h"
 #include "core/json.h"
+#include "engine/engine.h"
+#include "engine/plan.h"
+#include "source/http_client.h"
+#include "store/store.h"
 #include "support/cascade.h"
 #include "support/sim.h"
 #include "support/subprocess.h"
@@ -186,4 +195,76 @@ TEST(Daemon, ASecondDaemonOnTheSameDatabaseIsRefusedClearly) {
   EXPECT_NE(second.err.find(std::to_string(first.pid())), std::string::npos) << second.err;
   double secs = 0;
   EXPECT_EQ(stop(first, secs), 0);
+}
+
+// Ticks that come while a run still cascades are coalesced into it: counted, never started
+// twice. The daemon in-process on a clock the test moves, against a vendor that holds one
+// answer until the clock has passed three more ticks.
+TEST(Daemon, TicksDuringALongRunAreCoalescedNotStartedTwice) {
+  Fixture fx;
+  std::ofstream(fx.pipeline, std::ios::trunc)
+      << "name: items\nsource:\n  base_url: " << fx.server.url()
+      << "\n  timeout: 60s\n  retry: { attempts: 1, backoff: 1ms..2ms }\nstorage: sqlite:" << fx.db
+      << "\nstages:\n  items:\n    schedule: rate(1 minute)\n    inputs: { x: [1, 2, 3] }\n"
+         "    request: GET /items?x={x}\n    records: result\n    key: { item_id: id }\n";
+  PipelineSpec spec = load_pipeline_file(fx.pipeline, process_env());
+  Plan plan(spec);
+  ManualClock clock(TimePoint(Duration(1'800'000'000'000)));
+  auto store = open_store(spec.storage, clock, StoreOptions{false, true});
+  HttpClient http(HttpClientOptions{}, clock);
+  Engine engine(plan, *store, http, clock);
+  engine.prepare();
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  int held = 0;
+  CannedServer slow([&](const sim::HttpRequest& req, sim::HttpResponse& res) {
+    const std::string* x = req.param("x");
+    if (x && *x == "1") {
+      std::unique_lock lock(mu);
+      ++held;
+      cv.notify_all();
+      cv.wait_for(lock, std::chrono::seconds(30), [&] { return release; });
+    }
+    res.body = R"({"result":[{"id":)" + (x ? *x : std::string("0")) + R"(,"v":"a"}]})";
+  });
+  // The engine asks the slow vendor: same pipeline, its URL.
+  PipelineSpec slow_spec = spec;
+  slow_spec.source.base_url = slow.url();
+  Plan slow_plan(slow_spec);
+  Engine slow_engine(slow_plan, *store, http, clock);
+  DaemonOptions opts;
+  opts.idle_poll = std::chrono::milliseconds(50);
+  Daemon daemon(slow_plan, slow_engine, *store, clock, opts);
+  std::thread t([&] { daemon.run(); });
+
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return held == 1; }));
+  }
+  clock.advance(std::chrono::seconds(210));  // ticks at +1, +2 and +3 minutes pass meanwhile
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  auto done = [&] {
+    auto s = daemon.schedules();
+    return !s.empty() && s[0].coalesced == 3 && !daemon.recent_runs().empty();
+  };
+  ASSERT_TRUE(fx.eventually(done));
+  std::vector<RootSchedule> s = daemon.schedules();
+  EXPECT_EQ(s[0].fired, 1u);
+  ASSERT_TRUE(s[0].next_fire);
+  EXPECT_EQ(*s[0].next_fire, TimePoint(Duration(1'800'000'000'000)) + std::chrono::minutes(4));
+
+  // The next tick starts one run again.
+  clock.advance(std::chrono::seconds(31));
+  ASSERT_TRUE(fx.eventually([&] { return daemon.schedules()[0].fired == 2; }));
+  ASSERT_TRUE(fx.eventually([&] { return daemon.recent_runs().size() == 2; }));
+  daemon.request_stop();
+  t.join();
+  EXPECT_EQ(daemon.schedules()[0].coalesced, 3u);
+  EXPECT_EQ(daemon.recent_runs()[0].outcome, "completed");
 }
