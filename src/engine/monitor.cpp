@@ -144,6 +144,27 @@ std::vector<AlarmView> Monitor::alarms() const {
   return out;
 }
 
+Value alarm_value(const AlarmView& a, size_t history) {
+  Object o;
+  o.emplace_back("name", Value(a.name));
+  o.emplace_back("stage", Value(a.stage));
+  o.emplace_back("condition", Value(a.condition));
+  o.emplace_back("state", Value(std::string(alarm_state_name(a.state))));
+  o.emplace_back("reason", Value(a.reason));
+  Array h;
+  size_t from = a.history.size() > history ? a.history.size() - history : 0;
+  for (size_t i = from; i < a.history.size(); ++i) {
+    Object t;
+    t.emplace_back("time", Value(format_time(a.history[i].time)));
+    t.emplace_back("from", Value(std::string(alarm_state_name(a.history[i].from))));
+    t.emplace_back("to", Value(std::string(alarm_state_name(a.history[i].to))));
+    t.emplace_back("reason", Value(a.history[i].reason));
+    h.push_back(Value(std::move(t)));
+  }
+  o.emplace_back("history", Value(std::move(h)));
+  return Value(std::move(o));
+}
+
 std::vector<AlarmView> saved_alarms(const PipelineSpec& spec, Store& store) {
   std::vector<AlarmView> out;
   for (const auto& e : load_evaluators(spec, store)) out.push_back(view_of(e));

@@ -73,6 +73,10 @@ class Monitor {
   mutable std::mutex mu_;  // guards evaluators_ against alarms()
 };
 
+// An alarm as JSON: {"name", "stage", "condition", "state", "reason", "history": [{"time",
+// "from", "to", "reason"}]} with the last `history` changes, oldest first.
+Value alarm_value(const AlarmView& alarm, size_t history = AlarmEvaluator::kHistoryLimit);
+
 // The alarms saved in `store` for the pipeline: what `cascade alarms` shows while a daemon runs
 // or after it stopped. Alarms never evaluated are INSUFFICIENT_DATA.
 std::vector<AlarmView> saved_alarms(const PipelineSpec& spec, Store& store);

@@ -261,25 +261,7 @@ std::string Service::status_json() const {
   doc.emplace_back("records_per_minute", Value(std::move(per_minute)));
 
   Array alarms;
-  for (const auto& a : monitor_->alarms()) {
-    Object o;
-    o.emplace_back("name", Value(a.name));
-    o.emplace_back("stage", Value(a.stage));
-    o.emplace_back("condition", Value(a.condition));
-    o.emplace_back("state", Value(std::string(alarm_state_name(a.state))));
-    o.emplace_back("reason", Value(a.reason));
-    Array history;
-    for (const auto& h : a.history) {
-      Object t;
-      t.emplace_back("time", Value(format_time(h.time)));
-      t.emplace_back("from", Value(std::string(alarm_state_name(h.from))));
-      t.emplace_back("to", Value(std::string(alarm_state_name(h.to))));
-      t.emplace_back("reason", Value(h.reason));
-      history.push_back(Value(std::move(t)));
-    }
-    o.emplace_back("history", Value(std::move(history)));
-    alarms.push_back(Value(std::move(o)));
-  }
+  for (const auto& a : monitor_->alarms()) alarms.push_back(alarm_value(a));
   doc.emplace_back("alarms", Value(std::move(alarms)));
 
   Array quota;

@@ -85,16 +85,6 @@ struct Fixture {
     }
     return p;
   }
-  // Waits (bounded) until `pred` holds.
-  template <class F>
-  bool eventually(F pred) const {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return pred();
-  }
 };
 
 int stop(Subprocess& p, double& seconds) {
@@ -113,8 +103,8 @@ TEST(Daemon, ARateScheduleFiresAtFirstStartARestartKeepsTheNextTickAndSigtermExi
   Subprocess p = fx.start(lines);
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_NE(lines[0].find("items: rate(1 hour) (UTC), next run "), std::string::npos) << lines[0];
-  ASSERT_TRUE(fx.eventually([&] { return fx.rows() == 3; })) << "the first tick never cascaded";
-  ASSERT_TRUE(fx.eventually([&] { return fx.schedule_state().find("fired") != nullptr; }));
+  ASSERT_TRUE(eventually([&] { return fx.rows() == 3; })) << "the first tick never cascaded";
+  ASSERT_TRUE(eventually([&] { return fx.schedule_state().find("fired") != nullptr; }));
   double secs = 0;
   EXPECT_EQ(stop(p, secs), 0);
   EXPECT_LT(secs, 5.0);
@@ -146,8 +136,8 @@ TEST(Daemon, TicksMissedWhileDownFireOnceAtStart) {
   Fixture fx;
   std::vector<std::string> lines;
   Subprocess p = fx.start(lines);
-  ASSERT_TRUE(fx.eventually([&] { return fx.rows() == 3; }));
-  ASSERT_TRUE(fx.eventually([&] { return fx.schedule_state().find("fired") != nullptr; }));
+  ASSERT_TRUE(eventually([&] { return fx.rows() == 3; }));
+  ASSERT_TRUE(eventually([&] { return fx.schedule_state().find("fired") != nullptr; }));
   double secs = 0;
   ASSERT_EQ(stop(p, secs), 0);
 
@@ -172,11 +162,11 @@ TEST(Daemon, TicksMissedWhileDownFireOnceAtStart) {
   }
   lines.clear();
   Subprocess again = fx.start(lines);
-  ASSERT_TRUE(fx.eventually([&] {
+  ASSERT_TRUE(eventually([&] {
     Value s = fx.schedule_state();
     return s.find("fired") && s.find("fired")->as_int() == 2;
   }));
-  ASSERT_TRUE(fx.eventually([&] { return fx.requests.load() == 6; }));
+  ASSERT_TRUE(eventually([&] { return fx.requests.load() == 6; }));
   EXPECT_EQ(stop(again, secs), 0);
   EXPECT_EQ(fx.requests.load(), 6) << "three missed ticks fire once";
   Value after = fx.schedule_state();
@@ -253,7 +243,7 @@ TEST(Daemon, TicksDuringALongRunAreCoalescedNotStartedTwice) {
     auto s = daemon.schedules();
     return !s.empty() && s[0].coalesced == 3 && !daemon.recent_runs().empty();
   };
-  ASSERT_TRUE(fx.eventually(done));
+  ASSERT_TRUE(eventually(done));
   std::vector<RootSchedule> s = daemon.schedules();
   EXPECT_EQ(s[0].fired, 1u);
   ASSERT_TRUE(s[0].next_fire);
@@ -261,8 +251,8 @@ TEST(Daemon, TicksDuringALongRunAreCoalescedNotStartedTwice) {
 
   // The next tick starts one run again.
   clock.advance(std::chrono::seconds(31));
-  ASSERT_TRUE(fx.eventually([&] { return daemon.schedules()[0].fired == 2; }));
-  ASSERT_TRUE(fx.eventually([&] { return daemon.recent_runs().size() == 2; }));
+  ASSERT_TRUE(eventually([&] { return daemon.schedules()[0].fired == 2; }));
+  ASSERT_TRUE(eventually([&] { return daemon.recent_runs().size() == 2; }));
   daemon.request_stop();
   t.join();
   EXPECT_EQ(daemon.schedules()[0].coalesced, 3u);

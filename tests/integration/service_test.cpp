@@ -42,16 +42,6 @@ struct Webhook {
   }
 };
 
-template <class F>
-bool eventually(F pred) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return pred();
-}
-
 }  // namespace
 
 TEST(Service, MetricsAgreeWithTheWarehouseAndADeadLetterRaisesAnAlarmThatReachesTheWebhook) {

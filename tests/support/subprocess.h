@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace cascade::testing {
@@ -39,6 +40,18 @@ RunResult run(const std::vector<std::string>& argv,
               std::chrono::seconds timeout = std::chrono::seconds(120));
 // The same with every knob of RunOptions. A cwd that cannot be entered makes the child exit 127.
 RunResult run(const std::vector<std::string>& argv, const RunOptions& opts);
+
+// Polls `pred` every 50 ms until it holds or `timeout` passes; its last value. For conditions
+// another process brings about (a row in a database, a file), where nothing can be waited on.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return pred();
+}
 
 // A running child whose stdout is a pipe read by read_line; its stderr is the test's stderr.
 // Move-only; the destructor sends SIGKILL and reaps it if it is still running.
