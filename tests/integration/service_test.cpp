@@ -162,5 +162,24 @@ TEST(Service, MetricsAgreeWithTheWarehouseAndADeadLetterRaisesAnAlarmThatReaches
   Value a = parse_json(alarms.out);
   ASSERT_EQ(a.as_array().size(), 1u);
   EXPECT_EQ(a.as_array()[0].find("state")->as_string(), "OK");
-  EXPECT_GE(a.as_array()[0].find("history")->as_array().size(), 2u);
+  size_t history = a.as_array()[0].find("history")->as_array().size();
+  EXPECT_GE(history, 2u);
+
+  // A restarted daemon resumes the alarm where it was, history and all; nothing is re-sent.
+  Subprocess again = Subprocess::start(
+      {CASCADE_BIN, "run", pipeline, "--listen", "127.0.0.1:0", "--poll", "200ms"});
+  std::string base2;
+  for (int i = 0; i < 5 && base2.empty(); ++i) {
+    std::string line = again.read_line(std::chrono::seconds(30));
+    if (line.rfind("listening on ", 0) == 0) base2 = line.substr(13);
+  }
+  ASSERT_FALSE(base2.empty());
+  Value restored = parse_json(http_get(base2 + "status", &status));
+  const Value& alarm = restored.find("alarms")->as_array().at(0);
+  EXPECT_EQ(alarm.find("state")->as_string(), "OK");
+  EXPECT_EQ(alarm.find("history")->as_array().size(), history);
+  again.signal(SIGTERM);
+  EXPECT_EQ(again.wait(), 0);
+  std::lock_guard lock(hook.mu);
+  EXPECT_EQ(hook.received.size(), 2u);
 }
