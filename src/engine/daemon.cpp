@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/json.h"
+#include "observe/log.h"
 
 namespace cascade {
 
@@ -202,6 +203,7 @@ void Daemon::execute(const std::vector<std::string>& roots) {
     while (runs_.size() > options_.runs_kept) runs_.pop_front();
     paused_until_ = s.quota_exhausted_until;
   }
+  LogScope scope({run.run_id, {}, {}, run.seconds});
   if (options_.on_run) options_.on_run(run, s);
   if (options_.on_idle) options_.on_idle();
   spdlog::info("run {} {} in {:.3f}s: {} records, {} new, {} changed, {} gone, {} dead-lettered",

@@ -19,6 +19,7 @@
 #include "engine/processor.h"
 #include "engine/select.h"
 #include "engine/worker_pool.h"
+#include "observe/log.h"
 #include "source/retry.h"
 
 namespace cascade {
@@ -82,6 +83,7 @@ enum class Outcome { Ok, Transient, Permanent, Cancelled, Throttled };
 struct Task {
   size_t stage = 0;
   std::string receipt;  // empty for direct (invoked) messages
+  std::string id;       // the queue's message id; empty for direct messages
   int receive_count = 0;
   Value message;
   std::string request;  // rendered path + query
@@ -275,6 +277,7 @@ struct Engine::Impl {
   // Applies one finished task inside the current unit of work.
   void apply(Task& t) {
     const CompiledStage& st = plan.stages()[t.stage];
+    LogScope scope({0, st.name, t.id, std::chrono::duration<double>(t.elapsed).count()});
     StageCounters& c = counters[t.stage];
     Queue& q = e.store_.queue();
     c.requests += static_cast<uint64_t>(t.attempts);
@@ -528,6 +531,7 @@ struct Engine::Impl {
         auto t = std::make_unique<Task>();
         t->stage = st.index;
         t->receipt = std::move(m.receipt);
+        t->id = m.id;
         t->receive_count = m.receive_count;
         try {
           t->message = parse_json(m.body);
@@ -739,6 +743,7 @@ RunSummary Engine::run_once(const Value* event, bool seed_roots,
   store_.claim_consumer();
   Impl impl(*this);
   impl.begin_run();
+  LogScope run_scope({impl.run_id, {}, {}, -1});
   std::vector<int64_t> dlq_before;
   store_.begin();
   try {

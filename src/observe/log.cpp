@@ -17,6 +17,23 @@ namespace cascade {
 
 namespace {
 
+thread_local LogScope::Fields t_fields;
+
+}  // namespace
+
+LogScope::LogScope(const Fields& f) : saved_(t_fields) {
+  if (f.run) t_fields.run = f.run;
+  if (!f.stage.empty()) t_fields.stage = f.stage;
+  if (!f.message.empty()) t_fields.message = f.message;
+  if (f.seconds >= 0) t_fields.seconds = f.seconds;
+}
+
+LogScope::~LogScope() {
+  t_fields = saved_;
+}
+
+namespace {
+
 // spdlog's patterns cannot escape the message, so JSON lines are written by hand.
 class JsonStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
  protected:
@@ -26,6 +43,18 @@ class JsonStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
     line += ",\"level\":";
     auto lv = spdlog::level::to_string_view(msg.level);
     append_json_string(std::string_view(lv.data(), lv.size()), line);
+    // The logger is synchronous: the sink runs on the thread that logged, with its fields.
+    const LogScope::Fields& f = t_fields;
+    if (f.run) line += fmt::format(",\"run\":{}", f.run);
+    if (!f.stage.empty()) {
+      line += ",\"stage\":";
+      append_json_string(f.stage, line);
+    }
+    if (!f.message.empty()) {
+      line += ",\"message\":";
+      append_json_string(f.message, line);
+    }
+    if (f.seconds >= 0) line += fmt::format(",\"seconds\":{:.3f}", f.seconds);
     line += ",\"msg\":";
     append_json_string(std::string_view(msg.payload.data(), msg.payload.size()), line);
     line += "}\n";
