@@ -24,6 +24,7 @@
 #include "source/http_client.h"
 #include "store/store.h"
 #include "support/cascade.h"
+#include "support/http.h"
 #include "support/sim.h"
 #include "support/subprocess.h"
 
@@ -257,4 +258,48 @@ TEST(Daemon, TicksDuringALongRunAreCoalescedNotStartedTwice) {
   t.join();
   EXPECT_EQ(daemon.schedules()[0].coalesced, 3u);
   EXPECT_EQ(daemon.recent_runs()[0].outcome, "completed");
+}
+
+// The vendor's spent quota pauses `cascade run` (shown in /status), never ends it; a stop during
+// the pause exits 0 within seconds.
+TEST(Daemon, ASpentVendorQuotaPausesTheDaemonAndAStopStillEndsIt) {
+  std::string dir = temp_dir();
+  std::string db = dir + "/items.db";
+  std::string pipeline = dir + "/items.yaml";
+  std::atomic<int> requests{0};
+  CannedServer vendor([&](const sim::HttpRequest&, sim::HttpResponse& res) {
+    ++requests;
+    res.status = 429;
+    res.headers.emplace_back("Retry-After", "7200");
+    res.body = R"({"error":"daily quota spent"})";
+  });
+  std::ofstream(pipeline)
+      << "name: items\nsource:\n  base_url: " << vendor.url()
+      << "\n  retry: { attempts: 1, backoff: 1ms..2ms }\n  quota: { max_wait: 1s }"
+         "\nstorage: sqlite:"
+      << db
+      << "\nstages:\n  items:\n    schedule: rate(1 hour)\n    inputs: { x: [1] }\n"
+         "    request: GET /items?x={x}\n    records: result\n"
+         "    key: { item_id: id }\n";
+  Subprocess p = Subprocess::start({CASCADE_BIN, "run", pipeline, "--listen", "127.0.0.1:0"});
+  std::string base;
+  for (int i = 0; i < 5 && base.empty(); ++i) {
+    std::string line = p.read_line(std::chrono::seconds(30));
+    if (line.rfind("listening on ", 0) == 0) base = line.substr(13);
+  }
+  ASSERT_FALSE(base.empty());
+  Value st;
+  ASSERT_TRUE(eventually([&] {
+    st = parse_json(http_get(base + "status"));
+    return st.find("paused_until") && !st.find("paused_until")->is_null();
+  })) << to_json(st);
+  EXPECT_TRUE(p.running()) << "a spent quota must not end the daemon";
+  EXPECT_EQ(st.find("runs")->as_array().at(0).find("outcome")->as_string(), "paused");
+  int seen = requests.load();
+  double secs = 0;
+  EXPECT_EQ(stop(p, secs), 0);
+  EXPECT_LT(secs, 5.0);
+  EXPECT_EQ(requests.load(), seen) << "nothing is asked while paused";
+  auto dlq = query_db(db, "SELECT count(*) FROM cascade_dead_letters");
+  EXPECT_EQ(dlq.rows[0][0].as_int(), 0);
 }
