@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
       "changed are written; the API's rate limit is never exceeded; failures land in\n"
       "dead-letter queues with their reasons."};
   app.require_subcommand(1);
+  // Global options may come after the subcommand too (`cascade run FILE --log-level info`).
+  app.fallthrough();
   app.set_version_flag("--version", std::string("cascade ") + kCascadeVersion);
   std::string log_level = "warn", log_format = "json";
   app.add_option("--log-level", log_level,
