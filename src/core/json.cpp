@@ -37,7 +37,9 @@ static Value number_value(od::value v) {
   } else if (!integral && tok.size() <= 16) {
     // At most 15 significant digits: the double is exact, and below 2^53 so is an integral one.
     double d;
-    if (!v.get_double().get(d)) {
+    // A short token may still carry an exponent no double holds (1e-400 parses as 0): only
+    // normal, non-zero doubles take this path.
+    if (!v.get_double().get(d) && d != 0 && std::fabs(d) >= 1e-290 && std::fabs(d) <= 1e290) {
       if (d != std::trunc(d)) return Value(d);
       if (std::fabs(d) < 9007199254740992.0) return Value(static_cast<int64_t>(d));
     }

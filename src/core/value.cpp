@@ -134,6 +134,8 @@ namespace {
 
 // A number token split into sign, significant digits (no leading or trailing zeros) and the
 // power of ten of the last digit: value = sign * digits * 10^exp.
+constexpr int64_t kMaxExponent = 999'999'999;
+
 struct Parts {
   bool negative = false;
   std::string digits;
@@ -162,8 +164,10 @@ bool split_number(std::string_view t, Parts& p) {
     if (i < t.size() && (t[i] == '+' || t[i] == '-')) eneg = t[i] == '-', ++i;
     size_t es = i;
     while (i < t.size() && t[i] >= '0' && t[i] <= '9') {
-      // Exponents beyond any sane value are clamped; the digits still tell the values apart.
-      if (e < 1'000'000'000) e = e * 10 + (t[i] - '0');
+      // An exponent is kept exactly or the token is refused: clamping it merged distinct
+      // values (1e-4056789012 and 1e-40567890123456789345) into one.
+      e = e * 10 + (t[i] - '0');
+      if (e > kMaxExponent) return false;
       ++i;
     }
     if (i == es) return false;

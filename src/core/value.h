@@ -96,13 +96,16 @@ const char* type_name(Value::Type t);
 
 // The normalized spelling of a JSON number token, or "" when `token` is not one: no sign for
 // positives, no leading zeros, no trailing fractional zeros; an integer of up to 40 digits as
-// plain digits, a fraction within 40 places as plain decimal, anything else as d.ddde[-]N. Equal values give equal text.
+// plain digits, a fraction within 40 places as plain decimal, anything else as d.ddde[-]N. Equal
+// values give equal text.
 std::string normalize_decimal(std::string_view token);
 
 // The Value for a JSON number token, by value rather than spelling: Int when the value is an
 // integer that fits int64 (`1`, `1.0`, `1e16`), Decimal digits for a larger integer (`1e20`),
 // Double when a double reproduces a fractional value exactly in shortest form, otherwise a
-// Decimal holding its exact normalized text. Returns Null when `token` is not a JSON number.
+// Decimal holding its exact normalized text. Returns Null when `token` is not a JSON number or
+// its written exponent exceeds 999,999,999: such a value can be neither stored exactly nor told
+// apart, so the document is refused (its message is dead-lettered with the reason).
 Value number_from_token(std::string_view token);
 
 }  // namespace cascade

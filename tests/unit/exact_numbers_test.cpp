@@ -104,6 +104,23 @@ TEST(ExactNumbers, ParsedDocumentsKeepEveryDigitAndCanonicalJsonRoundTrips) {
   EXPECT_NE(canonical_json(parse_json("[1]")), canonical_json(parse_json("[\"1\"]")));
 }
 
+TEST(ExactNumbers, ShortTokensWithExponentsBeyondADoubleStayExact) {
+  // Short enough for the double fast path, but no double holds them (found by records_fuzz).
+  EXPECT_EQ(parse_json("1e-400").as_decimal(), "1e-400");
+  EXPECT_EQ(parse_json("[-2.5e-999]").as_array()[0].as_decimal(), "-2.5e-999");
+  EXPECT_EQ(parse_json("1e-4056789").as_decimal(), "1e-4056789");
+  EXPECT_TRUE(parse_json("0.0e-400").is_int());
+  EXPECT_EQ(parse_json("0.0e-400").as_int(), 0);
+  std::string canon = canonical_json(parse_json(R"({"branch_id":1e-405678901})"));
+  EXPECT_EQ(canon, R"({"branch_id":1e-405678901})");
+  EXPECT_EQ(canonical_json(parse_json(canon)), canon);
+  // Exponents are kept exactly or refused, never clamped into one value.
+  EXPECT_FALSE(parse_json("1e-999999999") == parse_json("1e-999999998"));
+  EXPECT_TRUE(number_from_token("1e-40567890123456789345").is_null());
+  EXPECT_TRUE(number_from_token("1e1000000000").is_null());
+  EXPECT_THROW(parse_json(R"({"id":1e-40567890123456789345})"), JsonError);
+}
+
 TEST(ExactNumbers, ParseJsonStillRefusesTrailingContentAndBrokenDocuments) {
   EXPECT_THROW(parse_json("{} {}"), JsonError);
   EXPECT_THROW(parse_json("1 2"), JsonError);
