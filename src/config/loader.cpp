@@ -174,9 +174,9 @@ class Loader {
                         "source and stages)");
     PipelineSpec spec;
     spec.file = file_;
-    Entries top =
-        entries(root, "the top level",
-                {"name", "env", "source", "storage", "queues", "stages", "alarms", "notify"});
+    Entries top = entries(
+        root, "the top level",
+        {"name", "env", "source", "storage", "queues", "stages", "alarms", "notify", "views"});
     const Entry* e = require(top, root, "name", "the top level");
     spec.name = string(e->v, "a pipeline name");
     if (spec.name.empty() || !std::all_of(spec.name.begin(), spec.name.end(), [](char c) {
@@ -207,6 +207,8 @@ class Loader {
     parse_stages(e->v, spec);
     if ((e = get(top, "alarms"))) parse_alarms(e->v, spec);
     if ((e = get(top, "notify"))) parse_notify(e->v, spec);
+    if ((e = get(top, "views"))) parse_views(e->v, spec);
+    check_warehouse_names(spec);
     return spec;
   }
 
@@ -547,7 +549,7 @@ class Loader {
     Entries es =
         entries(se.v, ctx,
                 {"request", "records", "where", "key", "attach", "emit", "concurrency", "schedule",
-                 "timezone", "inputs", "event", "table", "queue", "deletions"});
+                 "timezone", "inputs", "event", "table", "queue", "deletions", "effective"});
     st.table = st.name;
     st.queue = spec.queues;
     const Entry* e = require(es, se.v, "request", ctx);
@@ -684,6 +686,11 @@ class Loader {
         fail(e->v, "table name '" + st.table + "' is reserved: " + kReservedWhy);
     }
     if ((e = get(es, "queue"))) parse_queue(e->v, st.queue, ctx + " queue");
+    if ((e = get(es, "effective"))) {
+      st.effective = string(e->v, "the name of the record field holding the effective date");
+      if (st.effective->empty())
+        fail(e->v, "effective names no field (expected e.g. branch_since)");
+    }
     if ((e = get(es, "deletions"))) {
       Entries d = entries(e->v, ctx + " deletions", {"hold_above", "min_rows"});
       if (const Entry* h = get(d, "hold_above")) {
@@ -694,6 +701,49 @@ class Loader {
       }
       if (const Entry* m = get(d, "min_rows"))
         st.deletions.min_rows = integer(m->v, "deletions.min_rows", 1, 1'000'000'000);
+    }
+  }
+
+  // Every stage table has a history table beside it, and views share the tables' namespace:
+  // no two of these names may meet (SQLite names ignore case).
+  static void check_warehouse_names(const PipelineSpec& spec) {
+    std::map<std::string, std::string> taken;  // folded name -> what takes it
+    for (const auto& st : spec.stages) {
+      taken.emplace(folded(st.table), "the table of stage '" + st.name + "'");
+      taken.emplace(folded(history_table_name(st.table)),
+                    "the history table of stage '" + st.name + "'");
+    }
+    for (const auto& st : spec.stages) {
+      std::string h = history_table_name(st.table);
+      for (const auto& other : spec.stages)
+        if (&other != &st && folded(other.table) == folded(h))
+          throw ConfigError(other.pos, "stage '" + other.name + "' writes table '" + other.table +
+                                           "', which is the history table of stage '" + st.name +
+                                           "': rename one of the two tables");
+    }
+    for (const auto& v : spec.views) {
+      if (auto it = taken.find(folded(v.name)); it != taken.end())
+        throw ConfigError(
+            v.pos, "view '" + v.name + "' has the name of " + it->second + ": rename the view");
+      taken.emplace(folded(v.name), "view '" + v.name + "'");
+    }
+  }
+
+  void parse_views(const YAML::Node& n, PipelineSpec& spec) {
+    for (const Entry& v : entries(n, "views", {})) {
+      ViewSpec view;
+      view.name = v.key;
+      view.pos = pos(v.k);
+      if (!is_identifier(view.name))
+        fail(v.k, "view name '" + view.name + "' is not an identifier ([A-Za-z_][A-Za-z0-9_]*)");
+      if (is_reserved_table_name(view.name))
+        fail(v.k, "view name '" + view.name + "' is reserved: " + kReservedWhy);
+      view.select = string(v.v, "a SELECT statement");
+      std::string head = view.select.substr(0, view.select.find_first_of(" \t\n("));
+      for (auto& ch : head) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (head != "select" && head != "with")
+        fail(v.v, "view '" + view.name + "' must be a SELECT (or WITH ... SELECT) statement");
+      spec.views.push_back(std::move(view));
     }
   }
 

@@ -107,6 +107,16 @@ struct StageSpec {
   std::map<std::string, std::string> event_fields;  // event field -> input parameter
   QueueOptions queue;  // pipeline-wide `queues:` unless the stage overrides
   DeletionSpec deletions;
+  // The record field holding the vendor's date from which a version is valid (e.g.
+  // branch_since): history intervals start there rather than when the change was observed.
+  std::optional<std::string> effective;
+};
+
+// An analysts' view over the warehouse tables: `CREATE VIEW name AS select`.
+struct ViewSpec {
+  std::string name;
+  std::string select;
+  SourcePos pos;
 };
 
 struct PipelineSpec {
@@ -119,6 +129,7 @@ struct PipelineSpec {
   std::vector<StageSpec> stages;  // in file order
   std::vector<AlarmSpec> alarms;
   std::vector<NotifySpec> notify;
+  std::vector<ViewSpec> views;  // in file order
 
   const StageSpec* stage(std::string_view name) const;
   // Stages that no emit points at (where runs start).

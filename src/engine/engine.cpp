@@ -138,6 +138,7 @@ struct Engine::Impl {
       TableSpec t;
       t.name = s.table;
       for (const auto& k : s.key) t.key.push_back(k.name);
+      t.effective = s.spec->effective;
       tables.push_back(std::move(t));
     }
   }
@@ -434,11 +435,14 @@ struct Engine::Impl {
     for (size_t i = 0; i < touched.size(); ++i) changes[i].key = std::move(touched[i].first->key);
     if (!gone_keys.empty()) staging.mark_gone(st.name, gone_keys);
     if (!changes.empty()) e.store_.change_log().append(changes);
-    if (!images.empty()) loader.upsert(tables[t.stage], images);
-    if (!gone_images.empty()) {
-      std::vector<const Value*> ptrs;
-      for (const auto& g : gone_images) ptrs.push_back(&g);
-      loader.remove(tables[t.stage], ptrs);
+    if (!images.empty() || !gone_images.empty()) {
+      WriteStamp stamp{run_id, format_time(now)};
+      if (!images.empty()) loader.upsert(tables[t.stage], images, stamp);
+      if (!gone_images.empty()) {
+        std::vector<const Value*> ptrs;
+        for (const auto& g : gone_images) ptrs.push_back(&g);
+        loader.mark_deleted(tables[t.stage], ptrs, stamp);
+      }
     }
     for (auto& [child, bodies] : p.children) {
       if (bodies.empty()) continue;
@@ -701,6 +705,13 @@ Engine::Engine(const Plan& plan, Store& store, HttpClient& http, Clock& clock,
                EngineOptions options)
     : plan_(plan), store_(store), http_(http), clock_(clock), options_(options) {}
 
+void Engine::define_views() {
+  std::vector<std::pair<std::string, std::string>> tables;
+  for (const auto& st : plan_.stages()) tables.emplace_back(st.name, st.table);
+  store_.change_log().define_view(tables);
+  for (const auto& v : plan_.spec().views) store_.warehouse().define_view(v.name, v.select);
+}
+
 void Engine::prepare() {
   store_.begin();
   try {
@@ -708,6 +719,7 @@ void Engine::prepare() {
       store_.queue().create(st.queue, st.spec->queue);
       store_.staging().create_stage(st.name);
     }
+    define_views();
     store_.commit();
   } catch (...) {
     store_.rollback();

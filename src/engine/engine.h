@@ -76,7 +76,8 @@ class Engine {
   Engine(const Plan& plan, Store& store, HttpClient& http, Clock& clock,
          EngineOptions options = {});
 
-  // Declares every stage's queue and staging (idempotent).
+  // Declares every stage's queue and staging, the change log's view and the pipeline's views
+  // (idempotent).
   void prepare();
 
   // One run: enqueues each root stage's messages (from its inputs, or from `event` when given),
@@ -108,6 +109,7 @@ class Engine {
   }
 
  private:
+  void define_views();
   struct Impl;
   RunSummary run_once(const Value* event, bool seed_roots,
                       const std::vector<std::string>* only_roots);

@@ -74,7 +74,8 @@ bool Loader::same_fields(const Known& k, const Value& row) const {
   return true;
 }
 
-void Loader::upsert(const TableSpec& table, std::span<const Value* const> rows) {
+void Loader::upsert(const TableSpec& table, std::span<const Value* const> rows,
+                    const WriteStamp& stamp) {
   if (rows.empty()) return;
   Known& k = known(table, rows.front());
   std::vector<Column> added;
@@ -115,17 +116,24 @@ void Loader::upsert(const TableSpec& table, std::span<const Value* const> rows) 
     }
   }
   if (!added.empty()) warehouse_.add_columns(table.name, added);
+  std::vector<RowWrite> writes;
+  writes.reserve(rows.size());
+  for (const Value* row : rows) {
+    std::string_view from;
+    if (table.effective)
+      if (const Value* v = row->find(*table.effective); v && v->is_string()) from = v->as_string();
+    writes.push_back({row, from});
+  }
   if (!has_null_extras && !k.renamed) {
-    warehouse_.upsert(table.name, rows);
+    warehouse_.upsert(table.name, std::span<const RowWrite>(writes), stamp);
     return;
   }
   // Rare: rows are rewritten under their column names, overflow fields gathered into one JSON
   // object, and null fields that never had a value anywhere left out (no untyped column).
   std::vector<Value> copies;
   copies.reserve(rows.size());
-  std::vector<const Value*> ptrs;
-  ptrs.reserve(rows.size());
-  for (const Value* row : rows) {
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const Value* row = rows[i];
     Object o;
     Object overflow;
     for (const auto& [name, v] : row->as_object()) {
@@ -138,9 +146,9 @@ void Loader::upsert(const TableSpec& table, std::span<const Value* const> rows) 
     }
     if (!overflow.empty()) o.emplace_back(std::string(kOverflowColumn), Value(std::move(overflow)));
     copies.emplace_back(std::move(o));
-    ptrs.push_back(&copies.back());
+    writes[i].row = &copies.back();
   }
-  warehouse_.upsert(table.name, ptrs);
+  warehouse_.upsert(table.name, std::span<const RowWrite>(writes), stamp);
 }
 
 static bool fits(ColumnType t, const Value& v) {
@@ -177,14 +185,15 @@ std::string Loader::check_key_types(const TableSpec& table, const Value& row) {
   return {};
 }
 
-void Loader::remove(const TableSpec& table, std::span<const Value* const> keys) {
+void Loader::mark_deleted(const TableSpec& table, std::span<const Value* const> keys,
+                          const WriteStamp& stamp) {
   if (keys.empty()) return;
   Known& k = known(table, nullptr);
   if (!k.exists) return;
   bool renamed = false;
   for (const auto& c : k.key_types) renamed = renamed || c.field_name() != c.name;
   if (!renamed) {
-    warehouse_.remove(table.name, keys);
+    warehouse_.mark_deleted(table.name, keys, stamp);
     return;
   }
   std::vector<Value> copies;
@@ -197,7 +206,7 @@ void Loader::remove(const TableSpec& table, std::span<const Value* const> keys) 
     copies.emplace_back(std::move(o));
     ptrs.push_back(&copies.back());
   }
-  warehouse_.remove(table.name, ptrs);
+  warehouse_.mark_deleted(table.name, ptrs, stamp);
 }
 
 }  // namespace cascade

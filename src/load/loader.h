@@ -6,6 +6,7 @@
 // on the store's owner thread).
 #pragma once
 
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -20,17 +21,23 @@ namespace cascade {
 struct TableSpec {
   std::string name;
   std::vector<std::string> key;  // key column names, in key order
+  // The field holding the vendor's effective date of a version (history's valid_from).
+  std::optional<std::string> effective;
 };
 
 class Loader {
  public:
   explicit Loader(Warehouse& warehouse) : warehouse_(warehouse) {}
 
-  // Upserts row images (objects holding every key column). Adds missing columns first, typed
-  // from the first non-null value seen; null fields that are not columns yet are skipped.
-  void upsert(const TableSpec& table, std::span<const Value* const> rows);
-  // Deletes rows; each entry is an object holding the key columns.
-  void remove(const TableSpec& table, std::span<const Value* const> keys);
+  // Writes new versions of row images (objects holding every key column), each valid from
+  // its effective field when the table names one and the row holds it as text, else from the
+  // stamp's time. Adds missing columns first, typed from the first non-null value seen; null
+  // fields that are not columns yet are skipped.
+  void upsert(const TableSpec& table, std::span<const Value* const> rows,
+              const WriteStamp& stamp = {});
+  // Marks rows deleted (soft); each entry is an object holding the key columns.
+  void mark_deleted(const TableSpec& table, std::span<const Value* const> keys,
+                    const WriteStamp& stamp = {});
 
   // Why `row` cannot go into the table as it stands, or "" if it can: a key column whose value
   // has another type than the column (an id sent as "3972" where ids are integers would make a

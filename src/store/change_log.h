@@ -6,11 +6,14 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/clock.h"
 
 namespace cascade {
+
+inline constexpr std::string_view kChangeLogView = "cascade_change_log";
 
 enum class ChangeKind : uint8_t { New = 1, Changed = 2, Gone = 3 };
 const char* change_kind_name(ChangeKind k);
@@ -36,6 +39,11 @@ class ChangeLog {
   virtual int64_t count(std::string_view stage = {}, int64_t run = 0) = 0;
   // The highest seq appended so far (0 if none).
   virtual int64_t last_seq() = 0;
+
+  // (Re)defines kChangeLogView, the change log as analysts read it: seq, table_name, key,
+  // operation ('insert', 'update' or 'delete'), image (JSON text), run_id and at (ISO 8601 UTC
+  // text), in seq order, which is commit order. `tables` maps each stage to its table.
+  virtual void define_view(std::span<const std::pair<std::string, std::string>> tables) = 0;
 };
 
 }  // namespace cascade

@@ -72,3 +72,11 @@ ColumnType column_type_from_name(std::string_view name) {
 }
 
 }  // namespace cascade
+
+namespace cascade {
+
+std::string history_table_name(std::string_view table) {
+  return std::string(table) + "_history";
+}
+
+}  // namespace cascade

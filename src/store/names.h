@@ -22,6 +22,9 @@ bool is_reserved_table_name(std::string_view name);
 std::string staging_table_name(std::string_view stage);
 std::string staging_index_name(std::string_view stage);
 
+// The history table beside warehouse table `table` (`sales` -> `sales_history`).
+std::string history_table_name(std::string_view table);
+
 // Every table and index the store creates for stage `stage` (all reserved names). Two stages
 // whose lists share a name, compared case-insensitively, would share storage.
 std::vector<std::string> stage_object_names(std::string_view stage);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/value.h"
+#include "store/names.h"
 
 namespace cascade {
 
@@ -35,6 +36,33 @@ struct Column {
   const std::string& field_name() const { return field ? *field : name; }
 };
 
+// Who wrote a row and when: the run and the observed time (ISO 8601 UTC text, e.g.
+// 2026-11-29T10:00:00.000Z) that the metadata columns and history intervals record.
+struct WriteStamp {
+  int64_t run_id = 0;
+  std::string at;
+};
+
+// One row to upsert: the image (an object holding every key column) and the vendor's effective
+// date it claims (empty: none). A version is valid from its claim when it is the first of its key
+// or its claim differs from the previous version's (the change the date describes, a transfer),
+// else from the stamp's time (a change the date does not describe, a new salary).
+struct RowWrite {
+  const Value* row = nullptr;
+  std::string_view valid_from;
+};
+
+// The metadata columns every current table carries, after its field columns.
+inline constexpr std::string_view kFirstSeenColumn = "_first_seen";      // first written
+inline constexpr std::string_view kLastChangedColumn = "_last_changed";  // last new version
+inline constexpr std::string_view kVersionColumn = "_version";           // 1, 2, ... per key
+inline constexpr std::string_view kRunIdColumn = "_run_id";              // run of the last write
+inline constexpr std::string_view kDeletedAtColumn = "_deleted_at";      // NULL while listed
+// The columns a history table (history_table_name()) adds to the field columns.
+inline constexpr std::string_view kValidFromColumn = "_valid_from";
+inline constexpr std::string_view kValidToColumn = "_valid_to";     // NULL: the current version
+inline constexpr std::string_view kEffectiveColumn = "_effective";  // the row's claimed date
+
 struct QueryResult {
   std::vector<std::string> columns;
   std::vector<std::vector<Value>> rows;
@@ -53,22 +81,46 @@ class Warehouse {
   virtual std::vector<Column> catalog(std::string_view table) = 0;
 
   // Creates a table whose primary key is `key` (idempotent when it exists), recording its key
-  // columns in the catalog.
+  // columns in the catalog, with the metadata columns, and its history table
+  // (history_table_name(): the field columns, `_version`, `_valid_from`, `_valid_to`,
+  // `_run_id`, keyed by the key columns and `_version`). A table made by an earlier version of
+  // cascade gains the metadata columns and the history table here.
   virtual void create_table(std::string_view table, std::span<const Column> key) = 0;
 
-  // Adds columns to an existing table (schema evolution; existing rows get NULL) and records
-  // each one's field in the catalog. A column that exists already only gains the catalog entry,
-  // which is how further fields join the overflow column.
+  // Adds columns to an existing table and its history (schema evolution; existing rows get
+  // NULL) and records each one's field in the catalog. A column that exists already only gains
+  // the catalog entry, which is how further fields join the overflow column.
   virtual void add_columns(std::string_view table, std::span<const Column> columns) = 0;
 
-  // Inserts or replaces rows. Each row is an object holding every key column; fields that are
-  // not columns of the table are an error (add them first); absent columns become NULL. Every
-  // value is stored exactly: numbers as the column can hold them without rounding, Decimals
-  // and numbers in text columns as their decimal text.
-  virtual void upsert(std::string_view table, std::span<const Value* const> rows) = 0;
+  // Writes a new version of each row: inserted (version 1, first seen now) or updated in place
+  // (version + 1, undeleted), and appended to the history (with its claim in `_effective`),
+  // whose previous open version of the key is closed at this one's valid_from (never before
+  // its own start). Each row is an object
+  // holding every key column; fields that are not columns of the table are an error (add them
+  // first); absent columns become NULL. Every value is stored exactly: numbers as the column
+  // can hold them without rounding, Decimals and numbers in text columns as their decimal text.
+  // Callers write a row only when it changed: an unchanged row written again is a new version.
+  virtual void upsert(std::string_view table, std::span<const RowWrite> rows,
+                      const WriteStamp& stamp) = 0;
 
-  // Deletes rows by key; each entry is an object holding the key columns.
-  virtual void remove(std::string_view table, std::span<const Value* const> keys) = 0;
+  // Marks rows deleted (soft: `_deleted_at` = the stamp's time) and closes their open history
+  // version there; nothing is ever removed. Each entry is an object holding the key columns; a
+  // key that is not in the table, or deleted already, is left alone.
+  virtual void mark_deleted(std::string_view table, std::span<const Value* const> keys,
+                            const WriteStamp& stamp) = 0;
+
+  // Convenience for callers without effective dates.
+  void upsert(std::string_view table, std::span<const Value* const> rows,
+              const WriteStamp& stamp = {}) {
+    std::vector<RowWrite> w;
+    w.reserve(rows.size());
+    for (const Value* r : rows) w.push_back({r, {}});
+    upsert(table, std::span<const RowWrite>(w), stamp);
+  }
+
+  // Replaces the view `name` with `select` (a SELECT statement). Views may name tables that do
+  // not exist yet; a query of the view fails until they do.
+  virtual void define_view(std::string_view name, std::string_view select) = 0;
 
   // Runs read-only SQL (any statement for the embedded backends). Throws std::runtime_error with
   // the database's message on error.

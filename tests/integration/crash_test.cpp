@@ -33,7 +33,13 @@ std::vector<std::string> dump(const std::string& db, const std::string& table) {
   std::vector<std::string> rows;
   for (const auto& row : r.rows) {
     Value obj{Object{}};
-    for (size_t i = 0; i < r.columns.size(); ++i) obj.set(r.columns[i], row[i]);
+    for (size_t i = 0; i < r.columns.size(); ++i) {
+      // When and in which run a row was written differs between the two runs; what it holds,
+      // its version count and whether it is deleted do not.
+      const std::string& c = r.columns[i];
+      if (c == "_first_seen" || c == "_last_changed" || c == "_run_id") continue;
+      obj.set(c, c == "_deleted_at" ? Value(!row[i].is_null()) : row[i]);
+    }
     rows.push_back(canonical_json(obj));
   }
   std::sort(rows.begin(), rows.end());
@@ -142,8 +148,13 @@ TEST(Crash, SigtermStopsWithinSecondsAndLosesNothing) {
   for (const auto& s : truth.find("sales")->as_array())
     if (ids.count(s.find("employee_id")->as_int())) ++sales;
   std::string db = dir + "/t.db";
-  EXPECT_EQ(query_db(db, "SELECT count(*) FROM salespersons").rows[0][0].as_int(), salespersons);
-  EXPECT_EQ(query_db(db, "SELECT count(*) FROM sales").rows[0][0].as_int(), sales);
+  EXPECT_EQ(query_db(db, "SELECT count(*) FROM salespersons WHERE _deleted_at IS NULL")
+                .rows[0][0]
+                .as_int(),
+            salespersons);
+  EXPECT_EQ(
+      query_db(db, "SELECT count(*) FROM sales WHERE _deleted_at IS NULL").rows[0][0].as_int(),
+      sales);
   expect_clean(db, env, fast);
 }
 

@@ -133,7 +133,8 @@ struct Fixture {
 
   int64_t salespersons(int branch) const {
     return query_db(db,
-                    "SELECT count(*) FROM salespersons WHERE branch_id = " + std::to_string(branch))
+                    "SELECT count(*) FROM salespersons WHERE _deleted_at IS NULL AND branch_id = " +
+                        std::to_string(branch))
         .rows[0][0]
         .as_int();
   }
@@ -246,12 +247,13 @@ TEST(DeletionHold, ADifferentBigShrinkHoldsAgainUnderItsOwnListing) {
   EXPECT_EQ(f.salespersons(1), 8);
   Value confirmed = f.sync();  // the same as the last one: confirmed
   EXPECT_EQ(stat(confirmed, "salespersons", "gone"), 6);
-  EXPECT_EQ(query_db(f.db,
-                     "SELECT group_concat(employee_id) FROM (SELECT employee_id FROM "
-                     "salespersons WHERE branch_id = 1 ORDER BY employee_id)")
-                .rows[0][0]
-                .as_string(),
-            "102,103");
+  EXPECT_EQ(
+      query_db(f.db,
+               "SELECT group_concat(employee_id) FROM (SELECT employee_id FROM "
+               "salespersons WHERE branch_id = 1 AND _deleted_at IS NULL ORDER BY employee_id)")
+          .rows[0][0]
+          .as_string(),
+      "102,103");
 }
 
 TEST(DeletionHold, SmallShrinksAndSmallScopesDeleteAtOnce) {

@@ -43,7 +43,7 @@ class LoadLoader : public ::testing::Test {
     for (const char* k : keys) values.push_back(parse_json(k));
     std::vector<const Value*> ptrs;
     for (const auto& v : values) ptrs.push_back(&v);
-    loader_->remove(sales_, ptrs);
+    loader_->mark_deleted(sales_, ptrs);
   }
   // "name TYPE" per column, in table order.
   std::vector<std::string> schema(std::string_view table = "sales") {
@@ -53,13 +53,16 @@ class LoadLoader : public ::testing::Test {
     return out;
   }
   std::vector<std::vector<Value>> rows(const std::string& sql) { return wh().query(sql).rows; }
-  int64_t count() { return rows("SELECT count(*) FROM sales")[0][0].as_int(); }
+  // Rows still listed (deleted ones stay, marked).
+  int64_t count() {
+    return rows("SELECT count(*) FROM sales WHERE _deleted_at IS NULL")[0][0].as_int();
+  }
 
   ManualClock clock_;
   std::string dir_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Loader> loader_;
-  TableSpec sales_{"sales", {"sale_id", "employee_id"}};
+  TableSpec sales_{"sales", {"sale_id", "employee_id"}, std::nullopt};
 };
 
 TEST_F(LoadLoader, FirstUpsertCreatesTableWithTypedKeyColumns) {
@@ -126,12 +129,15 @@ TEST_F(LoadLoader, NullThenValueInOneBatchTypesFromTheValue) {
   EXPECT_EQ(r[1][0].as_int(), 3);
 }
 
-TEST_F(LoadLoader, RemoveDeletesByKey) {
+TEST_F(LoadLoader, MarkDeletedKeepsTheRowMarked) {
   upsert({R"({"sale_id":1,"employee_id":5,"amount":1})",
           R"({"sale_id":2,"employee_id":5,"amount":2})",
           R"({"sale_id":2,"employee_id":6,"amount":3})"});
   remove({R"({"sale_id":2,"employee_id":5})"});
-  auto r = rows("SELECT sale_id, employee_id FROM sales ORDER BY sale_id, employee_id");
+  EXPECT_EQ(rows("SELECT count(*) FROM sales")[0][0].as_int(), 3);  // nothing hard-deleted
+  auto r = rows(
+      "SELECT sale_id, employee_id FROM sales WHERE _deleted_at IS NULL "
+      "ORDER BY sale_id, employee_id");
   ASSERT_EQ(r.size(), 2u);
   EXPECT_EQ(r[0][0].as_int(), 1);
   EXPECT_EQ(r[1][0].as_int(), 2);

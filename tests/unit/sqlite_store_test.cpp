@@ -218,8 +218,11 @@ TEST_F(SqliteStoreTest, WarehouseCreateAddColumnsUpsertInPlaceAndRemove) {
 
   Value k = parse_json(R"({"sale_id":2,"employee_id":7})");
   std::vector<const Value*> keys{&k};
-  wh().remove("sales", keys);
-  EXPECT_EQ(query("SELECT count(*) FROM sales")[0].as_int(), 1);
+  wh().mark_deleted("sales", keys, WriteStamp{3, "2026-01-02T00:00:00.000Z"});
+  EXPECT_EQ(query("SELECT count(*) FROM sales")[0].as_int(), 2);
+  EXPECT_EQ(query("SELECT count(*) FROM sales WHERE _deleted_at IS NULL")[0].as_int(), 1);
+  EXPECT_EQ(query("SELECT _deleted_at FROM sales WHERE sale_id=2")[0].as_string(),
+            "2026-01-02T00:00:00.000Z");
 }
 
 TEST_F(SqliteStoreTest, WarehouseRejectsUnknownFieldsAndMissingKeys) {
@@ -261,8 +264,9 @@ TEST_F(SqliteStoreTest, WarehouseOddIdentifiers) {
     Value key_only = Object{};
     key_only.set(table, "k");
     std::vector<const Value*> keys{&key_only};
-    wh().remove(table, keys);
-    EXPECT_TRUE(wh().query("SELECT * FROM \"" + q + "\"").rows.empty());
+    wh().mark_deleted(table, keys, WriteStamp{1, "2026-01-01T00:00:00.000Z"});
+    EXPECT_TRUE(wh().query("SELECT * FROM \"" + q + "\" WHERE _deleted_at IS NULL").rows.empty());
+    EXPECT_EQ(wh().query("SELECT count(*) FROM \"" + q + "_history\"").rows[0][0].as_int(), 2);
   }
 }
 
@@ -407,7 +411,8 @@ TEST_F(SqliteStoreTest, EveryTableAndIndexTheStoreCreatesForItselfHasAReservedNa
   st().create_stage("sales");
   st().create_stage("Mixed_Case");
   wh().create_table("sales", std::vector<Column>{{"sale_id", ColumnType::Integer}});
-  std::vector<Value> own = query("SELECT name FROM sqlite_master WHERE tbl_name <> 'sales'");
+  std::vector<Value> own =
+      query("SELECT name FROM sqlite_master WHERE tbl_name NOT IN ('sales', 'sales_history')");
   ASSERT_GE(own.size(), 10u);
   for (const Value& name : own)
     EXPECT_TRUE(is_reserved_table_name(name.as_string())) << name.as_string();

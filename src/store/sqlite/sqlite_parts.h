@@ -109,6 +109,7 @@ class SqliteChangeLog final : public ChangeLog {
   std::vector<Change> read(int64_t after, size_t limit) override;
   int64_t count(std::string_view stage, int64_t run) override;
   int64_t last_seq() override;
+  void define_view(std::span<const std::pair<std::string, std::string>> tables) override;
 
  private:
   Db& db_;
@@ -123,8 +124,12 @@ class SqliteWarehouse final : public Warehouse {
   std::vector<Column> catalog(std::string_view table) override;
   void create_table(std::string_view table, std::span<const Column> key) override;
   void add_columns(std::string_view table, std::span<const Column> columns) override;
-  void upsert(std::string_view table, std::span<const Value* const> rows) override;
-  void remove(std::string_view table, std::span<const Value* const> keys) override;
+  using Warehouse::upsert;
+  void upsert(std::string_view table, std::span<const RowWrite> rows,
+              const WriteStamp& stamp) override;
+  void mark_deleted(std::string_view table, std::span<const Value* const> keys,
+                    const WriteStamp& stamp) override;
+  void define_view(std::string_view name, std::string_view select) override;
   QueryResult query(std::string_view sql) override;
 
   void forget() { tables_.clear(); }
@@ -132,9 +137,11 @@ class SqliteWarehouse final : public Warehouse {
  private:
   struct Table {
     std::vector<Column> columns;
-    StrMap<int> index;       // column name -> 0-based position
-    std::vector<int> key;    // positions of the primary key columns
-    Stmt upsert, remove;     // prepared on first use
+    StrMap<int> index;     // column name -> 0-based position
+    std::vector<int> key;  // positions of the primary key columns
+    // Prepared on first use: the current row's upsert (RETURNING its version), the history
+    // insert, the close of the previous version, the soft delete and its history close.
+    Stmt upsert, history_insert, history_close, soft_delete, history_end;
     std::vector<char> seen;  // scratch for upsert
     // Per column: declared with a numeric affinity (tables made before typeless number
     // columns), where SQLite would round a Decimal bound as text.
@@ -144,6 +151,10 @@ class SqliteWarehouse final : public Warehouse {
   std::vector<Column> read_columns(std::string_view table, std::vector<char>* numeric,
                                    std::vector<int>* pk);
   void record(std::string_view table, const Column& c);
+  // Gives a table made by an earlier version its metadata columns and history table.
+  void upgrade(std::string_view table);
+  void prepare_writes(std::string_view name, Table& t);
+  void bind_key(Stmt& st, int first, const Table& t, const Value& key, std::string_view table);
   void bind(Stmt& st, int i, const Value& v, const Column& c, bool numeric_affinity);
 
   Db& db_;

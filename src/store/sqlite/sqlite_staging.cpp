@@ -252,4 +252,27 @@ int64_t SqliteChangeLog::last_seq() {
   return last_.step() ? last_.col_int(0) : 0;
 }
 
+void SqliteChangeLog::define_view(std::span<const std::pair<std::string, std::string>> tables) {
+  auto literal = [](std::string_view text) {
+    std::string out = "'";
+    for (char c : text) {
+      out += c;
+      if (c == '\'') out += '\'';
+    }
+    return out + "'";
+  };
+  std::string table = "CASE stage";
+  for (const auto& [stage, name] : tables)
+    table += " WHEN " + literal(stage) + " THEN " + literal(name);
+  table += " ELSE stage END";
+  std::string view = quote_ident(kChangeLogView);
+  Implicit tx(db_);
+  db_.exec("DROP VIEW IF EXISTS " + view);
+  db_.exec("CREATE VIEW " + view + " AS SELECT seq, " + table +
+           " AS table_name, key, CASE kind WHEN 1 THEN 'insert' WHEN 2 THEN 'update' ELSE "
+           "'delete' END AS operation, image, run_id, strftime('%Y-%m-%dT%H:%M:%fZ', at / 1000.0, "
+           "'unixepoch') AS at FROM cascade_changes ORDER BY seq");
+  tx.done();
+}
+
 }  // namespace cascade::sqlite

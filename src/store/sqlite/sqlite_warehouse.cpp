@@ -27,6 +27,17 @@ std::string column_def(const Column& c) {
   return quote_ident(c.name);
 }
 
+bool is_metadata_column(std::string_view name) {
+  return name == kFirstSeenColumn || name == kLastChangedColumn || name == kVersionColumn ||
+         name == kRunIdColumn || name == kDeletedAtColumn;
+}
+
+// Declared types of the metadata columns: none of them ever holds an exact big number.
+constexpr std::pair<std::string_view, std::string_view> kMetadata[] = {
+    {kFirstSeenColumn, "TEXT"}, {kLastChangedColumn, "TEXT"}, {kVersionColumn, "INTEGER"},
+    {kRunIdColumn, "INTEGER"},  {kDeletedAtColumn, "TEXT"},
+};
+
 [[noreturn]] void no_table(std::string_view table) {
   throw std::runtime_error("warehouse: table '" + std::string(table) + "' does not exist");
 }
@@ -59,6 +70,7 @@ std::vector<Column> SqliteWarehouse::read_columns(std::string_view table,
     table_info_.bind(1, table);
     while (table_info_.step()) {
       std::string_view decl = table_info_.col_text(1);
+      if (is_metadata_column(table_info_.col_text(0))) continue;
       if (int64_t p = table_info_.col_int(2); p > 0)
         pk.emplace_back(p, static_cast<int>(out.size()));
       out.push_back(Column{std::string(table_info_.col_text(0)), type_from_decl(decl)});
@@ -116,6 +128,7 @@ SqliteWarehouse::Table& SqliteWarehouse::table(std::string_view name) {
   auto t = std::make_unique<Table>();
   t->columns = read_columns(name, &t->numeric_affinity, &t->key);
   if (t->columns.empty()) no_table(name);
+  upgrade(name);
   for (size_t i = 0; i < t->columns.size(); ++i)
     t->index.emplace(t->columns[i].name, static_cast<int>(i));
   t->seen.resize(t->columns.size());
@@ -134,11 +147,14 @@ void SqliteWarehouse::create_table(std::string_view table, std::span<const Colum
     if (!pk.empty()) pk += ", ";
     pk += quote_ident(c.name);
   }
+  for (const auto& [name, decl] : kMetadata)
+    sql += quote_ident(name) + " " + std::string(decl) + ", ";
   sql += "PRIMARY KEY(" + pk + "))";
   Implicit tx(db_);
   db_.exec(sql);
   for (const auto& c : key)
     if (c.field) record(table, c);
+  upgrade(table);
   tx.done();
   if (auto it = tables_.find(table); it != tables_.end()) tables_.erase(it);
 }
@@ -151,6 +167,8 @@ void SqliteWarehouse::add_columns(std::string_view table, std::span<const Column
     // Idempotent, so a schema evolution that was interrupted can simply be replayed.
     if (t.index.find(c.name) == t.index.end() && added.find(c.name) == added.end()) {
       db_.exec("ALTER TABLE " + quote_ident(table) + " ADD COLUMN " + column_def(c));
+      db_.exec("ALTER TABLE " + quote_ident(history_table_name(table)) + " ADD COLUMN " +
+               column_def(c));
       added.emplace(c.name, 0);
     }
     if (c.field) record(table, c);
@@ -160,35 +178,144 @@ void SqliteWarehouse::add_columns(std::string_view table, std::span<const Column
   tables_.erase(tables_.find(table));
 }
 
-void SqliteWarehouse::upsert(std::string_view table, std::span<const Value* const> rows) {
+void SqliteWarehouse::upgrade(std::string_view table) {
+  struct Info {
+    std::string name, decl;
+    int64_t pk;
+  };
+  auto info = [&](std::string_view t) {
+    std::vector<Info> out;
+    Use u(table_info_);
+    table_info_.bind(1, t);
+    while (table_info_.step())
+      out.push_back({std::string(table_info_.col_text(0)), std::string(table_info_.col_text(1)),
+                     table_info_.col_int(2)});
+    return out;
+  };
+  std::vector<Info> current = info(table);
+  std::string history = history_table_name(table);
+  std::vector<Info> past = info(history);
+  auto has = [](const std::vector<Info>& cols, std::string_view name) {
+    for (const auto& c : cols)
+      if (c.name == name) return true;
+    return false;
+  };
+  std::vector<std::string> ddl;
+  for (const auto& [name, decl] : kMetadata)
+    if (!has(current, name))
+      ddl.push_back("ALTER TABLE " + quote_ident(table) + " ADD COLUMN " + quote_ident(name) + " " +
+                    std::string(decl));
+  auto def = [](const Info& c) {
+    return quote_ident(c.name) + (c.decl.empty() ? "" : " " + c.decl);
+  };
+  if (past.empty()) {
+    std::vector<std::pair<int64_t, std::string>> pk;
+    std::string sql = "CREATE TABLE " + quote_ident(history) + "(";
+    for (const auto& c : current) {
+      if (is_metadata_column(c.name)) continue;
+      sql += def(c) + ", ";
+      if (c.pk > 0) pk.emplace_back(c.pk, quote_ident(c.name));
+    }
+    std::sort(pk.begin(), pk.end());
+    sql += quote_ident(kVersionColumn) + " INTEGER NOT NULL, " + quote_ident(kValidFromColumn) +
+           " TEXT NOT NULL, " + quote_ident(kValidToColumn) + " TEXT, " +
+           quote_ident(kEffectiveColumn) + " TEXT, " + quote_ident(kRunIdColumn) +
+           " INTEGER, PRIMARY KEY(";
+    for (const auto& [p, name] : pk) sql += name + ", ";
+    sql += quote_ident(kVersionColumn) + ")) WITHOUT ROWID";
+    ddl.push_back(std::move(sql));
+  } else {
+    for (const auto& c : current)
+      if (!is_metadata_column(c.name) && !has(past, c.name))
+        ddl.push_back("ALTER TABLE " + quote_ident(history) + " ADD COLUMN " + def(c));
+  }
+  if (ddl.empty()) return;
+  Implicit tx(db_);
+  for (const auto& d : ddl) db_.exec(d);
+  tx.done();
+}
+
+void SqliteWarehouse::prepare_writes(std::string_view name, Table& t) {
+  std::string table = quote_ident(name);
+  std::string history = quote_ident(history_table_name(name));
+  size_t n = t.columns.size();
+  auto p = [](size_t i) { return "?" + std::to_string(i); };
+  // Every column is named so an absent field overwrites with NULL, as a replace would, but in
+  // place: ON CONFLICT DO UPDATE keeps the rowid, INSERT OR REPLACE would delete it.
+  std::string cols, vals, keys, sets;
+  for (size_t i = 0; i < n; ++i) {
+    if (i) cols += ", ", vals += ", ";
+    cols += quote_ident(t.columns[i].name);
+    vals += p(i + 1);
+  }
+  std::string key_match;
+  for (size_t j = 0; j < t.key.size(); ++j) {
+    std::string q = quote_ident(t.columns[static_cast<size_t>(t.key[j])].name);
+    if (j) keys += ", ", key_match += " AND ";
+    keys += q;
+    key_match += q + "=" + p(j + 1);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (std::find(t.key.begin(), t.key.end(), static_cast<int>(i)) != t.key.end()) continue;
+    std::string q = quote_ident(t.columns[i].name);
+    sets += q + "=excluded." + q + ", ";
+  }
+  std::string at = p(n + 1), run = p(n + 2);
+  std::string version = quote_ident(kVersionColumn);
+  t.upsert =
+      Stmt(db_.get(),
+           "INSERT INTO " + table + "(" + cols + ", " + quote_ident(kFirstSeenColumn) + ", " +
+               quote_ident(kLastChangedColumn) + ", " + version + ", " + quote_ident(kRunIdColumn) +
+               ", " + quote_ident(kDeletedAtColumn) + ") VALUES(" + vals + ", " + at + ", " + at +
+               ", 1, " + run + ", NULL) ON CONFLICT(" + keys + ") DO UPDATE SET " + sets +
+               quote_ident(kLastChangedColumn) + "=excluded." + quote_ident(kLastChangedColumn) +
+               ", " + version + "=coalesce(" + version + ", 0) + 1, " + quote_ident(kRunIdColumn) +
+               "=excluded." + quote_ident(kRunIdColumn) + ", " + quote_ident(kDeletedAtColumn) +
+               "=NULL RETURNING " + version);
+  t.history_insert =
+      Stmt(db_.get(), "INSERT INTO " + history + "(" + cols + ", " + version + ", " +
+                          quote_ident(kValidFromColumn) + ", " + quote_ident(kEffectiveColumn) +
+                          ", " + quote_ident(kRunIdColumn) + ") VALUES(" + vals + ", " + p(n + 1) +
+                          ", " + p(n + 2) + ", " + p(n + 3) + ", " + p(n + 4) + ")");
+  size_t k = t.key.size();
+  std::string valid_from = quote_ident(kValidFromColumn), valid_to = quote_ident(kValidToColumn);
+  std::string effective = quote_ident(kEffectiveColumn);
+  // The new version starts at its claim unless the previous version claimed the same (?k+2,
+  // NULL: no claim), else at the stamp's time (?k+3); the statement returns which, so the new
+  // version is inserted with the same start. A version never ends before it began, whatever
+  // dates the vendor sends.
+  std::string claim = p(k + 2), now = p(k + 3);
+  std::string same = "(" + claim + " IS NULL OR " + effective + " IS " + claim + ")";
+  t.history_close =
+      Stmt(db_.get(), "UPDATE " + history + " SET " + valid_to + "=max(" + valid_from +
+                          ", CASE WHEN " + same + " THEN " + now + " ELSE " + claim +
+                          " END) WHERE " + key_match + " AND " + version + "=" + p(k + 1) +
+                          " AND " + valid_to + " IS NULL RETURNING " + same);
+  t.soft_delete =
+      Stmt(db_.get(), "UPDATE " + table + " SET " + quote_ident(kDeletedAtColumn) + "=" + p(k + 1) +
+                          ", " + quote_ident(kRunIdColumn) + "=" + p(k + 2) + " WHERE " +
+                          key_match + " AND " + quote_ident(kDeletedAtColumn) + " IS NULL");
+  t.history_end =
+      Stmt(db_.get(), "UPDATE " + history + " SET " + valid_to + "=max(" + valid_from + ", " +
+                          p(k + 1) + ") WHERE " + key_match + " AND " + valid_to + " IS NULL");
+}
+
+void SqliteWarehouse::upsert(std::string_view table, std::span<const RowWrite> rows,
+                             const WriteStamp& stamp) {
   if (rows.empty()) return;
   Table& t = this->table(table);
-  if (!t.upsert) {
-    // Every column is named so an absent field overwrites with NULL, as a replace would, but
-    // in place: ON CONFLICT DO UPDATE keeps the rowid, INSERT OR REPLACE would delete it.
-    std::string cols, vals, keys, sets;
-    for (size_t i = 0; i < t.columns.size(); ++i) {
-      if (i) cols += ", ", vals += ", ";
-      cols += quote_ident(t.columns[i].name);
-      vals += "?" + std::to_string(i + 1);
-    }
-    for (int k : t.key) {
-      if (!keys.empty()) keys += ", ";
-      keys += quote_ident(t.columns[static_cast<size_t>(k)].name);
-    }
-    for (size_t i = 0; i < t.columns.size(); ++i) {
-      if (std::find(t.key.begin(), t.key.end(), static_cast<int>(i)) != t.key.end()) continue;
-      if (!sets.empty()) sets += ", ";
-      std::string q = quote_ident(t.columns[i].name);
-      sets += q + "=excluded." + q;
-    }
-    t.upsert = Stmt(db_.get(), "INSERT INTO " + quote_ident(table) + "(" + cols + ") VALUES(" +
-                                   vals + ") ON CONFLICT(" + keys + ") DO " +
-                                   (sets.empty() ? "NOTHING" : "UPDATE SET " + sets));
-  }
+  if (!t.upsert) prepare_writes(table, t);
+  const int n = static_cast<int>(t.columns.size());
+  const std::string at = stamp.at.empty() ? "1970-01-01T00:00:00.000Z" : stamp.at;
   Stmt& st = t.upsert;
+  Stmt& hist = t.history_insert;
+  Stmt& close = t.history_close;
+  st.bind(n + 1, std::string_view(at));
+  st.bind(n + 2, stamp.run_id);
+  hist.bind(n + 4, stamp.run_id);
   Implicit tx(db_);
-  for (const Value* row : rows) {
+  for (const RowWrite& w : rows) {
+    const Value* row = w.row;
     if (!row || !row->is_object())
       throw std::runtime_error("warehouse: a row for table '" + std::string(table) +
                                "' is not an object");
@@ -201,6 +328,7 @@ void SqliteWarehouse::upsert(std::string_view table, std::span<const Value* cons
       size_t c = static_cast<size_t>(it->second);
       t.seen[c] = 1;
       bind(st, it->second + 1, v, t.columns[c], t.numeric_affinity[c]);
+      bind(hist, it->second + 1, v, t.columns[c], t.numeric_affinity[c]);
     }
     for (int k : t.key) {
       const Value* kv = nullptr;
@@ -211,39 +339,80 @@ void SqliteWarehouse::upsert(std::string_view table, std::span<const Value* cons
                                  "'");
     }
     for (size_t i = 0; i < t.seen.size(); ++i)
-      if (!t.seen[i]) st.bind_null(static_cast<int>(i + 1));
-    st.exec();
+      if (!t.seen[i]) {
+        st.bind_null(static_cast<int>(i + 1));
+        hist.bind_null(static_cast<int>(i + 1));
+      }
+    int64_t version = 1;
+    {
+      Use u(st);
+      if (st.step()) version = st.col_int(0);
+    }
+    std::string_view from = w.valid_from.empty() ? std::string_view(at) : w.valid_from;
+    if (version > 1) {
+      const int k = static_cast<int>(t.key.size());
+      bind_key(close, 1, t, *row, table);
+      close.bind(k + 1, version - 1);
+      if (w.valid_from.empty())
+        close.bind_null(k + 2);
+      else
+        close.bind(k + 2, w.valid_from);
+      close.bind(k + 3, std::string_view(at));
+      Use u(close);
+      if (close.step() && close.col_int(0)) from = at;
+    }
+    hist.bind(n + 1, version);
+    hist.bind(n + 2, from);
+    if (w.valid_from.empty())
+      hist.bind_null(n + 3);
+    else
+      hist.bind(n + 3, w.valid_from);
+    hist.exec();
   }
   tx.done();
 }
 
-void SqliteWarehouse::remove(std::string_view table, std::span<const Value* const> keys) {
+void SqliteWarehouse::bind_key(Stmt& st, int first, const Table& t, const Value& key,
+                               std::string_view table) {
+  for (size_t j = 0; j < t.key.size(); ++j) {
+    size_t c = static_cast<size_t>(t.key[j]);
+    const std::string& name = t.columns[c].name;
+    const Value* v = key.is_object() ? key.find(name) : nullptr;
+    if (!v || v->is_null())
+      throw std::runtime_error("warehouse: a key for table '" + std::string(table) +
+                               "' lacks column '" + name + "'");
+    bind(st, first + static_cast<int>(j), *v, t.columns[c], t.numeric_affinity[c]);
+  }
+}
+
+void SqliteWarehouse::mark_deleted(std::string_view table, std::span<const Value* const> keys,
+                                   const WriteStamp& stamp) {
   if (keys.empty()) return;
   Table& t = this->table(table);
-  if (!t.remove) {
-    std::string where;
-    for (size_t j = 0; j < t.key.size(); ++j) {
-      if (j) where += " AND ";
-      where +=
-          quote_ident(t.columns[static_cast<size_t>(t.key[j])].name) + "=?" + std::to_string(j + 1);
-    }
-    t.remove = Stmt(db_.get(), "DELETE FROM " + quote_ident(table) + " WHERE " + where);
-  }
-  Stmt& st = t.remove;
+  if (!t.upsert) prepare_writes(table, t);
+  const std::string at = stamp.at.empty() ? "1970-01-01T00:00:00.000Z" : stamp.at;
+  const int k = static_cast<int>(t.key.size());
   Implicit tx(db_);
   for (const Value* key : keys) {
-    for (size_t j = 0; j < t.key.size(); ++j) {
-      const std::string& name = t.columns[static_cast<size_t>(t.key[j])].name;
-      const Value* v = key ? key->find(name) : nullptr;
-      if (!v || v->is_null())
-        throw std::runtime_error("warehouse: a key for table '" + std::string(table) +
-                                 "' lacks column '" + name + "'");
-      size_t c = static_cast<size_t>(t.key[j]);
-      bind(st, static_cast<int>(j + 1), *v, t.columns[c], t.numeric_affinity[c]);
-    }
-    st.exec();
+    if (!key)
+      throw std::runtime_error("warehouse: a null key for table '" + std::string(table) + "'");
+    bind_key(t.soft_delete, 1, t, *key, table);
+    t.soft_delete.bind(k + 1, std::string_view(at));
+    t.soft_delete.bind(k + 2, stamp.run_id);
+    t.soft_delete.exec();
+    bind_key(t.history_end, 1, t, *key, table);
+    t.history_end.bind(k + 1, std::string_view(at));
+    t.history_end.exec();
   }
   tx.done();
+}
+
+void SqliteWarehouse::define_view(std::string_view name, std::string_view select) {
+  Implicit tx(db_);
+  db_.exec("DROP VIEW IF EXISTS " + quote_ident(name));
+  db_.exec("CREATE VIEW " + quote_ident(name) + " AS " + std::string(select));
+  tx.done();
+  forget();
 }
 
 void SqliteWarehouse::bind(Stmt& st, int i, const Value& v, const Column& c, bool numeric) {
