@@ -23,6 +23,12 @@ done
 missing_browser=()
 if [ "${WITHOUT_BROWSER:-0}" != 1 ]; then
   for p in "${BROWSER[@]}"; do
+    # A node from elsewhere (e.g. NodeSource, which bundles npm and conflicts with Debian's npm)
+    # serves as well: the commands count, not the packages.
+    case $p in
+      nodejs) command -v node >/dev/null && continue ;;
+      npm) command -v npm >/dev/null && continue ;;
+    esac
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing_browser+=("$p")
   done
 fi
