@@ -2,7 +2,7 @@
 # comma-separated list of hex bytes ending in 0. Run by add_custom_command at build time, so an
 # edit of a page file rebuilds the binary.
 #   cmake -DSRC=<page dir> -DTEMPLATE=<status_page.cpp.in> -DOUT=<file> -P embed_page.cmake
-foreach(pair "INDEX_HTML:index.html" "APP_JS:app.js" "STYLE_CSS:style.css")
+foreach(pair "INDEX_HTML:index.html" "APP_JS:app.js" "STYLE_CSS:style.css" "FAVICON_SVG:favicon.svg")
   string(REPLACE ":" ";" pair "${pair}")
   list(GET pair 0 var)
   list(GET pair 1 file)

@@ -94,6 +94,8 @@ async function stop(proc) {
 function pipelineYaml(sim, db) {
   // The example's shape, paced to about 6 requests/s so the first run lasts ~20 s and the page
   // sees it move; one receive and no retry so a 500 dead-letters at once and the alarm fires.
+  // The visibility timeout outlasts the wait for the rate limiter, so nothing dead-letters before
+  // the faults come.
   return `name: page-test
 source:
   base_url: ${sim}
@@ -103,7 +105,7 @@ source:
   timeout: 5s
   retry: { attempts: 1, backoff: 1ms..2ms }
 storage: sqlite:${db}
-queues: { visibility_timeout: 1s, max_receive_count: 1, retention: 14d }
+queues: { visibility_timeout: 2m, max_receive_count: 1, retention: 14d }
 stages:
   branches:
     schedule: rate(1 minute)

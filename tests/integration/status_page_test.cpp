@@ -83,18 +83,26 @@ TEST(StatusPage, ServedFromTheBinaryAndReferencesOnlyItsOwnAddress) {
   EXPECT_EQ(type, "text/css; charset=utf-8");
   EXPECT_EQ(css, read_source("src/observe/page/style.css"));
 
+  std::string icon = http_get(base + "assets/favicon.svg", &status, &type);
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(type, "image/svg+xml");
+  EXPECT_EQ(icon, read_source("src/observe/page/favicon.svg"));
+
   http_get(base + "assets/missing.js", &status);
   EXPECT_EQ(status, 404);
 
   // What the page loads: its two assets, nothing else.
   std::vector<std::string> refs = all(page, std::regex(R"re((?:src|href)\s*=\s*"([^"]*)")re"));
-  EXPECT_EQ(refs, (std::vector<std::string>{"/assets/style.css", "/assets/app.js"}));
+  EXPECT_EQ(refs, (std::vector<std::string>{"/assets/favicon.svg", "/assets/style.css",
+                                            "/assets/app.js"}));
   // What the script fetches: /status alone.
   EXPECT_EQ(all(app, std::regex(R"(fetch\(\s*'([^']*)')")), std::vector<std::string>{"/status"});
   EXPECT_EQ(all(app, std::regex(R"((XMLHttpRequest|WebSocket|EventSource|import\())")).size(), 0u);
   // No absolute URL anywhere. The SVG namespace is an identifier the browser never fetches.
-  std::string app_no_ns = std::regex_replace(app, std::regex("http://www\\.w3\\.org/2000/svg"), "");
-  for (const std::string* text : {&page, &app_no_ns, &css}) {
+  std::regex svg_ns("http://www\\.w3\\.org/2000/svg");
+  std::string app_no_ns = std::regex_replace(app, svg_ns, "");
+  std::string icon_no_ns = std::regex_replace(icon, svg_ns, "");
+  for (const std::string* text : {&page, &app_no_ns, &css, &icon_no_ns}) {
     EXPECT_EQ(text->find("http://"), std::string::npos);
     EXPECT_EQ(text->find("https://"), std::string::npos);
     EXPECT_EQ(all(*text, std::regex(R"((url\(|@import))")).size(), 0u);

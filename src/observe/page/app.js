@@ -54,6 +54,12 @@
     return Math.floor(h / 24) + ' d ' + (h % 24) + ' h';
   }
 
+  function span(minutes) {
+    minutes = Math.round(minutes);
+    if (minutes < 120) return minutes + ' min';
+    return Math.floor(minutes / 60) + ' h' + (minutes % 60 ? ' ' + (minutes % 60) + ' min' : '');
+  }
+
   function time(iso) {
     const t = Date.parse(iso);
     if (!Number.isFinite(t)) return str(iso);
@@ -179,7 +185,7 @@
     }
     box.replaceChildren(s);
     byTestId('chart-summary').textContent =
-      count(total) + ' records in the last ' + seconds((end - start) / 1000 + 60) + ', peak ' + count(max) + '/min';
+      count(total) + ' records in the last ' + span((end - start) / 60000 + 1) + ', peak ' + count(max) + '/min';
   }
 
   function renderAlarms(doc) {
