@@ -66,6 +66,12 @@
     return new Date(t).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
   }
 
+  // The time alone when it falls on the server's day: the tables stay narrow.
+  function shortTime(iso, nowIso) {
+    const full = time(iso);
+    return full.slice(0, 10) === time(nowIso).slice(0, 10) ? full.slice(11) : full;
+  }
+
   // Relative to the server's clock, so a skewed browser clock does not lie about "in 30 s".
   function relative(iso, nowIso) {
     const t = Date.parse(iso);
@@ -260,7 +266,7 @@
   function renderSchedules(doc) {
     const body = byTestId('schedules').tBodies[0];
     const rows = list(doc.schedules).map((s) => {
-      const next = el('span', { 'data-testid': 'next-fire' }, s.next_fire ? time(s.next_fire) + ' (' + relative(s.next_fire, doc.now) + ')' : '—');
+      const next = el('span', { 'data-testid': 'next-fire' }, s.next_fire ? shortTime(s.next_fire, doc.now) + ' (' + relative(s.next_fire, doc.now) + ')' : '—');
       const expr = str(s.expression) + (s.timezone && s.timezone !== 'UTC' ? ' ' + str(s.timezone) : '');
       return row([str(s.stage), expr, next, s.last_fire ? relative(s.last_fire, doc.now) : '—',
         count(s.fired), count(s.coalesced), count(s.missed)]);
