@@ -9,7 +9,9 @@ foreach(pair "INDEX_HTML:index.html" "APP_JS:app.js" "STYLE_CSS:style.css" "FAVI
   file(READ "${SRC}/${file}" hex HEX)
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
   # Line breaks every 16 bytes keep the generated file readable by compilers and people alike.
-  string(REGEX REPLACE "((0x[0-9a-f][0-9a-f],){16})" "\\1\n" bytes "${bytes}")
+  # (CMake's regular expressions have no {n}.)
+  string(REPEAT "0x[0-9a-f][0-9a-f]," 16 sixteen)
+  string(REGEX REPLACE "(${sixteen})" "\\1\n" bytes "${bytes}")
   set(${var} "${bytes}0")
 endforeach()
 configure_file("${TEMPLATE}" "${OUT}" @ONLY)
