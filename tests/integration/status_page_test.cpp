@@ -55,7 +55,8 @@ TEST(StatusPage, ServedFromTheBinaryAndReferencesOnlyItsOwnAddress) {
                              "stages:\n"
                              "  items:\n"
                              "    schedule: rate(1 hour)\n"
-                             "    request: GET /items\n"
+                             "    inputs: { x: [1] }\n"
+                             "    request: GET /items?x={x}\n"
                              "    records: result\n"
                              "    key: { item_id: id }\n";
   Subprocess p = Subprocess::start({CASCADE_BIN, "run", pipeline, "--listen", "127.0.0.1:0"});
