@@ -5,6 +5,7 @@
 
 #include "core/duration.h"
 #include "core/json.h"
+#include "observe/status_page.h"
 
 namespace cascade {
 
@@ -79,6 +80,9 @@ Service::Service(const Plan& plan, Engine& engine, Store& store, Clock& clock, Q
   if (options_.serve) {
     observe::StatusContent content;
     content.registry = &registry_;
+    observe::StatusPage page = observe::status_page();
+    content.page = std::move(page.page);
+    content.assets = std::move(page.assets);
     content.status = [this] { return status_json(); };
     content.health = [this]() -> std::optional<std::string> {
       if (daemon_->stopping()) return std::string("stopping");

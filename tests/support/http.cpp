@@ -14,7 +14,8 @@ size_t collect(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
-std::string perform(const std::string& url, const std::string* post_body, long* status) {
+std::string perform(const std::string& url, const std::string* post_body, long* status,
+                    std::string* content_type = nullptr) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
@@ -40,6 +41,11 @@ std::string perform(const std::string& url, const std::string* post_body, long* 
   long code = 0;
   curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &code);
   if (status) *status = code;
+  if (content_type) {
+    char* type = nullptr;
+    curl_easy_getinfo(curl.get(), CURLINFO_CONTENT_TYPE, &type);
+    *content_type = type ? type : "";
+  }
   return body;
 }
 
@@ -47,6 +53,10 @@ std::string perform(const std::string& url, const std::string* post_body, long* 
 
 std::string http_get(const std::string& url, long* status) {
   return perform(url, nullptr, status);
+}
+
+std::string http_get(const std::string& url, long* status, std::string* content_type) {
+  return perform(url, nullptr, status, content_type);
 }
 
 std::string http_post(const std::string& url, const std::string& body, long* status) {
