@@ -80,7 +80,8 @@ struct Sale {
   int64_t amount_cents = 0;
 };
 
-// What one advance() did, by kind.
+// What one advance() did, by kind. late_sales counts those a transfer brought too, when they are
+// published.
 struct AdvanceSummary {
   int64_t ticks = 0;
   int64_t new_sales = 0, late_sales = 0, corrections = 0, transfers = 0, departures = 0, hires = 0,
