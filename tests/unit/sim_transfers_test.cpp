@@ -72,7 +72,8 @@ std::map<int64_t, Seen> employees(const Company& c) {
   for (int64_t b = 1; b <= c.branch_count(); ++b) {
     std::string body;
     c.write_employees_response(b, body);
-    for (const Value& e : parse_json(body).find_path("result.employees")->as_array()) {
+    const Value r = parse_json(body);
+    for (const Value& e : r.find_path("result.employees")->as_array()) {
       Seen& s = out[e.find("id")->as_int()];
       s.branch = b;
       s.branch_since = e.find("branch_since")->as_string();
@@ -88,7 +89,8 @@ std::map<int64_t, Value> served_sales(const Company& c, int64_t employee_id) {
   std::string body;
   c.write_sales_response(employee_id, body);
   std::map<int64_t, Value> out;
-  for (const Value& s : parse_json(body).find_path("result.sales")->as_array())
+  const Value r = parse_json(body);
+  for (const Value& s : r.find_path("result.sales")->as_array())
     out.emplace(s.find("id")->as_int(), s);
   return out;
 }
