@@ -36,6 +36,7 @@ enum Kind : uint64_t {
   kLateSale,
   kCorrection,
   kBranch,
+  kTransferSale,
 };
 
 // Index 0 is the only occupation whose sales the API serves.
@@ -165,6 +166,15 @@ void append_cents(std::string& out, int64_t cents) {
   fmt::format_to(std::back_inserter(out), "{}.{:02}", cents / 100, cents % 100);
 }
 
+// The priced part of a sale (product, customer, quantity, amounts), drawn from one hash.
+void price(uint64_t hs, Sale& s) {
+  s.product = static_cast<int32_t>((hs >> 8) % kProducts.size());
+  s.customer = static_cast<int32_t>((hs >> 16) % kCustomers.size());
+  s.quantity = static_cast<int32_t>(1 + (hs >> 40) % 40);
+  s.unit_price_cents = kProducts[s.product].cents;
+  s.amount_cents = s.unit_price_cents * s.quantity;
+}
+
 std::string lower(std::string_view s) {
   std::string r(s);
   for (char& c : r) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
@@ -198,6 +208,8 @@ void SimConfig::validate() const {
   for (double r : {new_sales_per_tick, late_sales_per_tick, corrections_per_tick,
                    transfers_per_tick, departures_per_tick, hires_per_tick, promotions_per_tick})
     if (!(r >= 0 && r <= 1e6)) bad("per-tick rates must be in 0..1000000");
+  if (late_sales_per_transfer < 0 || late_sales_per_transfer > 1000)
+    bad("--late-sales-per-transfer must be in 0..1000");
 }
 
 uint64_t Company::h(std::initializer_list<uint64_t> parts) const {
@@ -291,17 +303,42 @@ Employee Company::make_employee(int64_t id, const EmpState& st) const {
   e.name.reserve(first.size() + last.size() + 1);
   e.name.append(first).append(" ").append(last);
   e.email = fmt::format("{}.{}{}@dundermifflin.com", lower(first), lower(last), id);
-  int64_t hired;
-  if (st.hire_tick >= 0) {
-    hired = kStart + st.hire_tick * kHour;
-  } else {  // between 2000-01-01 and 400 days before the start, so a year of sales fits after
-    const int64_t from = 946684800, to = kStart - 400 * kDay;
-    hired = from + static_cast<int64_t>(h({kHireDate, uint64_t(id)}) % uint64_t(to - from));
-  }
-  e.hire_date = format_date(hired);
+  e.hire_date = format_date(hire_time(id, st));
+  if (auto it = spells_.find(id); it != spells_.end())
+    e.branch_since = format_date(int64_t{it->second.back().day} * kDay);
+  else
+    e.branch_since = e.hire_date;
   e.salary =
       kBaseSalary[st.occupation] + static_cast<int64_t>(h({kSalary, uint64_t(id)}) % 150) * 100;
   return e;
+}
+
+int64_t Company::hire_time(int64_t id, const EmpState& st) const {
+  if (st.hire_tick >= 0) return kStart + st.hire_tick * kHour;
+  // Between 2000-01-01 and 400 days before the start, so a year of sales fits after.
+  const int64_t from = 946684800, to = kStart - 400 * kDay;
+  return from + static_cast<int64_t>(h({kHireDate, uint64_t(id)}) % uint64_t(to - from));
+}
+
+std::vector<BranchSpell> Company::branch_history(int64_t id) const {
+  std::vector<BranchSpell> out;
+  if (id < first_employee_id_ || id >= next_employee_id_) return out;
+  if (auto it = spells_.find(id); it != spells_.end()) {
+    out.reserve(it->second.size());
+    for (const Spell& s : it->second) out.push_back({s.branch, s.day});
+  } else {
+    const EmpState st = state(id);
+    out.push_back({st.branch, floor_div(hire_time(id, st), kDay)});
+  }
+  return out;
+}
+
+int64_t Company::branch_at(const std::vector<BranchSpell>& history, int64_t t) {
+  if (history.empty()) return 0;
+  const int64_t day = floor_div(t, kDay);
+  auto it = std::upper_bound(history.begin(), history.end(), day,
+                             [](int64_t d, const BranchSpell& s) { return d < s.from_day; });
+  return it == history.begin() ? history.front().branch_id : std::prev(it)->branch_id;
 }
 
 Sale Company::base_sale(int64_t employee_id, int64_t k) const {
@@ -316,11 +353,7 @@ Sale Company::base_sale(int64_t employee_id, int64_t k) const {
   s.transaction_time = from + window * k / count + static_cast<int64_t>(hs % uint64_t(slot));
   s.updated_at =
       std::min(kStart, s.transaction_time + static_cast<int64_t>((hs >> 24) % (72 * kHour)));
-  s.product = static_cast<int32_t>((hs >> 8) % kProducts.size());
-  s.customer = static_cast<int32_t>((hs >> 16) % kCustomers.size());
-  s.quantity = static_cast<int32_t>(1 + (hs >> 40) % 40);
-  s.unit_price_cents = kProducts[s.product].cents;
-  s.amount_cents = s.unit_price_cents * s.quantity;
+  price(hs, s);
   if (!fixes_.empty()) {
     if (auto it = fixes_.find(s.id); it != fixes_.end()) {
       s.quantity = it->second.quantity;
@@ -402,8 +435,9 @@ void Company::for_each_sale(int64_t employee_id, const std::function<void(const 
 }
 
 size_t Company::stored_changes() const {
-  size_t n = fixes_.size() + overrides_.size();
+  size_t n = fixes_.size() + overrides_.size() + pending_.size();
   for (const auto& [id, v] : extra_sales_) n += v.size();
+  for (const auto& [id, v] : spells_) n += v.size();
   return n;
 }
 
@@ -438,6 +472,8 @@ void Company::write_employee(const Employee& e, bool with_parent, std::string& o
   append_json_string(e.email, out);
   out += ",\"hire_date\":\"";
   out += e.hire_date;
+  out += "\",\"branch_since\":\"";
+  out += e.branch_since;
   out += "\",\"salary\":";
   append_int(out, e.salary);
   if (with_parent) {
@@ -561,12 +597,45 @@ void Company::add_sale(int64_t t, int64_t n, uint64_t kind, int64_t employee_id,
                            : static_cast<int64_t>(hs % uint64_t(kHour));
   s.transaction_time = std::max(now - age, hired);
   s.updated_at = now;
-  s.product = static_cast<int32_t>((hs >> 8) % kProducts.size());
-  s.customer = static_cast<int32_t>((hs >> 16) % kCustomers.size());
-  s.quantity = static_cast<int32_t>(1 + (hs >> 40) % 40);
-  s.unit_price_cents = kProducts[s.product].cents;
-  s.amount_cents = s.unit_price_cents * s.quantity;
+  price(hs, s);
   extra_sales_[employee_id].push_back(s);
+}
+
+void Company::record_transfer(int64_t t, int64_t n, int64_t id, const EmpState& before,
+                              int32_t to) {
+  const int64_t now = kStart + t * kHour;
+  const int32_t day = static_cast<int32_t>(floor_div(now, kDay));
+  const int64_t hired = hire_time(id, before);
+  std::vector<Spell>& spells = spells_[id];
+  if (spells.empty())
+    spells.push_back({static_cast<int32_t>(floor_div(hired, kDay)), before.branch});
+  const int32_t prev_from = spells.back().day;
+  if (prev_from == day)
+    spells.back().branch = to;
+  else
+    spells.push_back({day, to});
+  // Only a salesperson who was at the old branch for all of yesterday's date sold there then.
+  if (before.occupation != 0 || prev_from >= day) return;
+  const int64_t mean = cfg_.late_sales_per_transfer;
+  const int64_t lo = mean - mean / 2, hi = mean + mean / 2;
+  const uint64_t hc = h({kTransferSale, uint64_t(t), uint64_t(n)});
+  const int64_t count = lo + static_cast<int64_t>(hc % uint64_t(hi - lo + 1));
+  const int64_t yesterday = int64_t{day} * kDay - kDay;
+  for (int64_t j = 0; j < count; ++j) {
+    const uint64_t hs = h({kTransferSale, uint64_t(t), uint64_t(n), uint64_t(j) + 1});
+    const int64_t when = std::max(yesterday + static_cast<int64_t>(hs % uint64_t(kDay)), hired);
+    pending_.emplace(t + static_cast<int64_t>((hs >> 48) % 25), PendingSale{id, when, hs});
+  }
+}
+
+void Company::publish_sale(int64_t t, const PendingSale& p) {
+  Sale s;
+  s.id = next_sale_id_++;
+  s.employee_id = p.employee_id;
+  s.transaction_time = p.transaction_time;
+  s.updated_at = kStart + t * kHour;
+  price(p.draw, s);
+  extra_sales_[p.employee_id].push_back(s);
 }
 
 void Company::correct_sale(int64_t t, int64_t n, int64_t employee_id) {
@@ -620,10 +689,17 @@ void Company::run_tick(int64_t t, AdvanceSummary& sum) {
       const uint64_t r = h({kTransfer, uint64_t(t), uint64_t(n), 99}) % uint64_t(cfg_.branches - 1);
       int32_t to = static_cast<int32_t>(1 + r);
       if (to >= st.branch) ++to;
+      record_transfer(t, n, id, st, to);
       move(id, st, to);
       overrides_[id] = st;
       ++sum.transfers;
     }
+  }
+  // Published after this tick's transfers, so a transfer's late sales never precede it.
+  for (auto it = pending_.begin(); it != pending_.end() && it->first <= t;
+       it = pending_.erase(it)) {
+    publish_sale(t, it->second);
+    ++sum.late_sales;
   }
   for (int64_t n = 0, c = events(t, kPromotion, cfg_.promotions_per_tick); n < c; ++n) {
     const int64_t id = pick_employee(t, kPromotion, n, true);

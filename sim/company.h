@@ -30,6 +30,10 @@ struct SimConfig {
   double departures_per_tick = 0.1;
   double hires_per_tick = 0.2;
   double promotions_per_tick = 0.05;
+  // Mean sales a transferring salesperson made on the day before the transfer (at the old
+  // branch) that the vendor publishes only after it, 0..24 ticks later; each transfer gets
+  // uniformly 50%..150% of it (2 gives 1..3).
+  int late_sales_per_transfer = 2;
 
   // Throws std::invalid_argument naming the first knob out of range.
   void validate() const;
@@ -52,7 +56,16 @@ struct Employee {
   std::string name;
   std::string email;
   std::string hire_date;  // YYYY-MM-DD
+  // YYYY-MM-DD: the date of the last transfer, or hire_date if never transferred. A transfer
+  // counts from the start of its date: the vendor's dates carry no time.
+  std::string branch_since;
   int64_t salary = 0;
+};
+
+// One spell of an employee at a branch, from the start of a vendor date until the next spell.
+struct BranchSpell {
+  int64_t branch_id = 0;
+  int64_t from_day = 0;  // days since 1970-01-01 (UTC)
 };
 
 struct Sale {
@@ -67,7 +80,8 @@ struct Sale {
   int64_t amount_cents = 0;
 };
 
-// What one advance() did, by kind.
+// What one advance() did, by kind. late_sales counts those a transfer brought too, when they are
+// published.
 struct AdvanceSummary {
   int64_t ticks = 0;
   int64_t new_sales = 0, late_sales = 0, corrections = 0, transfers = 0, departures = 0, hires = 0,
@@ -102,6 +116,13 @@ class Company {
   int64_t employee_id_end() const { return next_employee_id_; }
   // True if the employee currently works here as a salesperson.
   bool is_current_salesperson(int64_t employee_id) const;
+  // The branches of a current employee, oldest first: the hire's, then one spell per date with
+  // transfers (the day's last transfer wins, as only dates are published). The last spell's
+  // from_day is branch_since. Empty for an id never issued.
+  std::vector<BranchSpell> branch_history(int64_t employee_id) const;
+  // The branch of the spell holding the date of Unix time t (the first spell's for an earlier
+  // time); 0 for an empty history.
+  static int64_t branch_at(const std::vector<BranchSpell>& history, int64_t t);
 
   // --- response bodies (exact bytes the API serves), appended to out ---
   void write_branches_response(std::string_view name, std::string& out) const;
@@ -112,8 +133,9 @@ class Company {
   static void write_employee(const Employee& e, bool with_parent, std::string& out);
   static void write_sale(const Sale& s, bool with_parent, std::string& out);
 
-  // Number of sales stored because time produced them (new/late sales and corrections):
-  // the model's memory grows with this, never with the company's size.
+  // Number of things stored because time produced them (sales, corrections, changed employees,
+  // branch spells, sales awaiting publication): the model's memory grows with this, never with
+  // the company's size.
   size_t stored_changes() const;
 
  private:
@@ -128,6 +150,15 @@ class Company {
     int64_t amount_cents;
     int64_t updated_at;
   };
+  struct Spell {
+    int32_t day;  // days since 1970-01-01
+    int32_t branch;
+  };
+  struct PendingSale {  // made before a transfer, published later
+    int64_t employee_id;
+    int64_t transaction_time;
+    uint64_t draw;
+  };
 
   bool is_initial(int64_t id) const;
   int32_t base_branch(int64_t id) const;
@@ -138,6 +169,7 @@ class Company {
   EmpState state(int64_t id) const;
   bool is_current(int64_t id) const;
   Employee make_employee(int64_t id, const EmpState& st) const;
+  int64_t hire_time(int64_t id, const EmpState& st) const;  // Unix seconds
   Sale base_sale(int64_t employee_id, int64_t k) const;
   int64_t sales_count(int64_t employee_id) const;
 
@@ -146,6 +178,9 @@ class Company {
   // Deterministic choice of a current employee (salesperson if asked); 0 if none found.
   int64_t pick_employee(int64_t t, uint64_t kind, int64_t n, bool salesperson) const;
   void move(int64_t id, EmpState& st, int32_t to_branch);
+  // Remembers the spell a transfer starts and queues the sales the vendor publishes late.
+  void record_transfer(int64_t t, int64_t n, int64_t id, const EmpState& before, int32_t to);
+  void publish_sale(int64_t t, const PendingSale& p);
   void add_sale(int64_t t, int64_t n, uint64_t kind, int64_t employee_id, bool late);
   void correct_sale(int64_t t, int64_t n, int64_t employee_id);
   uint64_t h(std::initializer_list<uint64_t> parts) const;
@@ -165,6 +200,9 @@ class Company {
   std::vector<int64_t> headcount_;           // per branch-1
   std::unordered_map<int64_t, std::vector<Sale>> extra_sales_;  // by employee, id order
   std::unordered_map<int64_t, SaleFix> fixes_;                  // corrections of initial sales
+  // Transferred employees only: every spell, the hire's first.
+  std::unordered_map<int64_t, std::vector<Spell>> spells_;
+  std::multimap<int64_t, PendingSale> pending_;  // by the tick that publishes them
 };
 
 // "YYYY-MM-DD HH:MM:SS" (UTC) for Unix seconds.

@@ -40,7 +40,12 @@ void add_model_flags(CLI::App& app, cascade::sim::SimConfig& c) {
                  "Sales corrected per tick (quantity and amount change, updated_at bumped)")
       ->capture_default_str();
   app.add_option("--transfers-per-tick", c.transfers_per_tick,
-                 "Employees moved to another branch per tick (same id)")
+                 "Employees moved to another branch per tick (same id; branch_since becomes the "
+                 "transfer date)")
+      ->capture_default_str();
+  app.add_option("--late-sales-per-transfer", c.late_sales_per_transfer,
+                 "Mean sales a transferring salesperson made the day before the transfer (at the "
+                 "old branch), published 0..24 ticks after it; each transfer gets 50%..150% of it")
       ->capture_default_str();
   app.add_option("--departures-per-tick", c.departures_per_tick,
                  "Employees leaving per tick (gone from /employees, their sales no longer served)")
@@ -165,7 +170,10 @@ int main(int argc, char** argv) {
       "Faults are deterministic under --seed: the n-th request to a path meets the same faults. "
       "Admin endpoints (never faulted, nor is /healthz): GET /admin/faults shows the plan, POST "
       "replaces it (JSON as --faults), DELETE clears it; /admin/stats counts injected faults by "
-      "kind and path. The ground truth (/admin/truth, dump) ignores faults.");
+      "kind and path. The ground truth (/admin/truth, dump) ignores faults. Every employee carries "
+      "branch_since (hire or last transfer date); the truth adds each employee's branch_history "
+      "and "
+      "each sale's branch_at_sale (the branch on its transaction date).");
 
   int64_t dump_ticks = 0;
   CLI::App* dump = app.add_subcommand("dump", "Print the ground truth as JSON and exit");

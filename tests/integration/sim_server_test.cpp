@@ -36,6 +36,20 @@ Value get_json(const std::string& url, long expect_status = 200) {
   return parse_json(body);
 }
 
+// The truth without its truth-only fields (sim/truth.h): what the paths alone can rebuild.
+Value served_part(Value truth) {
+  auto strip = [&truth](const char* list, std::string_view field) {
+    for (Value& r : truth.find(list)->as_array()) {
+      Object& o = r.as_object();
+      o.erase(std::remove_if(o.begin(), o.end(), [&](const Member& m) { return m.first == field; }),
+              o.end());
+    }
+  };
+  strip("employees", "branch_history");
+  strip("sales", "branch_at_sale");
+  return truth;
+}
+
 // Builds the truth document from the vendor paths alone, as cascade would.
 Value walk(SimServer& sim, int64_t tick, int64_t seed) {
   Array branches, employees, sales;
@@ -110,7 +124,7 @@ TEST(SimServer, TruthIsWhatThePathsServeBeforeAndAfterTime) {
   SimServer sim(kFlags);
   const Value t0 = sim.truth();
   EXPECT_EQ(t0.find("tick")->as_int(), 0);
-  EXPECT_TRUE(t0 == walk(sim, 0, 11));
+  EXPECT_TRUE(served_part(t0) == walk(sim, 0, 11));
   const Value summary = sim.advance(30);
   EXPECT_EQ(summary.find("tick")->as_int(), 30);
   EXPECT_GT(summary.find("new_sales")->as_int(), 0);
@@ -119,7 +133,7 @@ TEST(SimServer, TruthIsWhatThePathsServeBeforeAndAfterTime) {
   EXPECT_EQ(t1.find("tick")->as_int(), 30);
   EXPECT_FALSE(t0 == t1);
   EXPECT_GT(t1.find("sales")->as_array().size(), t0.find("sales")->as_array().size());
-  EXPECT_TRUE(t1 == walk(sim, 30, 11));
+  EXPECT_TRUE(served_part(t1) == walk(sim, 30, 11));
 }
 
 TEST(SimServer, DumpEqualsTruthByteForByte) {
