@@ -126,6 +126,9 @@ class SqliteWarehouse final : public Warehouse {
   void upsert(std::string_view table, std::span<const Value* const> rows) override;
   void remove(std::string_view table, std::span<const Value* const> keys) override;
   QueryResult query(std::string_view sql) override;
+  void query_rows(std::string_view sql, RowSink& sink) override;
+  std::vector<Relation> relations() override;
+  std::string quote(std::string_view identifier) const override { return quote_ident(identifier); }
 
   void forget() { tables_.clear(); }
 
