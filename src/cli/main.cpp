@@ -119,21 +119,24 @@ int main(int argc, char** argv) {
   ExportOptions export_opts;
   uint64_t export_limit = 0;
   bool export_no_header = false;
-  auto* exp = app.add_subcommand(
+  auto* export_cmd = app.add_subcommand(
       "export", "Stream a table or view to CSV or JSON Lines, row by row (any size, read-only)");
-  exp->add_option("table", export_opts.table, "table or view, e.g. sales")->required();
-  add_pipeline(exp, false);
-  add_storage(exp);
-  exp->add_option("-f,--format", export_opts.format,
-                  "csv or jsonl (default: from the --output extension, .jsonl/.ndjson -> jsonl, "
-                  "else csv)")
+  export_cmd->add_option("table", export_opts.table, "table or view, e.g. sales")->required();
+  add_pipeline(export_cmd, false);
+  add_storage(export_cmd);
+  export_cmd
+      ->add_option("-f,--format", export_opts.format,
+                   "csv or jsonl (default: from the --output extension, .jsonl/.ndjson -> jsonl, "
+                   "else csv)")
       ->check(CLI::IsMember({"csv", "jsonl"}));
-  exp->add_option("-o,--output", export_opts.output,
-                  "file to write ('-' or none: stdout); written under FILE.partial and renamed "
-                  "when complete");
-  exp->add_option("--where", export_opts.where, "SQL condition on the rows, e.g. \"amount > 100\"");
-  auto* limit_opt = exp->add_option("--limit", export_limit, "at most this many rows");
-  exp->add_flag("--no-header", export_no_header, "csv: no header row");
+  export_cmd->add_option(
+      "-o,--output", export_opts.output,
+      "file to write ('-' or none: stdout); written under FILE.partial and renamed "
+      "when complete");
+  export_cmd->add_option("--where", export_opts.where,
+                         "SQL condition on the rows, e.g. \"amount > 100\"");
+  auto* limit_opt = export_cmd->add_option("--limit", export_limit, "at most this many rows");
+  export_cmd->add_flag("--no-header", export_no_header, "csv: no header row");
 
   auto* queues = app.add_subcommand(
       "queues", "Show each stage's queue: depth, in flight, oldest message age, DLQ depth");
@@ -216,7 +219,7 @@ int main(int argc, char** argv) {
     if (*dlq) return cmd_dlq(c, dlq_action, dlq_filter);
     if (*invoke) return cmd_invoke(c, stage, event_file);
     if (*sql) return cmd_sql(c, query, sql_opts);
-    if (*exp) {
+    if (*export_cmd) {
       if (limit_opt->count() > 0) export_opts.limit = export_limit;
       export_opts.header = !export_no_header;
       return cmd_export(c, export_opts);

@@ -267,9 +267,8 @@ TEST(Export, AMillionRowsStreamInLittleMemory) {
         "FROM n");
   }
   std::string out = dir + "/big.jsonl";
-  RunResult r =
-      run({CASCADE_BIN, "export", "--storage", "sqlite:" + db, "big", "-o", out}, {},
-          std::chrono::seconds(240));
+  RunResult r = run({CASCADE_BIN, "export", "--storage", "sqlite:" + db, "big", "-o", out}, {},
+                    std::chrono::seconds(240));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("1000000 rows"), std::string::npos) << r.err;
   struct rusage ru {};
