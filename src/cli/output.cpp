@@ -318,9 +318,11 @@ std::string terminal_safe(std::string_view s) {
 
 void TablePrinter::columns(std::span<const std::string> names) {
   header_.clear();
-  for (const auto& n : names) header_.push_back(cut(terminal_safe(n), o_.max_width));
+  // Names are never cut: a column must stay recognizable, and names are short (63 bytes at most
+  // for a stage's columns).
+  for (const auto& n : names) header_.push_back(terminal_safe(n));
   rows_.clear();
-  numeric_.assign(names.size(), 1);
+  numeric_.assign(names.size(), kNoValues);
   total_ = 0;
 }
 
@@ -335,7 +337,8 @@ bool TablePrinter::row(std::span<const Cell> cells) {
       shown.push_back(o_.null);
       continue;
     }
-    if (!numeric_cell(c)) numeric_[i] = 0;
+    // Right-aligned only when every value shown is a number: a column of NULLs is not one.
+    if (numeric_[i] != kText) numeric_[i] = numeric_cell(c) ? kNumbers : kText;
     std::string text;
     if (c.kind == Cell::Kind::Text)
       text = terminal_safe(c.bytes);
@@ -355,10 +358,9 @@ std::string TablePrinter::render() const {
     for (size_t i = 0; i < n; ++i) width[i] = code_points(header_[i]);
     for (const auto& r : rows_)
       for (size_t i = 0; i < n; ++i) width[i] = std::max(width[i], code_points(r[i]));
-    bool any_rows = !rows_.empty();
     auto cell = [&](const std::string& s, size_t i) {
       size_t pad = width[i] - code_points(s);
-      bool right = any_rows && numeric_[i];
+      bool right = numeric_[i] == kNumbers;
       if (right) out.append(pad, ' ');
       out += s;
       if (i + 1 < n) {

@@ -54,7 +54,8 @@ class TablePrinter final : public RowSink {
   TableOptions o_;
   std::vector<std::string> header_;
   std::vector<std::vector<std::string>> rows_;
-  std::vector<char> numeric_;
+  enum : char { kNoValues, kNumbers, kText };
+  std::vector<char> numeric_;  // per column: what its non-NULL shown values are
   size_t total_ = 0;
 };
 
