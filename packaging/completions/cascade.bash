@@ -26,7 +26,7 @@ _cascade() {
   fi
 
   local global_opts="--help --version --log-level --log-format"
-  local commands="validate run sync invoke sql queues alarms dlq demo"
+  local commands="validate run sync invoke sql export queues alarms dlq demo"
   local dlq_actions="list show redrive purge"
 
   # The subcommand (and dlq action) typed so far, the pipeline file named so far, and whether a
@@ -37,7 +37,8 @@ _cascade() {
     case $w in
       --log-level | --log-format | --storage | --listen | --poll | --event | --history | \
         -f | --format | -s | --stage | --reason | --message | --dir | --seed | \
-        --employees-per-branch | --sales-per-salesperson | --ticks)
+        --employees-per-branch | --sales-per-salesperson | --ticks | -o | --output | --where | \
+        --limit | --max-width | --null)
         ((i++)) ;;
       -p | --pipeline) ((i++)); pipeline=${words[i]} ;;
       --pipeline=*) pipeline=${w#--pipeline=} ;;
@@ -56,14 +57,18 @@ _cascade() {
   case $prev in
     --log-level) COMPREPLY=($(compgen -W "trace debug info warn error off" -- "$cur")); return ;;
     --log-format) COMPREPLY=($(compgen -W "json text" -- "$cur")); return ;;
-    -f | --format) COMPREPLY=($(compgen -W "table csv json" -- "$cur")); return ;;
+    -f | --format)
+      if [ "$cmd" = export ]; then COMPREPLY=($(compgen -W "csv jsonl" -- "$cur"))
+      else COMPREPLY=($(compgen -W "table csv json" -- "$cur")); fi
+      return ;;
+    -o | --output) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
     -p | --pipeline) _cascade_yaml_files; return ;;
     --event) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --dir) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur")); return ;;
     -s | --stage) COMPREPLY=($(compgen -W "$(_cascade_stages "$pipeline")" -- "$cur")); return ;;
     --storage) COMPREPLY=($(compgen -W "sqlite:" -- "$cur")); compopt -o nospace 2>/dev/null; return ;;
     --listen | --poll | --history | --reason | --message | --seed | --employees-per-branch | \
-      --sales-per-salesperson | --ticks) return ;;
+      --sales-per-salesperson | --ticks | --where | --limit | --max-width | --null) return ;;
   esac
 
   if [ -z "$cmd" ]; then
@@ -78,7 +83,8 @@ _cascade() {
     run) opts="-p --pipeline --storage --listen --no-listen --poll --allow-unauthenticated" ;;
     sync) opts="-p --pipeline --storage --event --json --drain" ;;
     invoke) opts="--event -p --pipeline --storage --json" ;;
-    sql) opts="-p --pipeline --storage -f --format" ;;
+    sql) opts="-p --pipeline --storage -f --format --limit --max-width --null" ;;
+    export) opts="-p --pipeline --storage -f --format -o --output --where --limit --no-header" ;;
     queues) opts="-p --pipeline --storage --json" ;;
     demo) opts="--dir --seed --employees-per-branch --sales-per-salesperson --ticks" ;;
     dlq)

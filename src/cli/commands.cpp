@@ -306,7 +306,7 @@ int cmd_invoke(const Common& c, const std::string& stage, const std::string& eve
   return s.completed ? 0 : 1;
 }
 
-static std::string storage_of(const Common& c) {
+std::string storage_of(const Common& c) {
   if (!c.storage.empty()) return c.storage;
   auto spec = load(c.pipeline, process_env());
   if (!spec)
@@ -314,7 +314,7 @@ static std::string storage_of(const Common& c) {
   return spec->storage;
 }
 
-int cmd_sql(const Common& c, const std::string& query, const std::string& format) {
+int cmd_sql(const Common& c, const std::string& query, const SqlOptions& o) {
   std::string storage;
   try {
     storage = storage_of(c);
@@ -324,14 +324,23 @@ int cmd_sql(const Common& c, const std::string& query, const std::string& format
   StoreOptions opts;
   opts.read_only = true;
   auto store = open_store(storage, SystemClock::instance(), opts);
-  QueryResult r;
+  std::string format = o.format;
+  if (format.empty()) format = isatty(STDOUT_FILENO) == 1 ? "table" : "csv";
+  std::string out;
   try {
-    r = store->warehouse().query(query);
+    if (format == "table") {
+      // Streamed, so a large result costs only the rows shown.
+      TablePrinter printer({o.limit, o.max_width, o.null});
+      store->warehouse().query_rows(query, printer);
+      out = printer.render();
+    } else {
+      out = format_result(store->warehouse().query(query), format);
+    }
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;
   }
-  fmt::print("{}", format_result(r, format));
+  fmt::print("{}", out);
   return 0;
 }
 

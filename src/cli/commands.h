@@ -37,7 +37,28 @@ extern const char* const kCascadeVersion;
 int cmd_run(const Common& c, const RunOptions& o);
 int cmd_sync(const Common& c, const std::string& event_file, bool drain_only = false);
 int cmd_invoke(const Common& c, const std::string& stage, const std::string& event_file);
-int cmd_sql(const Common& c, const std::string& query, const std::string& format);
+struct SqlOptions {
+  std::string format;     // table, csv or json; empty: table on a terminal, csv otherwise
+  size_t limit = 1000;    // rows the table format shows (0: all); csv and json show all
+  size_t max_width = 40;  // code points per table cell (0: no limit)
+  std::string null = "NULL";
+};
+int cmd_sql(const Common& c, const std::string& query, const SqlOptions& o);
+
+struct ExportOptions {
+  std::string table;
+  std::string format;  // csv or jsonl; empty: from the output file's extension, else csv
+  std::string output;  // a file; empty or "-": stdout
+  std::string where;   // an SQL condition on the table's rows; empty: all rows
+  std::optional<uint64_t> limit;
+  bool header = true;  // csv only
+};
+// Streams a table or view row by row; 2 for an unknown table or a bad option, 1 when the query
+// or a write fails.
+int cmd_export(const Common& c, const ExportOptions& o);
+// The storage URL of `c`: --storage, else the pipeline's. Throws ConfigError (already reported)
+// when the pipeline cannot be loaded.
+std::string storage_of(const Common& c);
 int cmd_queues(const Common& c);
 // Alarm states saved by `cascade run`, with the last `history` changes of each.
 int cmd_alarms(const Common& c, size_t history);

@@ -98,14 +98,45 @@ int main(int argc, char** argv) {
   add_storage(invoke);
   invoke->add_flag("--json", c.json, "print the summary as JSON");
 
-  std::string query, format = "table";
+  std::string query;
+  SqlOptions sql_opts;
   auto* sql = app.add_subcommand("sql", "Run SQL against the warehouse (read-only)");
   sql->add_option("query", query, "SQL, e.g. \"SELECT count(*) FROM sales\"")->required();
   add_pipeline(sql, false);
   add_storage(sql);
-  sql->add_option("-f,--format", format, "table, csv or json")
-      ->check(CLI::IsMember({"table", "csv", "json"}))
+  sql->add_option("-f,--format", sql_opts.format,
+                  "table, csv or json (default: table on a terminal, csv otherwise)")
+      ->check(CLI::IsMember({"table", "csv", "json"}));
+  sql->add_option("--limit", sql_opts.limit,
+                  "rows the table format shows; the footer counts the rest (0: all)")
       ->capture_default_str();
+  sql->add_option("--max-width", sql_opts.max_width,
+                  "characters per table cell before it is cut with … (0: no limit)")
+      ->capture_default_str();
+  sql->add_option("--null", sql_opts.null, "how the table format shows NULL")
+      ->capture_default_str();
+
+  ExportOptions export_opts;
+  uint64_t export_limit = 0;
+  bool export_no_header = false;
+  auto* export_cmd = app.add_subcommand(
+      "export", "Stream a table or view to CSV or JSON Lines, row by row (any size, read-only)");
+  export_cmd->add_option("table", export_opts.table, "table or view, e.g. sales")->required();
+  add_pipeline(export_cmd, false);
+  add_storage(export_cmd);
+  export_cmd
+      ->add_option("-f,--format", export_opts.format,
+                   "csv or jsonl (default: from the --output extension, .jsonl/.ndjson -> jsonl, "
+                   "else csv)")
+      ->check(CLI::IsMember({"csv", "jsonl"}));
+  export_cmd->add_option(
+      "-o,--output", export_opts.output,
+      "file to write ('-' or none: stdout); written under FILE.partial and renamed "
+      "when complete");
+  export_cmd->add_option("--where", export_opts.where,
+                         "SQL condition on the rows, e.g. \"amount > 100\"");
+  auto* limit_opt = export_cmd->add_option("--limit", export_limit, "at most this many rows");
+  export_cmd->add_flag("--no-header", export_no_header, "csv: no header row");
 
   auto* queues = app.add_subcommand(
       "queues", "Show each stage's queue: depth, in flight, oldest message age, DLQ depth");
@@ -187,7 +218,12 @@ int main(int argc, char** argv) {
     if (*sync) return cmd_sync(c, event_file, drain_only);
     if (*dlq) return cmd_dlq(c, dlq_action, dlq_filter);
     if (*invoke) return cmd_invoke(c, stage, event_file);
-    if (*sql) return cmd_sql(c, query, format);
+    if (*sql) return cmd_sql(c, query, sql_opts);
+    if (*export_cmd) {
+      if (limit_opt->count() > 0) export_opts.limit = export_limit;
+      export_opts.header = !export_no_header;
+      return cmd_export(c, export_opts);
+    }
     if (*queues) return cmd_queues(c);
     if (*demo) return cmd_demo(demo_opts);
   } catch (const std::exception& e) {

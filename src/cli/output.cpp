@@ -2,9 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include "core/json.h"
+#include "core/value.h"
 
 namespace cascade {
 
@@ -109,6 +112,279 @@ std::string format_result(const QueryResult& r, const std::string& format) {
     return out;
   }
   throw std::invalid_argument("unknown format '" + format + "' (expected table, csv or json)");
+}
+
+std::string base64(std::string_view bytes) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  auto at = [&](size_t k) { return static_cast<uint32_t>(static_cast<unsigned char>(bytes[k])); };
+  for (; i + 3 <= bytes.size(); i += 3) {
+    uint32_t n = at(i) << 16 | at(i + 1) << 8 | at(i + 2);
+    for (int shift : {18, 12, 6, 0}) out += kAlphabet[(n >> shift) & 63];
+  }
+  if (size_t rest = bytes.size() - i; rest > 0) {
+    uint32_t n = at(i) << 16 | (rest == 2 ? at(i + 1) << 8 : 0);
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += rest == 2 ? kAlphabet[(n >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+namespace {
+
+// Tables made by older versions hold exact decimals in number columns as BLOBs of their digits
+// (a BLOB escapes SQLite's rounding affinity): those are numbers, not binary data.
+bool blob_is_number(std::string_view bytes) {
+  return !bytes.empty() && bytes.size() < 4096 && !number_from_token(bytes).is_null();
+}
+
+void append_real(double d, std::string& out) {
+  if (std::isnan(d)) return;  // SQLite stores NaN as NULL: never reached from a table
+  if (std::isinf(d)) {
+    out += d > 0 ? "Infinity" : "-Infinity";
+    return;
+  }
+  fmt::format_to(std::back_inserter(out), "{}", d);
+}
+
+}  // namespace
+
+void append_csv_text(std::string_view s, std::string& out) {
+  if (s.find_first_of(",\"\r\n") == std::string_view::npos) {
+    out += s;
+    return;
+  }
+  out += '"';
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+}
+
+void append_csv_cell(const Cell& c, std::string& out) {
+  switch (c.kind) {
+    case Cell::Kind::Null:
+      return;
+    case Cell::Kind::Integer:
+      fmt::format_to(std::back_inserter(out), "{}", c.integer);
+      return;
+    case Cell::Kind::Real:
+      append_real(c.real, out);
+      return;
+    case Cell::Kind::Text:
+      if (c.bytes.empty())
+        out += "\"\"";
+      else
+        append_csv_text(c.bytes, out);
+      return;
+    case Cell::Kind::Blob:
+      if (blob_is_number(c.bytes))
+        out += c.bytes;
+      else if (c.bytes.empty())
+        out += "\"\"";
+      else
+        out += base64(c.bytes);
+      return;
+  }
+}
+
+void append_json_cell(const Cell& c, std::string& out) {
+  switch (c.kind) {
+    case Cell::Kind::Null:
+      out += "null";
+      return;
+    case Cell::Kind::Integer:
+      fmt::format_to(std::back_inserter(out), "{}", c.integer);
+      return;
+    case Cell::Kind::Real:
+      if (std::isnan(c.real)) {
+        out += "null";
+      } else if (std::isinf(c.real)) {
+        out += c.real > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+      } else {
+        append_real(c.real, out);
+      }
+      return;
+    case Cell::Kind::Text:
+      append_json_string(c.bytes, out);
+      return;
+    case Cell::Kind::Blob:
+      append_json_string(blob_is_number(c.bytes) ? std::string(c.bytes) : base64(c.bytes), out);
+      return;
+  }
+}
+
+namespace {
+
+// Length of the valid UTF-8 sequence at s[i] and its code point; 0 when the bytes there are not
+// UTF-8 (a stray continuation, an overlong form, a surrogate, beyond U+10FFFF, cut short).
+size_t utf8_at(std::string_view s, size_t i, uint32_t& cp) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = b(i);
+  size_t n;
+  if (c < 0x80) {
+    cp = c;
+    return 1;
+  } else if ((c & 0xE0) == 0xC0) {
+    n = 2;
+    cp = c & 0x1F;
+  } else if ((c & 0xF0) == 0xE0) {
+    n = 3;
+    cp = c & 0x0F;
+  } else if ((c & 0xF8) == 0xF0) {
+    n = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+    cp = cp << 6 | (b(i + k) & 0x3F);
+  }
+  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return n;
+}
+
+bool hidden_format_char(uint32_t cp) {
+  return cp == 0x200E || cp == 0x200F || (cp >= 0x202A && cp <= 0x202E) ||
+         (cp >= 0x2066 && cp <= 0x2069);
+}
+
+size_t code_points(std::string_view s) {
+  size_t w = 0;
+  for (unsigned char c : s)
+    if ((c & 0xC0) != 0x80) ++w;
+  return w;
+}
+
+// The first `width` code points of `s` (already terminal-safe), ending in `…` when cut.
+std::string cut(std::string s, size_t width) {
+  if (width == 0 || code_points(s) <= width) return s;
+  size_t kept = 0, i = 0;
+  for (; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) continue;
+    if (kept == width - 1) break;
+    ++kept;
+  }
+  s.resize(i);
+  return s + "\u2026";
+}
+
+bool numeric_cell(const Cell& c) {
+  if (c.kind == Cell::Kind::Integer || c.kind == Cell::Kind::Real) return true;
+  // Exact decimals are stored as text holding their digits.
+  return c.kind == Cell::Kind::Text && !c.bytes.empty() && c.bytes.size() < 4096 &&
+         !number_from_token(c.bytes).is_null();
+}
+
+}  // namespace
+
+std::string terminal_safe(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp = 0;
+    size_t n = utf8_at(s, i, cp);
+    if (n == 0) {
+      fmt::format_to(std::back_inserter(out), "\\x{:02x}", static_cast<unsigned char>(s[i]));
+      ++i;
+      continue;
+    }
+    if (cp == '\n') {
+      out += "\\n";
+    } else if (cp == '\r') {
+      out += "\\r";
+    } else if (cp == '\t') {
+      out += "\\t";
+    } else if (cp < 0x20 || cp == 0x7F) {
+      fmt::format_to(std::back_inserter(out), "\\x{:02x}", cp);
+    } else if ((cp >= 0x80 && cp <= 0x9F) || hidden_format_char(cp)) {
+      fmt::format_to(std::back_inserter(out), "\\u{:04x}", cp);
+    } else {
+      out.append(s.data() + i, n);
+    }
+    i += n;
+  }
+  return out;
+}
+
+void TablePrinter::columns(std::span<const std::string> names) {
+  header_.clear();
+  // Names are never cut: a column must stay recognizable, and names are short (63 bytes at most
+  // for a stage's columns).
+  for (const auto& n : names) header_.push_back(terminal_safe(n));
+  rows_.clear();
+  numeric_.assign(names.size(), kNoValues);
+  total_ = 0;
+}
+
+bool TablePrinter::row(std::span<const Cell> cells) {
+  ++total_;
+  if (o_.limit && rows_.size() >= o_.limit) return true;
+  std::vector<std::string> shown;
+  shown.reserve(cells.size());
+  for (size_t i = 0; i < cells.size(); ++i) {
+    const Cell& c = cells[i];
+    if (c.kind == Cell::Kind::Null) {
+      shown.push_back(o_.null);
+      continue;
+    }
+    // Right-aligned only when every value shown is a number: a column of NULLs is not one.
+    if (numeric_[i] != kText) numeric_[i] = numeric_cell(c) ? kNumbers : kText;
+    std::string text;
+    if (c.kind == Cell::Kind::Text)
+      text = terminal_safe(c.bytes);
+    else
+      append_csv_cell(c, text);  // numbers as exported; BLOBs in base64
+    shown.push_back(cut(std::move(text), o_.max_width));
+  }
+  rows_.push_back(std::move(shown));
+  return true;
+}
+
+std::string TablePrinter::render() const {
+  std::string out;
+  size_t n = header_.size();
+  if (n > 0) {
+    std::vector<size_t> width(n);
+    for (size_t i = 0; i < n; ++i) width[i] = code_points(header_[i]);
+    for (const auto& r : rows_)
+      for (size_t i = 0; i < n; ++i) width[i] = std::max(width[i], code_points(r[i]));
+    auto cell = [&](const std::string& s, size_t i) {
+      size_t pad = width[i] - code_points(s);
+      bool right = numeric_[i] == kNumbers;
+      if (right) out.append(pad, ' ');
+      out += s;
+      if (i + 1 < n) {
+        if (!right) out.append(pad, ' ');
+        out += "  ";
+      }
+    };
+    for (size_t i = 0; i < n; ++i) cell(header_[i], i);
+    out += '\n';
+    for (size_t i = 0; i < n; ++i) {
+      out.append(width[i], '-');
+      if (i + 1 < n) out += "  ";
+    }
+    out += '\n';
+    for (const auto& r : rows_) {
+      for (size_t i = 0; i < n; ++i) cell(r[i], i);
+      out += '\n';
+    }
+  }
+  if (rows_.size() < total_)
+    out += fmt::format("(showing first {} of {} rows)\n", rows_.size(), total_);
+  else
+    out += fmt::format("({} row{})\n", total_, total_ == 1 ? "" : "s");
+  return out;
 }
 
 static std::vector<std::string> counter_cells(const std::string& name, const StageCounters& c) {

@@ -68,6 +68,33 @@ struct QueryResult {
   std::vector<std::vector<Value>> rows;
 };
 
+// One value of a streamed result as the database holds it, so that a writer can tell an INTEGER
+// from digits stored as TEXT and a BLOB from text.
+struct Cell {
+  enum class Kind : uint8_t { Null, Integer, Real, Text, Blob };
+  Kind kind = Kind::Null;
+  int64_t integer = 0;
+  double real = 0;
+  std::string_view bytes;  // Text and Blob; valid only during the RowSink::row call
+};
+
+// Receives a streamed result row by row, so that no result is ever held whole in memory.
+class RowSink {
+ public:
+  virtual ~RowSink() = default;
+  // The column names of the statement whose rows follow; called again for each later statement
+  // of the same SQL that returns columns.
+  virtual void columns(std::span<const std::string> names) = 0;
+  // One row, with one cell per column. Returning false ends the query at once.
+  virtual bool row(std::span<const Cell> cells) = 0;
+};
+
+// A table or view of the warehouse.
+struct Relation {
+  std::string name;
+  bool view = false;
+};
+
 class Warehouse {
  public:
   virtual ~Warehouse() = default;
@@ -125,6 +152,17 @@ class Warehouse {
   // Runs read-only SQL (any statement for the embedded backends). Throws std::runtime_error with
   // the database's message on error.
   virtual QueryResult query(std::string_view sql) = 0;
+
+  // Runs SQL as query() does, handing each row to `sink` as the database yields it. Exceptions
+  // thrown by the sink end the query and propagate.
+  virtual void query_rows(std::string_view sql, RowSink& sink) = 0;
+
+  // Every table and view, cascade's own included, sorted by name; SQLite's internal tables left
+  // out.
+  virtual std::vector<Relation> relations() = 0;
+
+  // `identifier` quoted for this backend's SQL, so that no name is ever read as SQL.
+  virtual std::string quote(std::string_view identifier) const = 0;
 };
 
 }  // namespace cascade

@@ -100,7 +100,7 @@ TEST(Cli, ValidateRefusesSchedulesEventBridgeRefusesAndCascadesOwnTableNames) {
 }
 
 TEST(Cli, EveryCommandHasHelpAndUnknownOptionsAreUsageErrors) {
-  for (const char* cmd : {"validate", "sync", "invoke", "sql", "queues", "demo", "dlq"}) {
+  for (const char* cmd : {"validate", "sync", "invoke", "sql", "export", "queues", "demo", "dlq"}) {
     RunResult r = run({CASCADE_BIN, cmd, "--help"});
     EXPECT_EQ(r.exit_code, 0) << cmd;
     EXPECT_NE(r.out.find("Usage:"), std::string::npos) << cmd;

@@ -451,15 +451,65 @@ void SqliteWarehouse::bind(Stmt& st, int i, const Value& v, const Column& c, boo
   }
 }
 
-QueryResult SqliteWarehouse::query(std::string_view sql) {
+namespace {
+
+// Collects a streamed result, keeping only the last statement that returns columns. Text and
+// BLOBs both become strings.
+class Collect final : public RowSink {
+ public:
   QueryResult result;
+  void columns(std::span<const std::string> names) override {
+    result = QueryResult{};
+    result.columns.assign(names.begin(), names.end());
+  }
+  bool row(std::span<const Cell> cells) override {
+    std::vector<Value> row;
+    row.reserve(cells.size());
+    for (const Cell& c : cells) {
+      switch (c.kind) {
+        case Cell::Kind::Null:
+          row.emplace_back();
+          break;
+        case Cell::Kind::Integer:
+          row.emplace_back(c.integer);
+          break;
+        case Cell::Kind::Real:
+          row.emplace_back(c.real);
+          break;
+        case Cell::Kind::Text:
+        case Cell::Kind::Blob:
+          row.emplace_back(std::string(c.bytes));
+          break;
+      }
+    }
+    result.rows.push_back(std::move(row));
+    return true;
+  }
+};
+
+}  // namespace
+
+QueryResult SqliteWarehouse::query(std::string_view sql) {
+  Collect c;
+  query_rows(sql, c);
+  return std::move(c.result);
+}
+
+void SqliteWarehouse::query_rows(std::string_view sql, RowSink& sink) {
   const char* p = sql.data();
   const char* end = sql.data() + sql.size();
   bool wrote = false;
-  auto error = [&]() {
-    if (wrote) forget();
-    throw std::runtime_error(sqlite3_errmsg(db_.get()));
-  };
+  // Any statement may have changed a schema this object has cached, whichever way this ends.
+  struct Forget {
+    SqliteWarehouse& w;
+    bool& wrote;
+    ~Forget() {
+      if (wrote) w.forget();
+    }
+  } forget_on_exit{*this, wrote};
+  auto error = [&]() { throw std::runtime_error(sqlite3_errmsg(db_.get())); };
+  std::vector<std::string> names;
+  std::vector<Cell> cells;
   while (p < end) {
     sqlite3_stmt* raw = nullptr;
     const char* tail = nullptr;
@@ -471,41 +521,55 @@ QueryResult SqliteWarehouse::query(std::string_view sql) {
     if (!sqlite3_stmt_readonly(raw)) wrote = true;
     int n = sqlite3_column_count(raw);
     if (n > 0) {
-      // The result is the last statement that returns columns.
-      result = QueryResult{};
-      for (int i = 0; i < n; ++i) result.columns.emplace_back(sqlite3_column_name(raw, i));
+      names.clear();
+      for (int i = 0; i < n; ++i) names.emplace_back(sqlite3_column_name(raw, i));
+      sink.columns(names);
     }
+    cells.assign(static_cast<size_t>(n), Cell{});
     int rc;
     while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
-      std::vector<Value> row;
-      row.reserve(static_cast<size_t>(n));
       for (int i = 0; i < n; ++i) {
+        Cell& c = cells[static_cast<size_t>(i)];
+        c = Cell{};
         switch (sqlite3_column_type(raw, i)) {
           case SQLITE_INTEGER:
-            row.emplace_back(int64_t{sqlite3_column_int64(raw, i)});
+            c.kind = Cell::Kind::Integer;
+            c.integer = sqlite3_column_int64(raw, i);
             break;
           case SQLITE_FLOAT:
-            row.emplace_back(sqlite3_column_double(raw, i));
+            c.kind = Cell::Kind::Real;
+            c.real = sqlite3_column_double(raw, i);
             break;
           case SQLITE_NULL:
-            row.emplace_back();
             break;
-          default: {
+          case SQLITE_BLOB: {
+            c.kind = Cell::Kind::Blob;
             const void* b = sqlite3_column_blob(raw, i);
             int len = sqlite3_column_bytes(raw, i);
-            row.emplace_back(
-                len > 0 ? std::string(static_cast<const char*>(b), static_cast<size_t>(len))
-                        : std::string());
+            if (len > 0) c.bytes = {static_cast<const char*>(b), static_cast<size_t>(len)};
+            break;
+          }
+          default: {
+            c.kind = Cell::Kind::Text;
+            const unsigned char* t = sqlite3_column_text(raw, i);
+            int len = sqlite3_column_bytes(raw, i);
+            if (len > 0) c.bytes = {reinterpret_cast<const char*>(t), static_cast<size_t>(len)};
           }
         }
       }
-      result.rows.push_back(std::move(row));
+      if (!sink.row(cells)) return;
     }
     if (rc != SQLITE_DONE) error();
   }
-  // Any statement may have changed a schema this object has cached.
-  if (wrote) forget();
-  return result;
+}
+
+std::vector<Relation> SqliteWarehouse::relations() {
+  std::vector<Relation> out;
+  Stmt st(db_.get(),
+          "SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE "
+          "'sqlite\\_%' ESCAPE '\\' ORDER BY name");
+  while (st.step()) out.push_back({std::string(st.col_text(0)), st.col_text(1) == "view"});
+  return out;
 }
 
 }  // namespace cascade::sqlite
