@@ -262,7 +262,19 @@ int cmd_sync(const Common& c, const std::string& event_file, bool drain_only) {
   auto spec = load(c.pipeline, process_env());
   if (!spec) return 2;
   std::string name = spec->name;
-  Value event = parse_json(read_file(event_file));
+  // Inline JSON or the file holding it ("-": standard input).
+  size_t first = event_file.find_first_not_of(" \t\n");
+  bool inline_json = first != std::string::npos && event_file[first] == '{';
+  Value event;
+  try {
+    event =
+        parse_json(inline_json         ? event_file
+                   : event_file == "-" ? std::string(std::istreambuf_iterator<char>(std::cin), {})
+                                       : read_file(event_file));
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: --event: {}\n", e.what());
+    return 2;
+  }
   auto rt = open_runtime(std::move(*spec), c.storage);
   RunSummary s;
   {

@@ -80,8 +80,10 @@ int main(int argc, char** argv) {
                                   "cascade until every queue is drained");
   add_pipeline(sync, true);
   add_storage(sync);
-  sync->add_option("--event", event_file,
-                   "JSON event overriding the root inputs, e.g. {\"branches\": [\"Scranton\"]}");
+  sync->add_option(
+      "--event", event_file,
+      "JSON event overriding the root inputs, inline as {\"branches\": [\"Scranton\"]} "
+      "or a file holding it (- reads standard input)");
   sync->add_flag("--json", c.json, "print the run summary as JSON");
   bool drain_only = false;
   sync->add_flag("--drain", drain_only,

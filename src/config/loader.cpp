@@ -692,7 +692,13 @@ class Loader {
         fail(e->v, "effective names no field (expected e.g. branch_since)");
     }
     if ((e = get(es, "deletions"))) {
-      Entries d = entries(e->v, ctx + " deletions", {"hold_above", "min_rows"});
+      Entries d = entries(e->v, ctx + " deletions", {"hold_above", "min_rows", "orphans"});
+      if (const Entry* o = get(d, "orphans")) {
+        std::string v = string(o->v, "keep or delete");
+        if (v != "keep" && v != "delete")
+          fail(o->v, "deletions.orphans must be keep or delete, found '" + v + "'");
+        st.deletions.keep_orphans = v == "keep";
+      }
       if (const Entry* h = get(d, "hold_above")) {
         st.deletions.hold_above = number(h->v, "deletions.hold_above");
         if (!(st.deletions.hold_above >= 0 && st.deletions.hold_above <= 1))

@@ -80,6 +80,9 @@ struct EmitSpec {
 struct DeletionSpec {
   double hold_above = 0.5;  // share of the previous rows, 0..1
   int64_t min_rows = 4;
+  // Rows of a listing no complete crawl requests any more (its parent record is gone): kept
+  // as they are, or marked deleted (the default).
+  bool keep_orphans = false;
 };
 
 struct StageSpec {

@@ -115,6 +115,8 @@ struct Engine::Impl {
   // Per stage: scopes that may have a held deletion. Loaded when the run begins and only ever
   // grown, so a rolled-back unit of work leaves it a superset of the store's holds.
   std::vector<std::unordered_set<uint64_t>> held_scopes;
+  // Per stage: scopes whose listing this run applied, the requests a full crawl makes.
+  std::vector<std::unordered_set<uint64_t>> seen_scopes;
 
   std::mutex mu;
   std::condition_variable cv;
@@ -132,6 +134,7 @@ struct Engine::Impl {
         maybe_ready(plan.stages().size(), true),
         loader(engine.store_.warehouse()),
         held_scopes(plan.stages().size()),
+        seen_scopes(plan.stages().size()),
         pool(engine.options_.workers ? engine.options_.workers
                                      : std::max(1u, std::thread::hardware_concurrency() - 1)) {
     for (const auto& s : plan.stages()) {
@@ -356,6 +359,7 @@ struct Engine::Impl {
       return;
     }
     ++c.messages;
+    seen_scopes[t.stage].insert(t.scope);
     if (e.options_.on_message) e.options_.on_message(t.stage, t.elapsed);
     Processed& p = t.processed;
     c.records += p.records_seen;
@@ -416,19 +420,7 @@ struct Engine::Impl {
     for (const auto& r : old) {
       if (held || present.count(r.key)) continue;
       gone_keys.push_back(r.key);
-      Value key_obj{Object{}};
-      Value arr = parse_json(r.key);
-      for (size_t i = 0; i < st.key.size() && i < arr.as_array().size(); ++i)
-        key_obj.set(st.key[i].name, arr.as_array()[i]);
-      Change ch;
-      ch.stage = st.name;
-      ch.kind = ChangeKind::Gone;
-      ch.key = r.key;
-      ch.image = canonical_json(key_obj);
-      ch.run_id = run_id;
-      ch.at = now;
-      changes.push_back(std::move(ch));
-      gone_images.push_back(std::move(key_obj));
+      gone_images.push_back(gone_change(st, r.key, now, changes));
     }
     c.gone += gone_keys.size();
     // Keys move last: `present` and `upserts` borrowed them.
@@ -449,6 +441,73 @@ struct Engine::Impl {
       size_t sent = q.send(plan.stages()[child].queue, bodies);
       c.children += sent;
       if (sent) maybe_ready[child] = true;
+    }
+  }
+
+  // The Gone change of `key`, appended to `changes`; returns the key as an object.
+  Value gone_change(const CompiledStage& st, const std::string& key, TimePoint now,
+                    std::vector<Change>& changes) {
+    Value key_obj{Object{}};
+    Value arr = parse_json(key);
+    for (size_t i = 0; i < st.key.size() && i < arr.as_array().size(); ++i)
+      key_obj.set(st.key[i].name, arr.as_array()[i]);
+    Change ch;
+    ch.stage = st.name;
+    ch.kind = ChangeKind::Gone;
+    ch.key = key;
+    ch.image = canonical_json(key_obj);
+    ch.run_id = run_id;
+    ch.at = now;
+    changes.push_back(std::move(ch));
+    return key_obj;
+  }
+
+  // After a complete crawl: rows of listings the crawl no longer requested belong to parents
+  // that are gone (the sales of a salesperson who left), so they are marked deleted too, unless
+  // their stage keeps orphans. Only a crawl that saw every listing may conclude that: every
+  // root seeded from its inputs, nothing failed, dead-lettered or held anywhere.
+  void sweep_orphans() {
+    for (const auto& c : counters)
+      if (c.dead_lettered || c.held) return;
+    Staging& staging = e.store_.staging();
+    for (const auto& st : plan.stages()) {
+      if (st.root || st.spec->deletions.keep_orphans) continue;
+      std::vector<uint64_t> live;
+      staging.live_scopes(st.name, live);
+      std::vector<uint64_t> orphans;
+      for (uint64_t scope : live)
+        if (!seen_scopes[st.index].count(scope)) orphans.push_back(scope);
+      if (orphans.empty()) continue;
+      TimePoint now = e.clock_.now();
+      e.store_.begin();
+      try {
+        std::vector<Change> changes;
+        std::vector<Value> keys;
+        std::vector<std::string> gone;
+        for (uint64_t scope : orphans) {
+          std::vector<StagedRow> rows;
+          staging.scope_rows(st.name, scope, rows);
+          for (auto& r : rows) {
+            keys.push_back(gone_change(st, r.key, now, changes));
+            gone.push_back(std::move(r.key));
+          }
+        }
+        staging.mark_gone(st.name, gone);
+        e.store_.change_log().append(changes);
+        std::vector<const Value*> ptrs;
+        for (const auto& k : keys) ptrs.push_back(&k);
+        loader.mark_deleted(tables[st.index], ptrs, WriteStamp{run_id, format_time(now)});
+        e.store_.commit();
+        counters[st.index].gone += gone.size();
+        spdlog::info(
+            "{}: {} rows of {} listings no longer requested by a complete crawl marked "
+            "deleted",
+            st.name, gone.size(), orphans.size());
+      } catch (...) {
+        e.store_.rollback();
+        loader.reset();
+        throw;
+      }
     }
   }
 
@@ -783,15 +842,26 @@ RunSummary Engine::run_once(const Value* event, bool seed_roots,
   }
   RunSummary summary;
   impl.loop(true, summary);
-  stop_ = false;  // a stop ends this run only; one requested before it began counted for it
-  RunSummary out = impl.summarize(summary.completed, t0);
   // Messages receive() moved to a DLQ (too many receives) are counted from the DLQ depth.
+  std::vector<uint64_t> dlq_moved(plan_.stages().size(), 0);
   for (size_t i = 0; i < plan_.stages().size(); ++i) {
     int64_t after = store_.queue().stats(plan_.stages()[i].queue).dlq_depth;
-    int64_t delta = after - dlq_before[i];
-    if (delta > 0 && static_cast<uint64_t>(delta) > out.stages[i].second.dead_lettered)
-      out.stages[i].second.dead_lettered = static_cast<uint64_t>(delta);
+    if (after > dlq_before[i]) dlq_moved[i] = static_cast<uint64_t>(after - dlq_before[i]);
   }
+  bool full_crawl =
+      summary.completed && !stop_ && seed_roots && !event &&
+      std::all_of(dlq_moved.begin(), dlq_moved.end(), [](uint64_t n) { return n == 0; });
+  if (full_crawl && only_roots)
+    for (const auto& st : plan_.stages())
+      if (st.root &&
+          std::find(only_roots->begin(), only_roots->end(), st.name) == only_roots->end())
+        full_crawl = false;
+  if (full_crawl) impl.sweep_orphans();
+  stop_ = false;  // a stop ends this run only; one requested before it began counted for it
+  RunSummary out = impl.summarize(summary.completed, t0);
+  for (size_t i = 0; i < plan_.stages().size(); ++i)
+    if (dlq_moved[i] > out.stages[i].second.dead_lettered)
+      out.stages[i].second.dead_lettered = dlq_moved[i];
   return out;
 }
 

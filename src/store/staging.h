@@ -70,6 +70,9 @@ class Staging {
   // Number of live rows of the stage.
   virtual int64_t count(std::string_view stage) = 0;
 
+  // Every scope of the stage that holds a live row, appended to `out` (in no order).
+  virtual void live_scopes(std::string_view stage, std::vector<uint64_t>& out) = 0;
+
   // Deletions held for confirmation: per scope, a fingerprint of the listing that would have
   // caused them (the engine decides what a fingerprint is) and the run that saw it. The rows
   // themselves stay live. Writes belong to the caller's unit of work, like every other effect

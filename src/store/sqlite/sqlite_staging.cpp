@@ -46,6 +46,7 @@ SqliteStaging::Stage& SqliteStaging::prepare(std::string_view name) {
                           "UPDATE SET hash=excluded.hash, scope=excluded.scope, gone=0");
   s->mark_gone = Stmt(d, "UPDATE " + t + " SET gone=1 WHERE key=?1");
   s->count = Stmt(d, "SELECT count(*) FROM " + t + " WHERE gone=0");
+  s->live_scopes = Stmt(d, "SELECT DISTINCT scope FROM " + t + " WHERE gone=0");
   auto& slot = stages_[std::string(name)];
   slot = std::move(s);
   return *slot;
@@ -133,6 +134,12 @@ int64_t SqliteStaging::count(std::string_view name) {
   Stmt& st = stage(name).count;
   Use u(st);
   return st.step() ? st.col_int(0) : 0;
+}
+
+void SqliteStaging::live_scopes(std::string_view name, std::vector<uint64_t>& out) {
+  Stmt& st = stage(name).live_scopes;
+  Use u(st);
+  while (st.step()) out.push_back(static_cast<uint64_t>(st.col_int(0)));
 }
 
 // ---- Held deletions: one small table for all stages (see kSchema); holds are rare.
