@@ -3,8 +3,11 @@
 // deletes, the change log view and the attribution view are checked against the ground truth.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
+#include <regex>
 #include <set>
+#include <sstream>
 
 #include "core/json.h"
 #include "support/cascade.h"
@@ -164,4 +167,34 @@ TEST(Warehouse, OnlyACompleteCrawlMarksTheSalesOfAGoneSalespersonDeleted) {
   Value truth = f.sim.truth();
   EXPECT_EQ(f.scalar("SELECT count(*) FROM sales WHERE _deleted_at IS NULL"),
             static_cast<int64_t>(truth.find("sales")->as_array().size()));
+}
+
+TEST(Warehouse, TheQueriesOfTheWarehouseGuideRunAsWritten) {
+  std::ifstream in(std::string(CASCADE_SOURCE_DIR) + "/docs/warehouse.md");
+  ASSERT_TRUE(in) << "docs/warehouse.md";
+  std::stringstream doc;
+  doc << in.rdbuf();
+  std::string text = doc.str();
+  std::vector<std::string> queries;
+  std::regex block("```sql\n([\\s\\S]*?)```");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), block);
+       it != std::sregex_iterator(); ++it)
+    queries.push_back((*it)[1]);
+  ASSERT_GE(queries.size(), 5u);
+
+  Fixture f;
+  f.sync();
+  int64_t transfers = 0;
+  for (int tick = 0; tick < 16; ++tick) {
+    transfers += f.sim.advance(1).find("transfers")->as_int();
+    f.sync();
+  }
+  ASSERT_GT(transfers, 0);
+  for (const auto& q : queries) {
+    // Through the CLI, as an analyst runs them.
+    RunResult r = run({CASCADE_BIN, "sql", "--storage", "sqlite:" + f.db, "-f", "json", q});
+    ASSERT_EQ(r.exit_code, 0) << q << r.err;
+    Value rows = parse_json(r.out);
+    EXPECT_GT(rows.as_array().size(), 0u) << "no rows from:\n" << q;
+  }
 }
