@@ -81,7 +81,7 @@ _cascade() {
     validate) opts="-p --pipeline" ;;
     alarms) opts="-p --pipeline --storage --json --history" ;;
     run) opts="-p --pipeline --storage --listen --no-listen --poll --allow-unauthenticated" ;;
-    sync) opts="-p --pipeline --storage --event --json --drain" ;;
+    sync) opts="-p --pipeline --storage --event --json --drain --progress-every" ;;
     invoke) opts="--event -p --pipeline --storage --json" ;;
     sql) opts="-p --pipeline --storage -f --format --limit --max-width --null" ;;
     export) opts="-p --pipeline --storage -f --format -o --output --where --limit --no-header" ;;

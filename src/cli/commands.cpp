@@ -155,7 +155,8 @@ int cmd_validate(const Common& c) {
 }
 
 int run_sync(const std::string& pipeline_file, const std::map<std::string, std::string>& env,
-             bool json, const std::string& storage_override, bool drain_only) {
+             bool json, const std::string& storage_override, bool drain_only,
+             std::chrono::seconds progress_every) {
   auto spec = load(pipeline_file, env_with(env));
   if (!spec) return 2;
   std::string name = spec->name;
@@ -165,7 +166,8 @@ int run_sync(const std::string& pipeline_file, const std::map<std::string, std::
     {
       std::optional<Progress> progress;
       if (!json) {
-        progress.emplace(*rt->plan, *rt->store, *rt->engine, stdout, isatty(STDOUT_FILENO) == 1);
+        progress.emplace(*rt->plan, *rt->store, *rt->engine, stdout, isatty(STDOUT_FILENO) == 1,
+                         progress_every);
         rt->engine->set_observer(nullptr, [&] { progress->tick(); });
       }
       StopOnSignal guard(*rt->engine);
@@ -257,8 +259,10 @@ int cmd_run(const Common& c, const RunOptions& o) {
   }
 }
 
-int cmd_sync(const Common& c, const std::string& event_file, bool drain_only) {
-  if (event_file.empty()) return run_sync(c.pipeline, {}, c.json, c.storage, drain_only);
+int cmd_sync(const Common& c, const std::string& event_file, bool drain_only,
+             std::chrono::seconds progress_every) {
+  if (event_file.empty())
+    return run_sync(c.pipeline, {}, c.json, c.storage, drain_only, progress_every);
   auto spec = load(c.pipeline, process_env());
   if (!spec) return 2;
   std::string name = spec->name;

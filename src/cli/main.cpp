@@ -85,6 +85,11 @@ int main(int argc, char** argv) {
       "JSON event overriding the root inputs, inline as {\"branches\": [\"Scranton\"]} "
       "or a file holding it (- reads standard input)");
   sync->add_flag("--json", c.json, "print the run summary as JSON");
+  std::string progress_every = "10s";
+  sync->add_option("--progress-every", progress_every,
+                   "when stdout is not a terminal, print plain progress lines this often "
+                   "(0 never)")
+      ->capture_default_str();
   bool drain_only = false;
   sync->add_flag("--drain", drain_only,
                  "only process what is already queued (e.g. after `dlq redrive`); do not enqueue "
@@ -217,7 +222,20 @@ int main(int argc, char** argv) {
       return cmd_run(c, run_opts);
     }
     if (*alarms) return cmd_alarms(c, alarm_history);
-    if (*sync) return cmd_sync(c, event_file, drain_only);
+    if (*sync) {
+      std::optional<cascade::Duration> every = progress_every == "0"
+                                                   ? cascade::Duration::zero()
+                                                   : cascade::parse_duration(progress_every);
+      if (!every || every->count() < 0) {
+        fmt::print(stderr,
+                   "error: --progress-every expects a duration such as 10s or 1m (0: never), "
+                   "found '{}'\n",
+                   progress_every);
+        return 2;
+      }
+      return cmd_sync(c, event_file, drain_only,
+                      std::chrono::duration_cast<std::chrono::seconds>(*every));
+    }
     if (*dlq) return cmd_dlq(c, dlq_action, dlq_filter);
     if (*invoke) return cmd_invoke(c, stage, event_file);
     if (*sql) return cmd_sql(c, query, sql_opts);

@@ -36,7 +36,7 @@ std::vector<std::string> Progress::lines() {
 void Progress::tick() {
   auto now = std::chrono::steady_clock::now();
   if (!terminal_) {
-    if (now - last_plain_ < plain_every_) return;
+    if (plain_every_.count() <= 0 || now - last_plain_ < plain_every_) return;
     last_plain_ = now;
     for (const auto& l : lines()) fmt::print(out_, "progress: {}\n", l);
     std::fflush(out_);

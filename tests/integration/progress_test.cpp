@@ -56,3 +56,18 @@ TEST(Progress, PipedOutputIsTheSummaryWithoutRedraws) {
   EXPECT_EQ(r.out.find("\x1b["), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("progress:"), std::string::npos) << "a 3-second run prints no plain line";
 }
+
+TEST(Progress, PipedOutputOfALongRunPrintsPlainLinesAsOftenAsAsked) {
+  Slow fx;
+  RunResult r = run({CASCADE_BIN, "sync", fx.pipeline, "--progress-every", "1s"}, {},
+                    std::chrono::seconds(60));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("\x1b["), std::string::npos) << r.out;
+  // The 2.5-second request keeps the run going past a 1-second interval at least once.
+  size_t at = r.out.find("progress: items");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  EXPECT_LT(at, r.out.find("items: ")) << "progress comes before the summary:\n" << r.out;
+  RunResult bad = run({CASCADE_BIN, "sync", fx.pipeline, "--progress-every", "soon"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--progress-every"), std::string::npos) << bad.err;
+}
