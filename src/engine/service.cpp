@@ -69,11 +69,12 @@ Service::Service(const Plan& plan, Engine& engine, Store& store, Clock& clock, Q
           std::chrono::duration<double>(now - (done ? *done : started_)).count());
     }
     if (quota_) {
-      std::string window =
-          fmt::format("{} per {}", quota_->limit(), format_duration(plan_.spec().source.quota.per));
-      metrics_->quota_used.with({window}).set(static_cast<double>(quota_->used()));
-      metrics_->quota_left.with({window}).set(
-          static_cast<double>(std::max<int64_t>(0, quota_->limit() - quota_->used())));
+      for (const auto& w : quota_->windows()) {
+        std::string window = fmt::format("{} per {}", w.requests, format_duration(w.per));
+        metrics_->quota_used.with({window}).set(static_cast<double>(w.used));
+        metrics_->quota_left.with({window}).set(
+            static_cast<double>(std::max<int64_t>(0, w.requests - w.used)));
+      }
     }
   });
 
@@ -270,12 +271,14 @@ std::string Service::status_json() const {
 
   Array quota;
   if (quota_) {
-    Object o;
-    o.emplace_back("window", Value(fmt::format("{} per {}", quota_->limit(),
-                                               format_duration(plan_.spec().source.quota.per))));
-    o.emplace_back("used", Value(quota_->used()));
-    o.emplace_back("left", Value(std::max<int64_t>(0, quota_->limit() - quota_->used())));
-    quota.push_back(Value(std::move(o)));
+    for (const auto& w : quota_->windows()) {
+      Object o;
+      o.emplace_back("window", Value(fmt::format("{} per {}", w.requests, format_duration(w.per))));
+      o.emplace_back("used", Value(w.used));
+      o.emplace_back("left", Value(std::max<int64_t>(0, w.requests - w.used)));
+      o.emplace_back("resets", Value(format_time(w.ends)));
+      quota.push_back(Value(std::move(o)));
+    }
   }
   doc.emplace_back("quota", Value(std::move(quota)));
 

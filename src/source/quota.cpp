@@ -75,6 +75,18 @@ std::optional<TimePoint> QuotaLedger::try_take(size_t cls) {
   return std::nullopt;
 }
 
+std::vector<QuotaLedger::WindowState> QuotaLedger::windows() const {
+  std::lock_guard lock(mu_);
+  std::vector<WindowState> out;
+  TimePoint now = clock_.now();
+  for (auto& w : windows_) {
+    w.roll(now);
+    out.push_back({w.requests, std::chrono::milliseconds(w.per_ms), w.used,
+                   from_millis(w.start_ms + w.per_ms)});
+  }
+  return out;
+}
+
 int64_t QuotaLedger::used() const {
   std::lock_guard lock(mu_);
   windows_.front().roll(clock_.now());

@@ -32,6 +32,15 @@ class QuotaLedger {
   // Like try_take without counting.
   std::optional<TimePoint> check(size_t cls) const;
 
+  // Each window as it stands now, in the order they were given.
+  struct WindowState {
+    int64_t requests = 0;
+    Duration per{};
+    int64_t used = 0;
+    TimePoint ends;
+  };
+  std::vector<WindowState> windows() const;
+
   int64_t used() const;  // in the current first window
   int64_t limit() const;
   TimePoint window_end() const;  // of the first window

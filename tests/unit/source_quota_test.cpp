@@ -102,3 +102,20 @@ TEST(SourceQuota, EveryWindowMustAllowARequest) {
   r.restore(saved);
   EXPECT_TRUE(r.try_take(0)) << "the day's budget survives a restart";
 }
+
+TEST(SourceQuota, EachWindowReportsItsOwnUseAndReset) {
+  ManualClock clock(from_millis(1'000'000'000'000));
+  QuotaLedger q(3, 1000ms, clock);
+  q.add_window(5, std::chrono::hours(24));
+  for (int i = 0; i < 2; ++i) ASSERT_FALSE(q.try_take(0));
+  clock.advance(1000ms);
+  ASSERT_FALSE(q.try_take(0));
+  auto w = q.windows();
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_EQ(w[0].requests, 3);
+  EXPECT_EQ(w[0].used, 1) << "a new second";
+  EXPECT_EQ(to_millis(w[0].ends), 1'000'000'002'000);
+  EXPECT_EQ(w[1].requests, 5);
+  EXPECT_EQ(w[1].used, 3) << "the day counts all three";
+  EXPECT_EQ(w[1].per, std::chrono::hours(24));
+}
