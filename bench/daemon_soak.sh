@@ -8,8 +8,8 @@
 # must exit 0 within STOP_LIMIT seconds. Writes bench/results/daemon-soak-<date>.json.
 #
 # Env: DURATION (30m; 90s, 3m, 1h or plain seconds), EMPLOYEES_PER_BRANCH (20),
-#      SALES_PER_SALESPERSON (200), SEED (1), BUILD_DIR (build: an existing tree with cascade
-#      and cascade-sim, from scripts/build.sh), SAMPLE (10 s), RSS_TOLERANCE_MB (8: the last
+#      SALES_PER_SALESPERSON (200), SEED (1), CHURN (cascade-sim's per-tick flags), BUILD_DIR
+#      (build: an existing tree with cascade and cascade-sim, from scripts/build.sh), SAMPLE (10 s), RSS_TOLERANCE_MB (8: the last
 #      five minutes' median RSS may exceed the first five minutes' median by this much),
 #      FD_TOLERANCE (2: the last five minutes' median of open fds may exceed the first five
 #      minutes' median by this many; pooled connections come and go), STOP_LIMIT (10 s), RESULTS, KEEP_WORK (1 keeps the
@@ -23,6 +23,9 @@ DURATION=${DURATION:-30m}
 EMPLOYEES_PER_BRANCH=${EMPLOYEES_PER_BRANCH:-20}
 SALES_PER_SALESPERSON=${SALES_PER_SALESPERSON:-200}
 SEED=${SEED:-1}
+# The company moves more per tick than the simulator's defaults, so that every tick brings new,
+# corrected and late sales and most bring a transfer, a hire, a departure or a promotion.
+CHURN=${CHURN:---new-sales-per-tick 50 --late-sales-per-tick 5 --corrections-per-tick 10 --transfers-per-tick 1 --hires-per-tick 1 --departures-per-tick 0.5 --promotions-per-tick 0.3}
 SAMPLE=${SAMPLE:-10}
 RSS_TOLERANCE_MB=${RSS_TOLERANCE_MB:-8}
 FD_TOLERANCE=${FD_TOLERANCE:-2}
@@ -103,8 +106,9 @@ DB=$WORK/daemon.db
 export CASCADE_STORAGE=sqlite:$DB
 
 # ---- the simulator
+# shellcheck disable=SC2086 # CHURN is a list of flags
 "$SIM" --host 127.0.0.1 --port 0 --seed "$SEED" --employees-per-branch "$EMPLOYEES_PER_BRANCH" \
-  --sales-per-salesperson "$SALES_PER_SALESPERSON" --faults "$FAULTS" \
+  --sales-per-salesperson "$SALES_PER_SALESPERSON" $CHURN --faults "$FAULTS" \
   >"$WORK/sim.out" 2>"$WORK/sim.err" &
 SIM_PID=$!
 PORT=$(wait_line "$WORK/sim.out" 's#^listening on http://127.0.0.1:\([0-9]*\)$#\1#p' "$SIM_PID" 60) ||
@@ -207,7 +211,7 @@ result = {
   "commit": "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)",
   "machine": {"cpus": $(nproc), "load_average_start": "$LOAD_START", "load_average_end": "$LOAD_END"},
   "size": {"employees_per_branch": $EMPLOYEES_PER_BRANCH, "sales_per_salesperson": $SALES_PER_SALESPERSON,
-           "seed": $SEED},
+           "seed": $SEED, "churn": "$CHURN"},
   "schedule": "rate(1 minute)",
   "duration_seconds": $DURATION_S,
   "watched_seconds": d["watched_seconds"],
