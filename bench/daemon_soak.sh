@@ -9,11 +9,11 @@
 #
 # Env: DURATION (30m; 90s, 3m, 1h or plain seconds), EMPLOYEES_PER_BRANCH (20),
 #      SALES_PER_SALESPERSON (200), SEED (1), CHURN (cascade-sim's per-tick flags), BUILD_DIR
-#      (build: an existing tree with cascade and cascade-sim, from scripts/build.sh), SAMPLE (10 s), RSS_TOLERANCE_MB (8: the last
-#      five minutes' median RSS may exceed the first five minutes' median by this much),
-#      FD_TOLERANCE (2: the last five minutes' median of open fds may exceed the first five
-#      minutes' median by this many; pooled connections come and go), STOP_LIMIT (10 s), RESULTS, KEEP_WORK (1 keeps the
-#      temp dir).
+#      (build: an existing tree with cascade and cascade-sim, from scripts/build.sh), SAMPLE
+#      (10 s), RSS_TOLERANCE_MB (8: the last five minutes' median RSS may exceed the first five
+#      minutes' median by this much), FD_TOLERANCE (2: the same for the median of open fds;
+#      pooled connections come and go), STOP_LIMIT (10 s), RESULTS, KEEP_WORK (1 keeps the
+#      temp dir; it is kept anyway on failure).
 # Exit 0 only when every check passed. Everything listens on 127.0.0.1 only; the simulator and
 # the daemon are stopped when the script exits, however it exits.
 set -euo pipefail
