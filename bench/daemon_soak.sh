@@ -74,7 +74,7 @@ trap 'exit 143' TERM
 wait_line() {
   local file=$1 pattern=$2 pid=$3 end=$((SECONDS + $4)) got
   while ((SECONDS < end)); do
-    got=$(sed -n "$pattern" "$file" | head -n 1)
+    got=$(sed -n "$pattern" "$file" 2>/dev/null | head -n 1)
     if [[ -n $got ]]; then
       echo "$got"
       return 0
