@@ -6,7 +6,7 @@ completes: checks the queues are empty (`cascade queues --json`), compares the w
 the simulator's truth (bench/soak_compare.py), checks no scheduled run started meanwhile (the
 comparison saw a quiescent warehouse), then advances the simulator one tick so the next
 scheduled run has new data. Every SAMPLE seconds it records the daemon's RSS and open file
-descriptors from /proc. Stops after the run of the last tick due within DURATION has been
+descriptors from /proc, and the sizes of the database file and its WAL. Stops after the run of the last tick due within DURATION has been
 compared, or at the hard deadline. Writes what it saw as JSON (--out); the shell script adds
 the SIGTERM figures and the verdict. Standard library only.
 """
@@ -76,7 +76,7 @@ def main():
     scheduled = []     # scheduled runs in the order they completed
     idle_runs = []     # queue drains between ticks (retries coming due)
     ticks = []         # one record per compared tick
-    samples = []       # [seconds since start, rss MB, fds]
+    samples = []       # [seconds since start, RSS MB, fds, database MB, WAL MB]
     problems = []
     anchor = None
     last_sample = 0.0
@@ -105,7 +105,13 @@ def main():
         s = proc_sample(a.pid)
         if s is None:
             return False
-        samples.append([round(now - t0, 1), round(s[0], 2), s[1]])
+        sizes = []
+        for path in (a.db, a.db + "-wal"):
+            try:
+                sizes.append(round(os.path.getsize(path) / 1048576.0, 2))
+            except OSError:
+                sizes.append(0.0)
+        samples.append([round(now - t0, 1), round(s[0], 2), s[1]] + sizes)
         return True
 
     def compare(run, slot):
