@@ -170,6 +170,9 @@ def window(rows, col):
 first = [s for s in samples if s[0] < 300]
 last = [s for s in samples if s[0] >= end - 300]
 rss = {"first_5_min": window(first, 1), "last_5_min": window(last, 1)}
+disk = {"database_mb_last": samples[-1][3] if samples else None,
+        "wal_mb_max": max((s[4] for s in samples), default=None),
+        "wal_mb_last": samples[-1][4] if samples else None}
 fds = {"first_5_min": window(first, 2), "last_5_min": window(last, 2)}
 ticks = d["ticks"]
 diffs = [t["difference"] for t in ticks]
@@ -235,6 +238,7 @@ result = {
   "rss_growth_mb": rss_growth,
   "rss_tolerance_mb": $RSS_TOLERANCE_MB,
   "open_fds": fds,
+  "disk": disk,
   "fd_growth": fd_growth,
   "fd_tolerance": $FD_TOLERANCE,
   "sigterm": {"exit_seconds": $STOP_SECONDS, "exit_code": $stop_rc, "limit_seconds": $STOP_LIMIT},
@@ -257,6 +261,7 @@ RSS MB first 5 min min/med/max     {f(rss['first_5_min'])}
 RSS MB last 5 min  min/med/max     {f(rss['last_5_min'])}   growth {rss_growth} (tolerance $RSS_TOLERANCE_MB)
 fds first 5 min    min/med/max     {f(fds['first_5_min'])}
 fds last 5 min     min/med/max     {f(fds['last_5_min'])}   growth {fd_growth} (tolerance $FD_TOLERANCE)
+database / WAL MB                  {disk['database_mb_last']} / {disk['wal_mb_last']} at the end (WAL max {disk['wal_mb_max']})
 SIGTERM                            exit {r['sigterm']['exit_code']} after {r['sigterm']['exit_seconds']} s
 verdict                            {'PASS' if r['ok'] else 'FAIL: ' + '; '.join(problems)}""")
 sys.exit(0 if r["ok"] else 1)
