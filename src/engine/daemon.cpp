@@ -205,6 +205,9 @@ void Daemon::execute(const std::vector<std::string>& roots) {
   }
   LogScope scope({run.run_id, {}, {}, run.seconds});
   if (options_.on_run) options_.on_run(run, s);
+  // Between ticks the daemon is idle: a bulk sync's checkpoint threshold would otherwise let the
+  // write-ahead log grow for dozens of ticks and be replayed after a crash.
+  if (!store_.in_transaction()) store_.compact();
   if (options_.on_idle) options_.on_idle();
   spdlog::info("run {} {} in {:.3f}s: {} records, {} new, {} changed, {} gone, {} dead-lettered",
                run.run_id, run.outcome, run.seconds, run.records, run.new_rows, run.changed,

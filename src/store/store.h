@@ -55,6 +55,12 @@ class Store {
   // holds it when another process does.
   virtual void claim_consumer() = 0;
 
+  // Housekeeping for an idle moment, outside any unit of work: the backend moves what it
+  // buffered for commits back into its main storage and returns the space (SQLite: a TRUNCATE
+  // checkpoint of the write-ahead log). Best effort: returns false when it could not (a reader
+  // holds the log, a read-only store, inside a unit of work).
+  virtual bool compact() = 0;
+
   // A human description of where the data lives (never includes secrets).
   virtual std::string describe() const = 0;
 };

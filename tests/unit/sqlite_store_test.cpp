@@ -398,6 +398,18 @@ TEST_F(SqliteStoreTest, ReadOnlyOpenAfterWriterClosed) {
   EXPECT_THROW(store_->set_meta("k", "w"), std::runtime_error);
 }
 
+TEST_F(SqliteStoreTest, CompactEmptiesTheWriteAheadLog) {
+  wh().create_table("t", std::vector<Column>{{"id", ColumnType::Integer}});
+  for (int64_t i = 0; i < 200; ++i) upsert("t", {parse_json("{\"id\":" + std::to_string(i) + "}")});
+  ASSERT_GT(std::filesystem::file_size(path_ + "-wal"), 0u);
+  store_->begin();
+  EXPECT_FALSE(store_->compact()) << "not inside a unit of work";
+  store_->rollback();
+  EXPECT_TRUE(store_->compact());
+  EXPECT_EQ(std::filesystem::file_size(path_ + "-wal"), 0u);
+  EXPECT_EQ(query("SELECT count(*) FROM t")[0].as_int(), 200);
+}
+
 TEST_F(SqliteStoreTest, ReadOnlyOpenOfMissingFileFails) {
   EXPECT_THROW(open_sqlite_store(dir_ + "/absent.db", clock_, StoreOptions{.read_only = true}),
                std::runtime_error);

@@ -107,7 +107,8 @@ class SqliteStore final : public Store {
         // The claim comes before the database is even opened, so a second process is refused
         // with a clear message instead of meeting the first one's schema creation.
         lock_fd_(options.claim_consumer ? take_claim(path) : -1),
-        db_(path, options.read_only) {
+        db_(path, options.read_only),
+        read_only_(options.read_only) {
     db_.exec(sqlite_store_pragmas(options.read_only));
     // Replaces the pragma's busy timeout with the same 10 s that a stop request cuts short.
     sqlite3_busy_handler(db_.get(), &SqliteStore::on_busy, this);
@@ -196,6 +197,12 @@ class SqliteStore final : public Store {
 
   std::string describe() const override { return "sqlite:" + path_; }
 
+  bool compact() override {
+    if (read_only_ || !db_.autocommit()) return false;
+    return sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
+                                     nullptr) == SQLITE_OK;
+  }
+
   // An flock on PATH.lock: the kernel drops it when the process dies, however it dies, so a
   // kill -9 never leaves a stale claim behind.
   void claim_consumer() override {
@@ -242,6 +249,7 @@ class SqliteStore final : public Store {
   std::string path_;
   int lock_fd_ = -1;
   Db db_;
+  bool read_only_ = false;
   bool in_tx_ = false;
   const std::atomic<bool>* stop_flag_ = nullptr;
   Stmt get_meta_, set_meta_, savepoint_, release_, rollback_to_;
