@@ -59,10 +59,11 @@ if [ "${WITHOUT_BROWSER:-0}" != 1 ]; then
     echo "setup: warning: no node/npm; the browser test will skip" >&2
   elif node -e "$pinned" "$browser_dir" 2>/dev/null; then
     :
-  elif PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 timeout 300 npm ci --prefix "$browser_dir" --no-audit \
-    --no-fund --fetch-retries=1 --fetch-timeout=60000 --loglevel=error >/dev/null 2>&1; then
+  elif npm_log=$(PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 timeout 300 npm ci --prefix "$browser_dir" \
+    --no-audit --no-fund --fetch-retries=1 --fetch-timeout=60000 --loglevel=error 2>&1); then
     echo "setup: playwright-core installed in tests/browser"
   else
     echo "setup: warning: npm ci in tests/browser failed (no registry?); the browser test will skip" >&2
+    printf '%s\n' "$npm_log" | tail -n 3 | sed 's/^/setup:   npm: /' >&2
   fi
 fi
