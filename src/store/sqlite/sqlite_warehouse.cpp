@@ -119,8 +119,7 @@ std::vector<Column> SqliteWarehouse::catalog(std::string_view table) {
   std::vector<Column> out;
   Use u(catalog_);
   catalog_.bind(1, table);
-  while (catalog_.step())
-  {
+  while (catalog_.step()) {
     out.push_back(Column{std::string(catalog_.col_text(1)),
                          column_type_from_name(catalog_.col_text(2)),
                          std::string(catalog_.col_text(0))});
@@ -450,13 +449,13 @@ void SqliteWarehouse::mark_deleted_items(std::string_view table,
     auto p = [](size_t i) { return "?" + std::to_string(i); };
     std::string match;
     for (size_t j = 0; j < k; ++j)
-      match += quote_ident(t.columns[static_cast<size_t>(t.key[j])].name) + "=" + p(j + 1) + " AND ";
+      match +=
+          quote_ident(t.columns[static_cast<size_t>(t.key[j])].name) + "=" + p(j + 1) + " AND ";
     match += quote_ident(t.columns[static_cast<size_t>(t.key[k])].name) + ">=" + p(k + 1);
-    t.items_delete = Stmt(db_.get(), "UPDATE " + quote_ident(table) + " SET " +
-                                         quote_ident(kDeletedAtColumn) + "=" + p(k + 2) + ", " +
-                                         quote_ident(kRunIdColumn) + "=" + p(k + 3) + " WHERE " +
-                                         match + " AND " + quote_ident(kDeletedAtColumn) +
-                                         " IS NULL");
+    t.items_delete = Stmt(
+        db_.get(), "UPDATE " + quote_ident(table) + " SET " + quote_ident(kDeletedAtColumn) + "=" +
+                       p(k + 2) + ", " + quote_ident(kRunIdColumn) + "=" + p(k + 3) + " WHERE " +
+                       match + " AND " + quote_ident(kDeletedAtColumn) + " IS NULL");
     std::string valid_from = quote_ident(kValidFromColumn), valid_to = quote_ident(kValidToColumn);
     t.items_history_end =
         Stmt(db_.get(), "UPDATE " + quote_ident(history_table_name(table)) + " SET " + valid_to +
