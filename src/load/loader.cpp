@@ -194,6 +194,12 @@ void Loader::place(Batch& b, std::vector<std::string>& path, size_t base, const 
       // An empty list is a list of objects once its child table exists.
       std::string pj = path_json(path);
       for (const auto& c : b.k->children) list = list || c.path_json == pj;
+      // Or once another row of the write has items there: decided when every row is seen.
+      if (!list && b.pending) {
+        b.nested_rows = true;
+        b.pending->push_back({path, &v});
+        return;
+      }
     }
     if (list) {
       b.nested_rows = true;
@@ -305,21 +311,39 @@ size_t Loader::upsert(const TableSpec& table, std::span<const Value* const> rows
   if (!slow.empty()) {
     lists.resize(rows.size());
     std::vector<std::string> path;
-    size_t discarded_before = 0;
-    for (size_t i : slow) {
-      const Value* row = rows[i];
+    std::vector<Object> outs(slow.size()), overflows(slow.size());
+    std::vector<std::vector<std::pair<std::vector<std::string>, const Value*>>> pending(
+        slow.size());
+    std::vector<char> plain(slow.size(), 0);
+    for (size_t j = 0; j < slow.size(); ++j) {
+      const Value* row = rows[slow[j]];
       b.null_extras = false;
       b.nested_rows = false;
-      discarded_before = b.discarded;
-      Object o;
-      Object overflow;
+      b.pending = &pending[j];
+      size_t discarded_before = b.discarded;
       for (const auto& [name, v] : row->as_object()) {
         path.assign(1, name);
-        place(b, path, 0, v, o, overflow, &lists[i]);
+        place(b, path, 0, v, outs[j], overflows[j], &lists[slow[j]]);
       }
-      bool plain = !b.null_extras && !b.nested_rows && overflow.empty() &&
-                   b.discarded == discarded_before && o.size() == row->as_object().size();
-      if (plain && !k.renamed && k.children.empty()) {
+      plain[j] = !b.null_extras && !b.nested_rows && overflows[j].empty() &&
+                 b.discarded == discarded_before && outs[j].size() == row->as_object().size();
+    }
+    b.pending = nullptr;
+    for (size_t j = 0; j < slow.size(); ++j) {
+      size_t i = slow[j];
+      // An empty list joins the child table that another row's items make; without one it is
+      // JSON in its column.
+      for (auto& [p, v] : pending[j]) {
+        bool list = false;
+        for (const auto& row_lists : lists)
+          for (const auto& l : row_lists) list = list || l.path == p;
+        if (list)
+          lists[i].push_back({p, &v->as_array()});
+        else
+          leaf(b, p, 0, *v, outs[j], overflows[j]);
+      }
+      const Value* row = rows[i];
+      if (plain[j] && !k.renamed && k.children.empty()) {
         k.last_fields.clear();
         k.last_types.clear();
         for (const auto& m : row->as_object()) {
@@ -329,8 +353,9 @@ size_t Loader::upsert(const TableSpec& table, std::span<const Value* const> rows
       } else {
         rewrite = true;
       }
-      if (!overflow.empty())
-        o.emplace_back(std::string(kOverflowColumn), Value(std::move(overflow)));
+      Object& o = outs[j];
+      if (!overflows[j].empty())
+        o.emplace_back(std::string(kOverflowColumn), Value(std::move(overflows[j])));
       copies.emplace_back(std::move(o));
       writes[i].row = &copies.back();
     }

@@ -117,6 +117,8 @@ class Loader {
     size_t discarded = 0;
     bool null_extras = false;
     bool nested_rows = false;  // some row had a flattened object or a list for a child table
+    // Empty lists of the row under way at paths without a child table yet.
+    std::vector<std::pair<std::vector<std::string>, const Value*>>* pending = nullptr;
   };
   // A parent row's list of objects, bound for a child table.
   struct ListOf {
