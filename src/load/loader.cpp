@@ -297,14 +297,30 @@ size_t Loader::upsert(const TableSpec& table, std::span<const Value* const> rows
       if (const Value* v = row->find(*table.effective); v && v->is_string())
         from[i] = v->as_string();
     writes.push_back({row, from[i]});
-    if (!k.renamed && k.children.empty() && same_fields(k, *row) && !has_nested(table, *row)) {
-      size_t f = 0;
-      for (const auto& [name, v] : row->as_object()) {
-        if (!v.is_null() && !fits_column_type(k.last_types[f], v))
-          conflict(table, name, name, k.last_types[f], v);
-        ++f;
+    if (!k.renamed && k.children.empty() && !has_nested(table, *row)) {
+      if (same_fields(k, *row)) {
+        size_t f = 0;
+        for (const auto& [name, v] : row->as_object()) {
+          if (!v.is_null() && !fits_column_type(k.last_types[f], v))
+            conflict(table, name, name, k.last_types[f], v);
+          ++f;
+        }
+        continue;
       }
-      continue;
+      // Other fields, all of them columns of their own name: written as they are.
+      bool covered = true;
+      for (const auto& m : row->as_object()) covered = covered && k.columns.count(m.first);
+      if (covered) {
+        k.last_fields.clear();
+        k.last_types.clear();
+        for (const auto& [name, v] : row->as_object()) {
+          ColumnType type = k.types[name];
+          if (!v.is_null() && !fits_column_type(type, v)) conflict(table, name, name, type, v);
+          k.last_fields.push_back(name);
+          k.last_types.push_back(type);
+        }
+        continue;
+      }
     }
     slow.push_back(i);
   }
