@@ -185,3 +185,28 @@ TEST_F(LoadSchema, PlainRowsKeepTheFastPathAndStillRecordConflicts) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(LoadSchema, AnOldCatalogIsKeyedByFieldJsonOnOpen) {
+  upsert({R"({"id":1,"a":1})"});
+  wh().query(
+      "CREATE TABLE old_catalog(table_name TEXT NOT NULL, field TEXT NOT NULL, field_json TEXT "
+      "NOT NULL, column_name TEXT NOT NULL, type TEXT NOT NULL, position INTEGER NOT NULL, "
+      "added_at TEXT NOT NULL, PRIMARY KEY(table_name, field)) WITHOUT ROWID; INSERT INTO "
+      "old_catalog SELECT * FROM cascade_columns; DROP TABLE cascade_columns; ALTER TABLE "
+      "old_catalog RENAME TO cascade_columns");
+  EXPECT_EQ(text("SELECT pk FROM pragma_table_info('cascade_columns') WHERE name='field_json'"),
+            "0");
+  loader_.reset();
+  store_.reset();
+  store_ = open_store("sqlite:" + dir_ + "/store.db", clock_);
+  loader_ = std::make_unique<Loader>(store_->warehouse());
+  EXPECT_EQ(text("SELECT pk FROM pragma_table_info('cascade_columns') WHERE name='field_json'"),
+            "2");
+  upsert({R"({"id":2,"a.b":1,"a":{"b":2}})"});
+  EXPECT_EQ(text("SELECT count(*) FROM cascade_columns WHERE table_name='emps'"), "4");
+  EXPECT_EQ(text("SELECT \"a.b\", a__b FROM emps WHERE id=2"), "1,2");
+}
+
+}  // namespace
