@@ -424,6 +424,11 @@ std::string summary_text(const std::string& pipeline, const RunSummary& s,
         "deletions.hold_above allows, so their rows stay unless the next run sees the same "
         "listings\n",
         t.held, t.held == 1 ? "" : "s");
+  for (const auto& [name, c] : s.stages)
+    if (c.discarded_fields)
+      out += fmt::format(
+          "{}: {} value{} of fields its table has no column for discarded (contract: discard)\n",
+          name, c.discarded_fields, c.discarded_fields == 1 ? "" : "s");
   if (s.quota_exhausted_until)
     out += fmt::format(
         "{} is spent until {}: the remaining messages wait in their queues for the next run\n",
@@ -439,9 +444,9 @@ static void counters_json(const StageCounters& c, std::string& out) {
   out += fmt::format(
       "{{\"messages\":{},\"requests\":{},\"records\":{},\"filtered\":{},\"new\":{},\"changed\":{},"
       "\"unchanged\":{},\"gone\":{},\"held\":{},\"children\":{},\"retried\":{},"
-      "\"dead_lettered\":{},\"throttled\":{}",
+      "\"dead_lettered\":{},\"throttled\":{},\"discarded_fields\":{}",
       c.messages, c.requests, c.records, c.filtered, c.new_rows, c.changed, c.unchanged, c.gone,
-      c.held, c.children, c.retried, c.dead_lettered, c.throttled);
+      c.held, c.children, c.retried, c.dead_lettered, c.throttled, c.discarded_fields);
   if (!c.last_error.empty()) {
     out += ",\"last_error\":";
     append_json_string(c.last_error, out);

@@ -546,10 +546,10 @@ class Loader {
     if (is_reserved_table_name(st.name))
       fail(se.k, "stage name '" + st.name + "' is reserved: " + kReservedWhy);
     std::string ctx = "stage '" + st.name + "'";
-    Entries es =
-        entries(se.v, ctx,
-                {"request", "records", "where", "key", "attach", "emit", "concurrency", "schedule",
-                 "timezone", "inputs", "event", "table", "queue", "deletions", "effective"});
+    Entries es = entries(se.v, ctx,
+                         {"request", "records", "where", "key", "attach", "emit", "concurrency",
+                          "schedule", "timezone", "inputs", "event", "table", "queue", "deletions",
+                          "effective", "flatten", "contract"});
     st.table = st.name;
     st.queue = spec.queues;
     const Entry* e = require(es, se.v, "request", ctx);
@@ -707,6 +707,28 @@ class Loader {
       }
       if (const Entry* m = get(d, "min_rows"))
         st.deletions.min_rows = integer(m->v, "deletions.min_rows", 1, 1'000'000'000);
+    }
+    if ((e = get(es, "flatten"))) {
+      Entries f = entries(e->v, ctx + " flatten", {"depth", "lists"});
+      if (const Entry* d = get(f, "depth"))
+        st.schema.flatten_depth = static_cast<int>(integer(d->v, "flatten.depth", 0, 16));
+      if (const Entry* l = get(f, "lists")) {
+        std::string v = string(l->v, "tables or json");
+        if (v != "tables" && v != "json")
+          fail(l->v, "flatten.lists must be tables or json, found '" + v + "'");
+        st.schema.list_tables = v == "tables";
+      }
+    }
+    if ((e = get(es, "contract"))) {
+      std::string v = string(e->v, "evolve, freeze or discard");
+      if (v == "evolve")
+        st.schema.contract = SchemaSpec::Contract::Evolve;
+      else if (v == "freeze")
+        st.schema.contract = SchemaSpec::Contract::Freeze;
+      else if (v == "discard")
+        st.schema.contract = SchemaSpec::Contract::Discard;
+      else
+        fail(e->v, "contract must be evolve, freeze or discard, found '" + v + "'");
     }
   }
 

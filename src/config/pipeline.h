@@ -85,6 +85,17 @@ struct DeletionSpec {
   bool keep_orphans = false;
 };
 
+// How records become table rows, and what a field the table has no column for does.
+struct SchemaSpec {
+  // Levels of nested objects flattened into `parent__child` columns; 0 keeps objects and lists
+  // as JSON (`flatten: { depth: N }`).
+  int flatten_depth = 1;
+  bool list_tables = true;  // lists of objects become child tables (`flatten: { lists: tables }`)
+  // evolve: a new field adds a column; freeze: a record with one is dead-lettered; discard: its
+  // value is dropped and counted. The first records of a table make its columns in every case.
+  enum class Contract { Evolve, Freeze, Discard } contract = Contract::Evolve;
+};
+
 struct StageSpec {
   std::string name;
   SourcePos pos;
@@ -113,6 +124,7 @@ struct StageSpec {
   // The record field holding the vendor's date from which a version is valid (e.g.
   // branch_since): history intervals start there rather than when the change was observed.
   std::optional<std::string> effective;
+  SchemaSpec schema;
 };
 
 // An analysts' view over the warehouse tables: `CREATE VIEW name AS select`.

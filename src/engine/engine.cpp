@@ -40,6 +40,7 @@ StageCounters RunSummary::total() const {
     t.retried += c.retried;
     t.dead_lettered += c.dead_lettered;
     t.throttled += c.throttled;
+    t.discarded_fields += c.discarded_fields;
     for (size_t k = 0; k < t.responses.size(); ++k) t.responses[k] += c.responses[k];
   }
   return t;
@@ -142,6 +143,11 @@ struct Engine::Impl {
       t.name = s.table;
       for (const auto& k : s.key) t.key.push_back(k.name);
       t.effective = s.spec->effective;
+      t.flatten_depth = s.spec->schema.flatten_depth;
+      t.list_tables = s.spec->schema.list_tables;
+      t.contract = s.spec->schema.contract == SchemaSpec::Contract::Freeze    ? Contract::Freeze
+                   : s.spec->schema.contract == SchemaSpec::Contract::Discard ? Contract::Discard
+                                                                              : Contract::Evolve;
       tables.push_back(std::move(t));
     }
   }
@@ -334,12 +340,12 @@ struct Engine::Impl {
       }
       return;
     }
-    // Rows that would break the table (a key of the wrong type) make the whole message a
-    // permanent failure: half a response is not applied.
+    // Rows that would break the table (a key of the wrong type, a field its frozen schema
+    // lacks) make the whole message a permanent failure: half a response is not applied.
     if (!t.processed.rows.empty()) {
-      std::string why = loader.check_key_types(tables[t.stage], t.processed.rows.front().image);
+      std::string why = loader.check_row(tables[t.stage], t.processed.rows.front().image);
       for (size_t i = 1; why.empty() && i < t.processed.rows.size(); ++i)
-        why = loader.check_key_types(tables[t.stage], t.processed.rows[i].image);
+        why = loader.check_row(tables[t.stage], t.processed.rows[i].image);
       if (!why.empty()) {
         t.outcome = Outcome::Permanent;
         t.reason =
@@ -429,7 +435,7 @@ struct Engine::Impl {
     if (!changes.empty()) e.store_.change_log().append(changes);
     if (!images.empty() || !gone_images.empty()) {
       WriteStamp stamp{run_id, format_time(now)};
-      if (!images.empty()) loader.upsert(tables[t.stage], images, stamp);
+      if (!images.empty()) c.discarded_fields += loader.upsert(tables[t.stage], images, stamp);
       if (!gone_images.empty()) {
         std::vector<const Value*> ptrs;
         for (const auto& g : gone_images) ptrs.push_back(&g);

@@ -38,6 +38,8 @@ struct StageCounters {
   uint64_t retried = 0;        // messages returned to their queue after a transient failure
   uint64_t dead_lettered = 0;  // messages moved to the DLQ during the run
   uint64_t throttled = 0;      // 429 responses
+  // Values of fields the table has no column for, dropped by the `discard` contract.
+  uint64_t discarded_fields = 0;
   // HTTP tries by what came back: 2xx, 3xx, 4xx, 5xx (and other statuses), transport errors.
   std::array<uint64_t, 5> responses{};
   std::string last_error;

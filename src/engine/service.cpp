@@ -154,6 +154,7 @@ void Service::on_run(const DaemonRun& run, const RunSummary& s) {
     t.retried += c.retried;
     t.dead_lettered += c.dead_lettered;
     t.throttled += c.throttled;
+    t.discarded_fields += c.discarded_fields;
   }
 }
 

@@ -33,7 +33,31 @@ struct Column {
   // The field of the row images this column holds (any text, the empty one included); none
   // for a column that holds no one field, like the overflow column itself.
   std::optional<std::string> field;
+  // What the column holds, spelled unambiguously as JSON (cascade_columns.field_json): empty
+  // for a record field, which is spelled as its JSON string; a JSON array of names for a field
+  // of a nested object (`["manager","name"]`, whose `field` reads `manager.name`); a JSON object
+  // for a column cascade derives, like a child table's `_index`.
+  std::string field_json;
   const std::string& field_name() const { return field ? *field : name; }
+};
+
+// A table holding the items of a list of objects of another table's rows (a child table).
+struct ChildTable {
+  std::string table;
+  std::string parent;
+  std::string field;       // the list's field in the parent's rows, dotted (`lines`, `a.items`)
+  std::string field_json;  // the same as a JSON array of names
+};
+
+// Values of a column whose type differs from the type the catalog records for it, seen while
+// writing: `count` of them, of type `seen`.
+struct TypeConflict {
+  std::string table;
+  std::string column;
+  std::string field;
+  ColumnType expected = ColumnType::Text;
+  ColumnType seen = ColumnType::Text;
+  uint64_t count = 0;
 };
 
 // Who wrote a row and when: the run and the observed time (ISO 8601 UTC text, e.g.
@@ -135,6 +159,23 @@ class Warehouse {
   // key that is not in the table, or deleted already, is left alone.
   virtual void mark_deleted(std::string_view table, std::span<const Value* const> keys,
                             const WriteStamp& stamp) = 0;
+
+  // Marks deleted (as mark_deleted() does) the rows of a child table whose key starts with a
+  // parent's key and whose last key column (the item's position) is at least `from`: each
+  // entry of `parents` is an object holding every key column but the last.
+  virtual void mark_deleted_items(std::string_view table, std::span<const Value* const> parents,
+                                  std::span<const int64_t> from, const WriteStamp& stamp) = 0;
+
+  // Records `child` as a child table in the table catalog (cascade_tables), where every table
+  // is listed with its parent (none for a stage's table) and the list field it holds.
+  virtual void link_child_table(const ChildTable& child) = 0;
+  // The child tables of `parent`, in the order they were made.
+  virtual std::vector<ChildTable> child_tables(std::string_view parent) = 0;
+
+  // Adds conflicts to cascade_type_conflicts: per (table, column, seen type) the count grows and
+  // last_seen becomes the stamp's time (first_seen set once).
+  virtual void record_type_conflicts(std::span<const TypeConflict> conflicts,
+                                     const WriteStamp& stamp) = 0;
 
   // Convenience for callers without effective dates.
   void upsert(std::string_view table, std::span<const Value* const> rows,

@@ -320,6 +320,17 @@ const Broken kBroken[] = {
     {HEAD ROOT "    emit: { b: { x: id } }\n  b:\n    timezone: UTC\n    request: /b\n    "
                "key: { id: id }\n",
      "10:5", "timezone is only allowed on root stages"},
+    // 98 a contract that is none of the three
+    {HEAD ROOT "    contract: strict\n", "8:15",
+     "contract must be evolve, freeze or discard, found 'strict'"},
+    // 99 a negative flatten depth
+    {HEAD ROOT "    flatten: { depth: -1 }\n", "8:23", "flatten.depth must be between 0 and 16"},
+    // 100 a flatten depth that is no number
+    {HEAD ROOT "    flatten: { depth: deep }\n", "8:23",
+     "expected flatten.depth (an integer), found 'deep'"},
+    // 101 flatten.lists that is neither tables nor json
+    {HEAD ROOT "    flatten: { lists: rows }\n", "8:23",
+     "flatten.lists must be tables or json, found 'rows'"},
 };
 
 }  // namespace

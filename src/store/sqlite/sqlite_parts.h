@@ -130,6 +130,12 @@ class SqliteWarehouse final : public Warehouse {
               const WriteStamp& stamp) override;
   void mark_deleted(std::string_view table, std::span<const Value* const> keys,
                     const WriteStamp& stamp) override;
+  void mark_deleted_items(std::string_view table, std::span<const Value* const> parents,
+                          std::span<const int64_t> from, const WriteStamp& stamp) override;
+  void link_child_table(const ChildTable& child) override;
+  std::vector<ChildTable> child_tables(std::string_view parent) override;
+  void record_type_conflicts(std::span<const TypeConflict> conflicts,
+                             const WriteStamp& stamp) override;
   void define_view(std::string_view name, std::string_view select) override;
   QueryResult query(std::string_view sql) override;
   void query_rows(std::string_view sql, RowSink& sink) override;
@@ -146,6 +152,9 @@ class SqliteWarehouse final : public Warehouse {
     // Prepared on first use: the current row's upsert (RETURNING its version), the history
     // insert, the close of the previous version, the soft delete and its history close.
     Stmt upsert, history_insert, history_close, soft_delete, history_end;
+    // A child table's: the soft delete of a parent's items from a position on, and its history
+    // close.
+    Stmt items_delete, items_history_end;
     std::vector<char> seen;  // scratch for upsert
     // Per column: declared with a numeric affinity (tables made before typeless number
     // columns), where SQLite would round a Decimal bound as text.
@@ -162,7 +171,7 @@ class SqliteWarehouse final : public Warehouse {
   void bind(Stmt& st, int i, const Value& v, const Column& c, bool numeric_affinity);
 
   Db& db_;
-  Stmt table_info_, catalog_, catalog_types_, record_;
+  Stmt table_info_, catalog_, catalog_types_, record_, list_table_, children_, conflict_;
   StrMap<std::unique_ptr<Table>> tables_;
 };
 

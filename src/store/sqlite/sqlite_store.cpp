@@ -53,7 +53,15 @@ CREATE TABLE IF NOT EXISTS cascade_changes(
 CREATE TABLE IF NOT EXISTS cascade_columns(
   table_name TEXT NOT NULL, field TEXT NOT NULL, field_json TEXT NOT NULL,
   column_name TEXT NOT NULL, type TEXT NOT NULL, position INTEGER NOT NULL,
-  added_at TEXT NOT NULL, PRIMARY KEY(table_name, field)) WITHOUT ROWID;
+  added_at TEXT NOT NULL, PRIMARY KEY(table_name, field_json)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cascade_tables(
+  table_name TEXT PRIMARY KEY, parent_table TEXT, field TEXT, field_json TEXT,
+  position INTEGER NOT NULL, added_at TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cascade_type_conflicts(
+  table_name TEXT NOT NULL, column_name TEXT NOT NULL, field TEXT NOT NULL,
+  expected_type TEXT NOT NULL, seen_type TEXT NOT NULL, first_seen TEXT NOT NULL,
+  last_seen TEXT NOT NULL, count INTEGER NOT NULL,
+  PRIMARY KEY(table_name, column_name, seen_type)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cascade_held_deletions(
   stage TEXT NOT NULL, scope INTEGER NOT NULL, listing INTEGER NOT NULL, run_id INTEGER NOT NULL,
   PRIMARY KEY(stage, scope)) WITHOUT ROWID;
@@ -61,6 +69,26 @@ CREATE TABLE IF NOT EXISTS cascade_held_deletions(
 
 // An flock on PATH.lock: the kernel drops it when the process dies, however it dies, so a
 // kill -9 never leaves a stale claim behind. Returns the locked descriptor.
+// Catalogs made before nested fields were keyed by the field's text, which a top-level field
+// named `a.b` and the nested field a.b share: they are keyed by field_json now.
+static void upgrade_catalog_of(sqlite::Db& db) {
+  {
+    sqlite::Stmt st(db.get(),
+                    "SELECT pk FROM pragma_table_info('cascade_columns') WHERE name='field_json'");
+    if (!st.step() || st.col_int(0) > 0) return;
+  }
+  db.exec(R"sql(
+CREATE TABLE cascade_columns_new(
+  table_name TEXT NOT NULL, field TEXT NOT NULL, field_json TEXT NOT NULL,
+  column_name TEXT NOT NULL, type TEXT NOT NULL, position INTEGER NOT NULL,
+  added_at TEXT NOT NULL, PRIMARY KEY(table_name, field_json)) WITHOUT ROWID;
+INSERT INTO cascade_columns_new SELECT table_name, field, field_json, column_name, type, position,
+  added_at FROM cascade_columns;
+DROP TABLE cascade_columns;
+ALTER TABLE cascade_columns_new RENAME TO cascade_columns;
+)sql");
+}
+
 static int take_claim(const std::string& path_) {
   std::string lock_path = path_ + ".lock";
   int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -117,6 +145,7 @@ class SqliteStore final : public Store {
     } else {
       sqlite::Implicit tx(db_);
       db_.exec(kSchema);
+      upgrade_catalog_of(db_);
       check_version();
       db_.exec("INSERT OR IGNORE INTO cascade_meta(key, value) VALUES('schema_version', '" +
                std::to_string(kSchemaVersion) + "')");

@@ -48,8 +48,8 @@ SqliteWarehouse::SqliteWarehouse(Db& db) : db_(db) {
   // The table-valued pragma takes the name as a bound value: no quoting, one statement.
   table_info_ = Stmt(db.get(), "SELECT name, type, pk FROM pragma_table_info(?1) ORDER BY cid");
   catalog_ = Stmt(db.get(),
-                  "SELECT field, column_name, type FROM cascade_columns WHERE table_name=?1 "
-                  "ORDER BY position");
+                  "SELECT field, column_name, type, field_json FROM cascade_columns WHERE "
+                  "table_name=?1 ORDER BY position");
   catalog_types_ = Stmt(db.get(),
                         "SELECT column_name, type FROM cascade_columns WHERE table_name=?1 "
                         "AND column_name<>'_overflow'");
@@ -58,6 +58,21 @@ SqliteWarehouse::SqliteWarehouse(Db& db) : db_(db) {
                  "column_name, type, position, added_at) VALUES(?1, ?2, ?3, ?4, ?5, "
                  "(SELECT count(*) FROM cascade_columns WHERE table_name=?1), "
                  "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))");
+  list_table_ = Stmt(db.get(),
+                     "INSERT INTO cascade_tables(table_name, parent_table, field, field_json, "
+                     "position, added_at) VALUES(?1, ?2, ?3, ?4, (SELECT count(*) FROM "
+                     "cascade_tables), strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) ON CONFLICT DO "
+                     "UPDATE SET parent_table=coalesce(excluded.parent_table, parent_table), "
+                     "field=coalesce(excluded.field, field), field_json=coalesce(excluded."
+                     "field_json, field_json)");
+  children_ = Stmt(db.get(),
+                   "SELECT table_name, field, field_json FROM cascade_tables WHERE "
+                   "parent_table=?1 ORDER BY position");
+  conflict_ = Stmt(db.get(),
+                   "INSERT INTO cascade_type_conflicts(table_name, column_name, field, "
+                   "expected_type, seen_type, first_seen, last_seen, count) VALUES(?1, ?2, ?3, "
+                   "?4, ?5, ?6, ?6, ?7) ON CONFLICT DO UPDATE SET last_seen=excluded.last_seen, "
+                   "count=count+excluded.count");
 }
 
 std::vector<Column> SqliteWarehouse::read_columns(std::string_view table,
@@ -104,17 +119,21 @@ std::vector<Column> SqliteWarehouse::catalog(std::string_view table) {
   std::vector<Column> out;
   Use u(catalog_);
   catalog_.bind(1, table);
-  while (catalog_.step())
+  while (catalog_.step()) {
     out.push_back(Column{std::string(catalog_.col_text(1)),
                          column_type_from_name(catalog_.col_text(2)),
                          std::string(catalog_.col_text(0))});
+    std::string_view json = catalog_.col_text(3);
+    // A record field's spelling is implied by its name; only the others are kept.
+    if (!json.empty() && json.front() != '"') out.back().field_json = json;
+  }
   return out;
 }
 
 void SqliteWarehouse::record(std::string_view table, const Column& c) {
   const std::string& field = *c.field;
-  std::string field_json;
-  append_json_string(field, field_json);
+  std::string field_json = c.field_json;
+  if (field_json.empty()) append_json_string(field, field_json);
   record_.bind(1, table);
   record_.bind(2, std::string_view(field));
   record_.bind(3, std::string_view(field_json));
@@ -179,6 +198,15 @@ void SqliteWarehouse::add_columns(std::string_view table, std::span<const Column
 }
 
 void SqliteWarehouse::upgrade(std::string_view table) {
+  {
+    Implicit tx(db_);
+    list_table_.bind(1, table);
+    list_table_.bind_null(2);
+    list_table_.bind_null(3);
+    list_table_.bind_null(4);
+    list_table_.exec();
+    tx.done();
+  }
   struct Info {
     std::string name, decl;
     int64_t pk;
@@ -403,6 +431,93 @@ void SqliteWarehouse::mark_deleted(std::string_view table, std::span<const Value
     bind_key(t.history_end, 1, t, *key, table);
     t.history_end.bind(k + 1, std::string_view(at));
     t.history_end.exec();
+  }
+  tx.done();
+}
+
+void SqliteWarehouse::mark_deleted_items(std::string_view table,
+                                         std::span<const Value* const> parents,
+                                         std::span<const int64_t> from, const WriteStamp& stamp) {
+  if (parents.empty()) return;
+  if (parents.size() != from.size())
+    throw std::runtime_error("warehouse: mark_deleted_items needs one position per parent");
+  Table& t = this->table(table);
+  if (t.key.size() < 2)
+    throw std::runtime_error("warehouse: table '" + std::string(table) + "' is no child table");
+  const size_t k = t.key.size() - 1;  // the parent's key columns
+  if (!t.items_delete) {
+    auto p = [](size_t i) { return "?" + std::to_string(i); };
+    std::string match;
+    for (size_t j = 0; j < k; ++j)
+      match +=
+          quote_ident(t.columns[static_cast<size_t>(t.key[j])].name) + "=" + p(j + 1) + " AND ";
+    match += quote_ident(t.columns[static_cast<size_t>(t.key[k])].name) + ">=" + p(k + 1);
+    t.items_delete = Stmt(
+        db_.get(), "UPDATE " + quote_ident(table) + " SET " + quote_ident(kDeletedAtColumn) + "=" +
+                       p(k + 2) + ", " + quote_ident(kRunIdColumn) + "=" + p(k + 3) + " WHERE " +
+                       match + " AND " + quote_ident(kDeletedAtColumn) + " IS NULL");
+    std::string valid_from = quote_ident(kValidFromColumn), valid_to = quote_ident(kValidToColumn);
+    t.items_history_end =
+        Stmt(db_.get(), "UPDATE " + quote_ident(history_table_name(table)) + " SET " + valid_to +
+                            "=max(" + valid_from + ", " + p(k + 2) + ") WHERE " + match + " AND " +
+                            valid_to + " IS NULL");
+  }
+  const std::string at = stamp.at.empty() ? "1970-01-01T00:00:00.000Z" : stamp.at;
+  Implicit tx(db_);
+  for (size_t i = 0; i < parents.size(); ++i) {
+    const Value* parent = parents[i];
+    for (Stmt* st : {&t.items_delete, &t.items_history_end}) {
+      for (size_t j = 0; j < k; ++j) {
+        size_t c = static_cast<size_t>(t.key[j]);
+        const Value* v = parent && parent->is_object() ? parent->find(t.columns[c].name) : nullptr;
+        if (!v || v->is_null())
+          throw std::runtime_error("warehouse: a parent key for table '" + std::string(table) +
+                                   "' lacks column '" + t.columns[c].name + "'");
+        bind(*st, static_cast<int>(j + 1), *v, t.columns[c], t.numeric_affinity[c]);
+      }
+      st->bind(static_cast<int>(k + 1), from[i]);
+      st->bind(static_cast<int>(k + 2), std::string_view(at));
+      if (st == &t.items_delete) st->bind(static_cast<int>(k + 3), stamp.run_id);
+      st->exec();
+    }
+  }
+  tx.done();
+}
+
+void SqliteWarehouse::link_child_table(const ChildTable& child) {
+  Implicit tx(db_);
+  list_table_.bind(1, std::string_view(child.table));
+  list_table_.bind(2, std::string_view(child.parent));
+  list_table_.bind(3, std::string_view(child.field));
+  list_table_.bind(4, std::string_view(child.field_json));
+  list_table_.exec();
+  tx.done();
+}
+
+std::vector<ChildTable> SqliteWarehouse::child_tables(std::string_view parent) {
+  std::vector<ChildTable> out;
+  Use u(children_);
+  children_.bind(1, parent);
+  while (children_.step())
+    out.push_back({std::string(children_.col_text(0)), std::string(parent),
+                   std::string(children_.col_text(1)), std::string(children_.col_text(2))});
+  return out;
+}
+
+void SqliteWarehouse::record_type_conflicts(std::span<const TypeConflict> conflicts,
+                                            const WriteStamp& stamp) {
+  if (conflicts.empty()) return;
+  const std::string at = stamp.at.empty() ? "1970-01-01T00:00:00.000Z" : stamp.at;
+  Implicit tx(db_);
+  for (const auto& c : conflicts) {
+    conflict_.bind(1, std::string_view(c.table));
+    conflict_.bind(2, std::string_view(c.column));
+    conflict_.bind(3, std::string_view(c.field));
+    conflict_.bind(4, std::string_view(column_type_name(c.expected)));
+    conflict_.bind(5, std::string_view(column_type_name(c.seen)));
+    conflict_.bind(6, std::string_view(at));
+    conflict_.bind(7, static_cast<int64_t>(c.count));
+    conflict_.exec();
   }
   tx.done();
 }
