@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -231,9 +232,13 @@ TEST(Metrics, CollectorsRunAtScrapeTimeAndFailuresAreSkipped) {
 TEST(Metrics, ProcessMetricsFromProc) {
   Registry r;
   register_process_metrics(r, "1.2.3");
-  // Spend a little CPU so the counter has something to show.
+  // Spend CPU until the kernel's accounting (in clock ticks of 10 ms) must show some: a fixed
+  // loop could finish within one tick on a fast or busy machine and read 0.
   volatile double x = 0;
-  for (int i = 0; i < 3000000; ++i) x = x + std::sqrt(double(i));
+  const std::clock_t cpu0 = std::clock();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::clock() - cpu0 < CLOCKS_PER_SEC / 20 && std::chrono::steady_clock::now() < deadline)
+    for (int i = 0; i < 100000; ++i) x = x + std::sqrt(double(i));
   const auto families = parse_prometheus(r.expose());
   EXPECT_EQ(prom_value(families, "cascade_build_info", {{"version", "1.2.3"}}), 1);
   const double now =
