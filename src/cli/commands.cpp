@@ -330,16 +330,21 @@ std::string storage_of(const Common& c) {
   return spec->storage;
 }
 
-int cmd_sql(const Common& c, const std::string& query, const SqlOptions& o) {
+std::unique_ptr<Store> open_for_reading(const Common& c) {
   std::string storage;
   try {
     storage = storage_of(c);
   } catch (const ConfigError&) {
-    return 2;
+    return nullptr;
   }
   StoreOptions opts;
   opts.read_only = true;
-  auto store = open_store(storage, SystemClock::instance(), opts);
+  return open_store(storage, SystemClock::instance(), opts);
+}
+
+int cmd_sql(const Common& c, const std::string& query, const SqlOptions& o) {
+  auto store = open_for_reading(c);
+  if (!store) return 2;
   std::string format = o.format;
   if (format.empty()) format = isatty(STDOUT_FILENO) == 1 ? "table" : "csv";
   std::string out;

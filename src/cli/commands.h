@@ -4,11 +4,13 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "config/pipeline.h"
+#include "store/store.h"
 
 namespace cascade::cli {
 
@@ -62,6 +64,10 @@ int cmd_export(const Common& c, const ExportOptions& o);
 // The storage URL of `c`: --storage, else the pipeline's. Throws ConfigError (already reported)
 // when the pipeline cannot be loaded.
 std::string storage_of(const Common& c);
+
+// The store of --storage or the pipeline, opened read-only for queries; nullptr (the error
+// printed as file:line:column) when the pipeline cannot be loaded.
+std::unique_ptr<cascade::Store> open_for_reading(const Common& c);
 int cmd_queues(const Common& c);
 // Alarm states saved by `cascade run`, with the last `history` changes of each.
 int cmd_alarms(const Common& c, size_t history);

@@ -194,15 +194,8 @@ int cmd_export(const Common& c, const ExportOptions& o) {
     fmt::print(stderr, "error: --format must be csv or jsonl, found '{}'\n", format);
     return 2;
   }
-  std::string storage;
-  try {
-    storage = storage_of(c);
-  } catch (const ConfigError&) {
-    return 2;
-  }
-  StoreOptions opts;
-  opts.read_only = true;
-  auto store = open_store(storage, SystemClock::instance(), opts);
+  auto store = open_for_reading(c);
+  if (!store) return 2;
   Warehouse& wh = store->warehouse();
   std::vector<Relation> all = wh.relations();
   const Relation* rel = find_relation(all, o.table);
