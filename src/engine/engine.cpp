@@ -478,10 +478,10 @@ struct Engine::Impl {
     Staging& staging = e.store_.staging();
     for (const auto& st : plan.stages()) {
       if (st.root || st.spec->deletions.keep_orphans) continue;
-      std::vector<uint64_t> live;
-      staging.live_scopes(st.name, live);
-      std::vector<uint64_t> orphans;
-      for (uint64_t scope : live)
+      std::vector<uint64_t> all;
+      staging.scopes(st.name, all);
+      std::vector<uint64_t> orphans;  // unseen; those left with no live row are skipped below
+      for (uint64_t scope : all)
         if (!seen_scopes[st.index].count(scope)) orphans.push_back(scope);
       if (orphans.empty()) continue;
       TimePoint now = e.clock_.now();
@@ -490,13 +490,19 @@ struct Engine::Impl {
         std::vector<Change> changes;
         std::vector<Value> keys;
         std::vector<std::string> gone;
+        size_t listings = 0;
         for (uint64_t scope : orphans) {
           std::vector<StagedRow> rows;
           staging.scope_rows(st.name, scope, rows);
+          listings += rows.empty() ? 0 : 1;
           for (auto& r : rows) {
             keys.push_back(gone_change(st, r.key, now, changes));
             gone.push_back(std::move(r.key));
           }
+        }
+        if (gone.empty()) {  // only listings swept before
+          e.store_.rollback();
+          continue;
         }
         staging.mark_gone(st.name, gone);
         e.store_.change_log().append(changes);
@@ -508,7 +514,7 @@ struct Engine::Impl {
         spdlog::info(
             "{}: {} rows of {} listings no longer requested by a complete crawl marked "
             "deleted",
-            st.name, gone.size(), orphans.size());
+            st.name, gone.size(), listings);
       } catch (...) {
         e.store_.rollback();
         loader.reset();

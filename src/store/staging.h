@@ -70,8 +70,9 @@ class Staging {
   // Number of live rows of the stage.
   virtual int64_t count(std::string_view stage) = 0;
 
-  // Every scope of the stage that holds a live row, appended to `out` (in no order).
-  virtual void live_scopes(std::string_view stage, std::vector<uint64_t>& out) = 0;
+  // Every scope of the stage that holds a row, live or gone, appended to `out` (in no order):
+  // what the scope index alone can answer, without reading the rows.
+  virtual void scopes(std::string_view stage, std::vector<uint64_t>& out) = 0;
 
   // Deletions held for confirmation: per scope, a fingerprint of the listing that would have
   // caused them (the engine decides what a fingerprint is) and the run that saw it. The rows

@@ -78,7 +78,7 @@ class SqliteStaging final : public Staging {
   void upsert(std::string_view stage, uint64_t scope, std::span<const StagedRef> rows) override;
   void mark_gone(std::string_view stage, std::span<const std::string_view> keys) override;
   int64_t count(std::string_view stage) override;
-  void live_scopes(std::string_view stage, std::vector<uint64_t>& out) override;
+  void scopes(std::string_view stage, std::vector<uint64_t>& out) override;
   std::optional<HeldListing> held_listing(std::string_view stage, uint64_t scope) override;
   void held_scopes(std::string_view stage, std::vector<uint64_t>& out) override;
   void hold_listing(std::string_view stage, uint64_t scope, const HeldListing& listing) override;
@@ -88,7 +88,7 @@ class SqliteStaging final : public Staging {
 
  private:
   struct Stage {
-    Stmt scope_rows, get_hash, get_hashes, upsert, mark_gone, count, live_scopes;
+    Stmt scope_rows, get_hash, get_hashes, upsert, mark_gone, count, scopes;
   };
   Stage& stage(std::string_view name);
   Stage& prepare(std::string_view name);

@@ -46,7 +46,7 @@ SqliteStaging::Stage& SqliteStaging::prepare(std::string_view name) {
                           "UPDATE SET hash=excluded.hash, scope=excluded.scope, gone=0");
   s->mark_gone = Stmt(d, "UPDATE " + t + " SET gone=1 WHERE key=?1");
   s->count = Stmt(d, "SELECT count(*) FROM " + t + " WHERE gone=0");
-  s->live_scopes = Stmt(d, "SELECT DISTINCT scope FROM " + t + " WHERE gone=0");
+  s->scopes = Stmt(d, "SELECT DISTINCT scope FROM " + t);
   auto& slot = stages_[std::string(name)];
   slot = std::move(s);
   return *slot;
@@ -136,8 +136,8 @@ int64_t SqliteStaging::count(std::string_view name) {
   return st.step() ? st.col_int(0) : 0;
 }
 
-void SqliteStaging::live_scopes(std::string_view name, std::vector<uint64_t>& out) {
-  Stmt& st = stage(name).live_scopes;
+void SqliteStaging::scopes(std::string_view name, std::vector<uint64_t>& out) {
+  Stmt& st = stage(name).scopes;
   Use u(st);
   while (st.step()) out.push_back(static_cast<uint64_t>(st.col_int(0)));
 }
