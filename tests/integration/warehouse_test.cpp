@@ -198,3 +198,27 @@ TEST(Warehouse, TheQueriesOfTheWarehouseGuideRunAsWritten) {
     EXPECT_GT(rows.as_array().size(), 0u) << "no rows from:\n" << q;
   }
 }
+
+TEST(Warehouse, AStageThatKeepsOrphansKeepsTheSalesOfAGoneSalespersonListed) {
+  Fixture f;
+  f.pipeline = example_pipeline(
+      temp_dir(),
+      {{"rate_limit: { per_second: 50, burst: 50 }",
+        "rate_limit: { per_second: 2000, burst: 200 }"},
+       {"    concurrency: 3\n", "    concurrency: 3\n    deletions: { orphans: keep }\n"}});
+  f.sync();
+  auto orphaned = [&] {
+    return f.scalar(
+        "SELECT count(*) FROM sales WHERE _deleted_at IS NULL AND employee_id NOT IN "
+        "(SELECT employee_id FROM salespersons WHERE _deleted_at IS NULL)");
+  };
+  for (int i = 0; i < 40 && orphaned() == 0; ++i) {
+    f.sim.advance(2);
+    Value s = f.sync();
+    ASSERT_TRUE(s.find("completed")->as_bool());
+  }
+  ASSERT_GT(orphaned(), 0) << "complete crawls keep them: the stage says so";
+  int64_t n = orphaned();
+  f.sync();
+  EXPECT_EQ(orphaned(), n);
+}

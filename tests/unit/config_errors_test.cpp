@@ -331,6 +331,20 @@ const Broken kBroken[] = {
     // 101 flatten.lists that is neither tables nor json
     {HEAD ROOT "    flatten: { lists: rows }\n", "8:23",
      "flatten.lists must be tables or json, found 'rows'"},
+    // 102 an effective date that names no field
+    {HEAD ROOT "    effective: \"\"\n", "8:16", "effective names no field"},
+    // 103 orphans neither kept nor deleted
+    {HEAD ROOT "    deletions: { orphans: maybe }\n", "8:27",
+     "deletions.orphans must be keep or delete, found 'maybe'"},
+    // 104 a view that is not a query
+    {HEAD ROOT "views:\n  v: DROP TABLE a\n", "9:6",
+     "view 'v' must be a SELECT (or WITH ... SELECT) statement"},
+    // 105 a view named as a stage's history table
+    {HEAD ROOT "views:\n  A_History: SELECT 1\n", "9:3",
+     "view 'A_History' has the name of the history table of stage 'a'"},
+    // 106 a view whose name is no identifier
+    {HEAD ROOT "views:\n  \"by branch\": SELECT 1\n", "9:3",
+     "view name 'by branch' is not an identifier"},
 };
 
 }  // namespace
