@@ -786,7 +786,7 @@ class Loader {
     }
     std::vector<std::string> names;
     for (const auto& s : spec.stages) names.push_back(s.name);
-    std::map<std::string, size_t> tables, own_objects;  // folded name -> stage index
+    std::map<std::string, size_t> tables;  // folded name -> stage index
     for (size_t i = 0; i < spec.stages.size(); ++i) {
       const StageSpec& st = spec.stages[i];
       if (auto [it, fresh] = tables.emplace(folded(st.table), i); !fresh) {
@@ -796,14 +796,6 @@ class Loader {
                                       "' writes '" + other.table +
                                       "'; SQLite table names ignore case)");
       }
-      // The store's own tables for a stage are derived from its name: two names may not
-      // lead to the same one ('Sales' and 'sales', or 'a' whose index is 'a_scope's table).
-      for (const std::string& own : stage_object_names(st.name))
-        if (auto [it, fresh] = own_objects.emplace(folded(own), i); !fresh && it->second != i)
-          throw ConfigError(st.pos, "stage '" + st.name + "' needs cascade's own table or index '" +
-                                        own + "', which stage '" + spec.stages[it->second].name +
-                                        "' needs too (SQLite names ignore case): rename one of "
-                                        "the two stages");
     }
     // Emit targets exist.
     for (size_t i = 0; i < spec.stages.size(); ++i)

@@ -377,70 +377,60 @@ struct Engine::Impl {
     std::unordered_map<std::string_view, uint64_t> prev;
     prev.reserve(old.size());
     for (const auto& r : old) prev.emplace(r.key, r.hash);
-    std::vector<std::string_view> missing;
-    for (const auto& row : p.rows)
-      if (!prev.count(row.key)) missing.push_back(row.key);
-    std::unordered_map<std::string, uint64_t> elsewhere;
-    if (!missing.empty()) staging.get_hashes(st.name, missing, elsewhere);
 
-    std::vector<StagedRef> upserts;
-    std::vector<std::pair<Row*, ChangeKind>> touched;
+    // What the listing holds that its record does not say is unchanged is written; the write
+    // itself compares hashes (a key another listing wrote, a revived row) and says what it did.
+    std::vector<LoadRow> writes;
     std::unordered_set<std::string_view> present;
     if (!old.empty()) present.reserve(p.rows.size());
+    size_t same = 0;
     for (auto& row : p.rows) {
       if (!old.empty()) present.insert(row.key);
-      std::optional<uint64_t> before;
-      if (auto it = prev.find(row.key); it != prev.end())
-        before = it->second;
-      else if (auto it2 = elsewhere.find(row.key); it2 != elsewhere.end())
-        before = it2->second;
-      if (before && *before == row.hash) {
-        ++c.unchanged;
+      auto it = prev.find(row.key);
+      if (it != prev.end() && it->second == row.hash) {
+        ++same;
         continue;
       }
-      ChangeKind kind = before ? ChangeKind::Changed : ChangeKind::New;
-      (kind == ChangeKind::New ? c.new_rows : c.changed)++;
-      upserts.push_back({row.key, row.hash});
-      touched.emplace_back(&row, kind);
+      writes.push_back({&row.image, row.hash, t.scope, it != prev.end()});
     }
-    if (!upserts.empty()) staging.upsert(st.name, t.scope, upserts);
-    TimePoint now = e.clock_.now();
-    std::vector<Change> changes;
-    changes.reserve(touched.size());
-    std::vector<const Value*> images;
-    images.reserve(touched.size());
-    for (auto& [row, kind] : touched) {
-      images.push_back(&row->image);
-      Change ch;
-      ch.stage = st.name;
-      ch.kind = kind;
-      ch.image = std::move(row->json);
-      ch.run_id = run_id;
-      ch.at = now;
-      changes.push_back(std::move(ch));
-    }
-    // Rows this request produced last time and not now are gone, unless their deletion is held.
-    bool held = hold_deletions(t, old, present);
-    std::vector<std::string> gone_keys;
-    std::vector<Value> gone_images;
-    for (const auto& r : old) {
-      if (held || present.count(r.key)) continue;
-      gone_keys.push_back(r.key);
-      gone_images.push_back(gone_change(st, r.key, now, changes));
-    }
-    c.gone += gone_keys.size();
-    // Keys move last: `present` and `upserts` borrowed them.
-    for (size_t i = 0; i < touched.size(); ++i) changes[i].key = std::move(touched[i].first->key);
-    if (!gone_keys.empty()) staging.mark_gone(st.name, gone_keys);
-    if (!changes.empty()) e.store_.change_log().append(changes);
-    if (!images.empty() || !gone_images.empty()) {
-      WriteStamp stamp{run_id, format_time(now)};
-      if (!images.empty()) c.discarded_fields += loader.upsert(tables[t.stage], images, stamp);
-      if (!gone_images.empty()) {
-        std::vector<const Value*> ptrs;
-        for (const auto& g : gone_images) ptrs.push_back(&g);
-        loader.mark_deleted(tables[t.stage], ptrs, stamp);
+    c.unchanged += same;
+    WriteStamp stamp{run_id, format_time(e.clock_.now())};
+    if (!writes.empty()) {
+      std::vector<WriteOutcome> outcomes(writes.size());
+      c.discarded_fields += loader.upsert(tables[t.stage], writes, stamp, outcomes);
+      for (WriteOutcome o : outcomes) {
+        if (o == WriteOutcome::Unchanged)
+          ++c.unchanged;
+        else if (o == WriteOutcome::Updated)
+          ++c.changed;
+        else
+          ++c.new_rows;
       }
+    }
+    // Rows this request produced last time and not now are gone, unless their deletion is held
+    // (then the listing's record keeps them, so the next run sees the same difference).
+    bool held = hold_deletions(t, old, present);
+    std::vector<Value> gone_keys;
+    std::vector<StagedRef> kept;
+    for (const auto& r : old) {
+      if (present.count(r.key)) continue;
+      if (held)
+        kept.push_back({r.key, r.hash});
+      else
+        gone_keys.push_back(key_object(st, r.key));
+    }
+    if (!gone_keys.empty()) {
+      std::vector<const Value*> ptrs;
+      ptrs.reserve(gone_keys.size());
+      for (const auto& g : gone_keys) ptrs.push_back(&g);
+      c.gone += loader.mark_deleted(tables[t.stage], ptrs, stamp, t.scope);
+    }
+    if (same != old.size() || p.rows.size() != old.size()) {
+      std::vector<StagedRef> listing;
+      listing.reserve(p.rows.size() + kept.size());
+      for (const auto& row : p.rows) listing.push_back({row.key, row.hash});
+      listing.insert(listing.end(), kept.begin(), kept.end());
+      staging.set_scope_rows(st.name, t.scope, listing);
     }
     for (auto& [child, bodies] : p.children) {
       if (bodies.empty()) continue;
@@ -450,21 +440,12 @@ struct Engine::Impl {
     }
   }
 
-  // The Gone change of `key`, appended to `changes`; returns the key as an object.
-  Value gone_change(const CompiledStage& st, const std::string& key, TimePoint now,
-                    std::vector<Change>& changes) {
+  // A staged key (the canonical JSON array of the key values) as an object of key columns.
+  static Value key_object(const CompiledStage& st, const std::string& key) {
     Value key_obj{Object{}};
     Value arr = parse_json(key);
     for (size_t i = 0; i < st.key.size() && i < arr.as_array().size(); ++i)
       key_obj.set(st.key[i].name, arr.as_array()[i]);
-    Change ch;
-    ch.stage = st.name;
-    ch.kind = ChangeKind::Gone;
-    ch.key = key;
-    ch.image = canonical_json(key_obj);
-    ch.run_id = run_id;
-    ch.at = now;
-    changes.push_back(std::move(ch));
     return key_obj;
   }
 
@@ -480,41 +461,34 @@ struct Engine::Impl {
       if (st.root || st.spec->deletions.keep_orphans) continue;
       std::vector<uint64_t> all;
       staging.scopes(st.name, all);
-      std::vector<uint64_t> orphans;  // unseen; those left with no live row are skipped below
+      std::vector<uint64_t> orphans;  // listings this crawl did not request
       for (uint64_t scope : all)
         if (!seen_scopes[st.index].count(scope)) orphans.push_back(scope);
       if (orphans.empty()) continue;
-      TimePoint now = e.clock_.now();
+      WriteStamp stamp{run_id, format_time(e.clock_.now())};
       e.store_.begin();
       try {
-        std::vector<Change> changes;
-        std::vector<Value> keys;
-        std::vector<std::string> gone;
-        size_t listings = 0;
+        size_t gone = 0, listings = 0;
         for (uint64_t scope : orphans) {
           std::vector<StagedRow> rows;
           staging.scope_rows(st.name, scope, rows);
-          listings += rows.empty() ? 0 : 1;
-          for (auto& r : rows) {
-            keys.push_back(gone_change(st, r.key, now, changes));
-            gone.push_back(std::move(r.key));
-          }
+          std::vector<Value> keys;
+          keys.reserve(rows.size());
+          for (const auto& r : rows) keys.push_back(key_object(st, r.key));
+          std::vector<const Value*> ptrs;
+          for (const auto& k : keys) ptrs.push_back(&k);
+          size_t n = loader.mark_deleted(tables[st.index], ptrs, stamp, scope);
+          staging.set_scope_rows(st.name, scope, {});
+          gone += n;
+          listings += n ? 1 : 0;
         }
-        if (gone.empty()) {  // only listings swept before
-          e.store_.rollback();
-          continue;
-        }
-        staging.mark_gone(st.name, gone);
-        e.store_.change_log().append(changes);
-        std::vector<const Value*> ptrs;
-        for (const auto& k : keys) ptrs.push_back(&k);
-        loader.mark_deleted(tables[st.index], ptrs, WriteStamp{run_id, format_time(now)});
         e.store_.commit();
-        counters[st.index].gone += gone.size();
-        spdlog::info(
-            "{}: {} rows of {} listings no longer requested by a complete crawl marked "
-            "deleted",
-            st.name, gone.size(), listings);
+        counters[st.index].gone += gone;
+        if (gone)
+          spdlog::info(
+              "{}: {} rows of {} listings no longer requested by a complete crawl marked "
+              "deleted",
+              st.name, gone, listings);
       } catch (...) {
         e.store_.rollback();
         loader.reset();
@@ -777,9 +751,7 @@ Engine::Engine(const Plan& plan, Store& store, HttpClient& http, Clock& clock,
     : plan_(plan), store_(store), http_(http), clock_(clock), options_(options) {}
 
 void Engine::define_views() {
-  std::vector<std::pair<std::string, std::string>> tables;
-  for (const auto& st : plan_.stages()) tables.emplace_back(st.name, st.table);
-  store_.change_log().define_view(tables);
+  store_.change_log().define_view();
   for (const auto& v : plan_.spec().views) store_.warehouse().define_view(v.name, v.select);
 }
 
