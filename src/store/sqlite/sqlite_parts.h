@@ -166,7 +166,10 @@ class SqliteWarehouse final : public Warehouse {
     // state, moving the live version into the past, the soft delete, and (child tables) the
     // live items of a parent from a position on.
     Stmt insert, update, lookup, archive, soft_delete, items;
-    std::vector<char> seen;  // scratch for bind_row
+    std::vector<char> seen;  // scratch for bind_row: columns given a non-null value
+    // The field names of the last row bound and their column positions.
+    std::vector<std::string> memo_names;
+    std::vector<int> memo_pos;
     // Per column: declared with a numeric affinity (tables made before typeless number
     // columns), where SQLite would round a Decimal bound as text.
     std::vector<char> numeric_affinity;

@@ -595,24 +595,36 @@ void SqliteWarehouse::upsert(std::string_view table, std::span<const RowWrite> r
 }
 
 void SqliteWarehouse::bind_row(Stmt& st, Table& t, const Value& row, std::string_view table) {
-  std::fill(t.seen.begin(), t.seen.end(), 0);
-  for (const auto& [name, v] : row.as_object()) {
-    auto it = t.index.find(name);
-    if (it == t.index.end())
-      throw std::runtime_error("warehouse: table '" + std::string(table) + "' has no column '" +
-                               name + "' (add it first)");
-    size_t c = static_cast<size_t>(it->second);
-    t.seen[c] = 1;
-    bind(st, it->second + 1, v, t.columns[c], t.numeric_affinity[c]);
+  const Object& o = row.as_object();
+  // Rows of one table mostly repeat their field names in the same order: comparing them with
+  // the last row's is cheaper than looking each one up.
+  bool same = o.size() == t.memo_names.size();
+  for (size_t i = 0; same && i < o.size(); ++i) same = o[i].first == t.memo_names[i];
+  if (!same) {
+    t.memo_names.clear();
+    t.memo_pos.clear();
+    for (const auto& [name, v] : o) {
+      auto it = t.index.find(name);
+      if (it == t.index.end())
+        throw std::runtime_error("warehouse: table '" + std::string(table) + "' has no column '" +
+                                 name + "' (add it first)");
+      t.memo_names.push_back(name);
+      t.memo_pos.push_back(it->second);
+    }
   }
-  for (int k : t.key) {
-    const Value* kv = nullptr;
-    if (t.seen[static_cast<size_t>(k)]) kv = row.find(t.columns[static_cast<size_t>(k)].name);
-    if (!kv || kv->is_null())
+  std::fill(t.seen.begin(), t.seen.end(), 0);
+  for (size_t i = 0; i < o.size(); ++i) {
+    const Value& v = o[i].second;
+    size_t c = static_cast<size_t>(t.memo_pos[i]);
+    if (!v.is_null()) t.seen[c] = 1;
+    bind(st, t.memo_pos[i] + 1, v, t.columns[c], t.numeric_affinity[c]);
+  }
+  for (int k : t.key)
+    if (!t.seen[static_cast<size_t>(k)])
       throw std::runtime_error("warehouse: a row for table '" + std::string(table) +
                                "' lacks key column '" + t.columns[static_cast<size_t>(k)].name +
                                "'");
-  }
+  // Absent and null fields alike are NULL (bound again: a statement keeps its last bindings).
   for (size_t i = 0; i < t.seen.size(); ++i)
     if (!t.seen[i]) st.bind_null(static_cast<int>(i + 1));
 }
