@@ -108,6 +108,7 @@ std::unique_ptr<Runtime> open_runtime(PipelineSpec spec, const std::string& stor
   ho.timeout = src.timeout;
   ho.retry = RetryPolicy{src.retry.attempts, src.retry.backoff_min, src.retry.backoff_max};
   ho.limiter = rt->limiter.get();
+  if (src.auth.kind != AuthSpec::Kind::None) ho.auth = &src.auth;
   if (src.quota.requests > 0) {
     rt->quota = std::make_unique<QuotaLedger>(src.quota.requests, src.quota.per,
                                               SystemClock::instance(), rt->plan->quota_reserve());
