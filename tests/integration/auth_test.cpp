@@ -189,8 +189,8 @@ TEST(Auth, OAuthTokenExpiringMidRunIsRefreshedAndTheSyncIsExact) {
   std::vector<std::string> flags = kSmallCompany;
   flags.insert(flags.end(), {"--auth", "oauth2:cascade-client:cs-P4m-secret", "--token-ttl", "1"});
   SimServer sim(flags);
-  // ~110 requests at 30/s: about four seconds, four token lifetimes.
-  Synced s = sync_with(sim, kinds()[4].auth, kinds()[4].env, "30");
+  // ~55 requests at 15/s: over three seconds, more than three token lifetimes.
+  Synced s = sync_with(sim, kinds()[4].auth, kinds()[4].env, "15");
   ASSERT_EQ(s.run.exit_code, 0) << s.run.err;
   EXPECT_EQ(s.summary.find("total")->find("dead_lettered")->as_int(), 0) << s.run.err;
   EXPECT_EQ(warehouse_sales(s.db), truth_sales(sim.truth()));
@@ -205,7 +205,7 @@ TEST(Auth, OAuthTokenThatLapsesEarlyIsRefreshedOnA401AndNothingIsDeadLettered) {
   flags.insert(flags.end(), {"--auth", "oauth2:cascade-client:cs-P4m-secret", "--token-ttl", "1",
                              "--token-reported-ttl", "3600"});
   SimServer sim(flags);
-  Synced s = sync_with(sim, kinds()[4].auth, kinds()[4].env, "30");
+  Synced s = sync_with(sim, kinds()[4].auth, kinds()[4].env, "15");
   ASSERT_EQ(s.run.exit_code, 0) << s.run.err;
   EXPECT_EQ(s.summary.find("total")->find("dead_lettered")->as_int(), 0) << s.run.err;
   EXPECT_EQ(warehouse_sales(s.db), truth_sales(sim.truth()));

@@ -227,9 +227,9 @@ TEST(Requests, RedirectsAreFollowedAndCredentialsNeverReachAnotherHost) {
     } else if (req.path == "/new/items") {
       res.status = 307;
       res.headers.emplace_back("Location", b_url + "/elsewhere/items");
-    } else if (req.path == "/loop") {
+    } else if (req.path == "/loop/items") {
       res.status = 302;
-      res.headers.emplace_back("Location", "/loop");
+      res.headers.emplace_back("Location", "/loop/items");
     } else {
       res.status = 404;
     }
