@@ -195,7 +195,8 @@ struct Engine::Impl {
           t->request += '&';
         append_url_encoded(t->request, name);
         t->request += '=';
-        t->request += tmpl.render(t->message, nullptr, /*url_encode=*/true);
+        // The whole value, literal parts too: a parameter's text cannot add parameters.
+        append_url_encoded(t->request, tmpl.render(t->message, nullptr));
       }
       if (st.body) t->body = st.body->render(t->message);
     } catch (const std::exception& ex) {

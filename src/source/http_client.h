@@ -36,7 +36,7 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   // Sent when not empty (give a Content-Type header with it); dropped when a redirect turns the
   // request into a GET (303, or 301/302 after a POST).
-  std::string body;
+  std::string body{};
   size_t quota_class = 0;  // whose reserved share of the quota it draws on (the stage)
   // Statuses lo..hi whose retrying differs from the default (408, 429 and 5xx are retried,
   // nothing else is): the first rule that matches decides.
@@ -44,13 +44,13 @@ struct HttpRequest {
     int lo = 0, hi = 0;
     bool retry = false;
   };
-  std::vector<StatusRetry> status_retry;
+  std::vector<StatusRetry> status_retry{};
 };
 
 struct HttpResponse {
   int status = 0;  // 0 when no (complete) HTTP response was received; then `error` says why
   // Capacity is at least size() + kHttpBodyPadding.
-  std::string body;
+  std::string body{};
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, values trimmed
   // Transport error (timeout, refused, reset, body too large, cancelled...), naming the method
   // and the URL's scheme://host[:port]/path only; empty if a response arrived. When non-empty,

@@ -44,14 +44,6 @@ std::set<std::pair<int64_t, int64_t>> warehouse_sales(const std::string& db) {
   return out;
 }
 
-std::set<int64_t> warehouse_ids(const std::string& db, const std::string& table,
-                                const std::string& column) {
-  std::set<int64_t> out;
-  for (const auto& r : query_db(db, "SELECT " + column + " FROM " + table).rows)
-    out.insert(r[0].as_int());
-  return out;
-}
-
 // Every byte of every file beside the database (the db, its WAL and shared memory).
 std::string database_bytes(const std::string& dir) {
   std::string out;
@@ -164,7 +156,9 @@ TEST(Auth, EachKindSyncsTheWarehouseExactlyAndLeaksNoSecret) {
     EXPECT_GT(warehouse_sales(s.db).size(), 50u);
     Value a = sim_auth_stats(sim);
     EXPECT_EQ(a.find("rejected")->as_int(), 0) << "every request carried the credential";
-    if (k.name == "oauth2") EXPECT_EQ(a.find("tokens_issued")->as_int(), 1);
+    if (k.name == "oauth2") {
+      EXPECT_EQ(a.find("tokens_issued")->as_int(), 1);
+    }
     expect_no_secret(s, k.secrets);
   }
 }

@@ -167,6 +167,7 @@ TEST(Requests, ParamsHeadersRootArraysAndStatusRules) {
   RunResult r = run({CASCADE_BIN, "sync", pipeline, "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Value s = parse_json(r.out);
+  ASSERT_EQ(s.find("stages")->find("items")->find("dead_lettered")->as_int(), 0) << r.err;
   // Records at the root of the array, no `records:` needed.
   EXPECT_EQ(ids(db, "SELECT item_id FROM items"), (std::set<int64_t>{1, 2, 3, 4, 5}));
   EXPECT_EQ(ids(db, "SELECT detail_id FROM details"), (std::set<int64_t>{10}));
@@ -176,7 +177,8 @@ TEST(Requests, ParamsHeadersRootArraysAndStatusRules) {
   RunResult list = run({CASCADE_BIN, "dlq", "list", "-p", pipeline, "--json"});
   ASSERT_EQ(list.exit_code, 0) << list.err;
   std::map<std::string, int64_t> receives;
-  for (const auto& d : parse_json(list.out).as_array()) {
+  Value letters = parse_json(list.out);
+  for (const auto& d : letters.as_array()) {
     const std::string& reason = d.find("reason")->as_string();
     if (reason.find("HTTP 503") != std::string::npos) {
       EXPECT_NE(reason.find("dead_letter"), std::string::npos) << reason;

@@ -134,7 +134,7 @@ TEST(JsonTemplateTest, SingleReferencesKeepTheirTypeOthersRenderAsStrings) {
   EXPECT_EQ(t.render(msg),
             R"({"id":12345678901234567890,"tags":["a","b"],"label":"emp 12345678901234567890",)"
             R"("lit":"{x}","n":5,"nested":[{"b":false},null,true]})");
-  EXPECT_EQ(t.templates().size(), 4u);
+  EXPECT_EQ(t.templates().size(), 5u);  // "{{x}}" is a template without references
   EXPECT_THROW(t.render(parse_json(R"({"tags":[]})")), DataError);
   EXPECT_THROW(JsonTemplate::parse(parse_json(R"({"a":"{record.id}"})")), TemplateError);
 }
@@ -213,21 +213,21 @@ TEST(ConfigRequests, MethodParamsHeadersBodyAndResponsesLoad) {
 
 TEST(ConfigRequests, ErrorsHavePositions) {
   EXPECT_EQ(error_of("", "    responses: [{ status: 404, action: skip }]\n"),
-            "p.yaml:8:42: unknown response action 'skip' (expected one of: empty, retry, "
+            "p.yaml:9:40: unknown response action 'skip' (expected one of: empty, retry, "
             "dead_letter)");
   EXPECT_EQ(error_of("", "    responses: [{ status: 600, action: empty }]\n"),
-            "p.yaml:8:27: expected an HTTP status (100..599) or a class such as 4xx, found '600'");
+            "p.yaml:9:27: expected an HTTP status (100..599) or a class such as 4xx, found '600'");
   EXPECT_EQ(error_of("", "    body: { a: \"{n}\" }\n"),
-            "p.yaml:8:5: stage 'a' has a body but its method is GET (write method: POST, or "
+            "p.yaml:9:5: stage 'a' has a body but its method is GET (write method: POST, or "
             "request: POST /path)");
   EXPECT_EQ(error_of("", "    method: POST\n    body: { a: \"{nope\" }\n"),
-            "p.yaml:9:17: invalid template: unclosed '{' (write '{{' for a literal brace)");
+            "p.yaml:10:16: invalid template: unclosed '{' (write '{{' for a literal brace)");
   EXPECT_EQ(error_of("", "    method: POST\n    body: { a: \"{m}\" }\n"),
-            "p.yaml:9:17: parameter 'm' used in the body of root stage 'a' is not among its "
+            "p.yaml:10:16: parameter 'm' used in the body of root stage 'a' is not among its "
             "inputs (inputs: n)");
   EXPECT_EQ(error_of("", "    method: FETCH\n"),
-            "p.yaml:8:13: unknown HTTP method 'FETCH' (expected one of: GET, POST, PUT, PATCH, "
+            "p.yaml:9:13: unknown HTTP method 'FETCH' (expected one of: GET, POST, PUT, PATCH, "
             "DELETE, HEAD)");
   EXPECT_EQ(error_of("", "    params: { q: \"{record.id}\" }\n"),
-            "p.yaml:8:20: params may only use message parameters, found '{record.id}'");
+            "p.yaml:9:18: params may only use message parameters, found '{record.id}'");
 }
