@@ -612,8 +612,17 @@ class Loader {
                      v + "'");
           auth.client_auth_in_body = v == "body";
         }
-        if (const Entry* x = get(es, "default_token_expiration"))
-          auth.default_token_expiration = duration(x->v, "default_token_expiration");
+        if (const Entry* x = get(es, "default_token_expiration")) {
+          // dlt gives it in seconds, as a plain number.
+          std::string text = string(x->v, "a duration");
+          if (auto secs = to_int(trim(text))) {
+            if (*secs <= 0 || *secs > 366 * 86400)
+              fail(x->v, "default_token_expiration must be between 1 second and 366 days");
+            auth.default_token_expiration = std::chrono::seconds(*secs);
+          } else {
+            auth.default_token_expiration = duration(x->v, "default_token_expiration");
+          }
+        }
         break;
       }
       case AuthSpec::Kind::None:

@@ -164,6 +164,12 @@ TEST(ConfigAuth, EachKindLoads) {
   EXPECT_TRUE(o.client_auth_in_body);
   EXPECT_EQ(o.default_token_expiration, std::chrono::minutes(10));
   ASSERT_EQ(o.token_request_data.size(), 1u);
+  p = load(
+      "  auth: { type: oauth2_client_credentials, access_token_url: \"http://a/t\", client_id: c,"
+      " client_secret: s, default_token_expiration: 600 }\n",
+      "");
+  EXPECT_EQ(p.source.auth.default_token_expiration, std::chrono::seconds(600));
+  EXPECT_FALSE(p.source.auth.client_auth_in_body);
 }
 
 TEST(ConfigAuth, ErrorsHavePositionsAndNoSecret) {
