@@ -274,3 +274,25 @@ TEST(Auth, ConfigErrorsPointAtTheAuthSection) {
     EXPECT_NE(r.err.find(cases[i].phrase), std::string::npos) << "case " << i << ": " << r.err;
   }
 }
+
+TEST(Auth, TheOAuthExamplePipelineSyncsTheSimulatorExactly) {
+  SimServer sim({"--seed", "32", "--employees-per-branch", "6", "--sales-per-salesperson", "8",
+                 "--auth", "oauth2:cascade-reporting:ex-S3cret-77", "--token-ttl", "60"});
+  std::string dir = temp_dir(), db = dir + "/t.db";
+  std::map<std::string, std::string> env = {{"DM_API_URL", sim.url()},
+                                            {"CASCADE_STORAGE", "sqlite:" + db},
+                                            {"DM_CLIENT_SECRET", "ex-S3cret-77"}};
+  RunResult r =
+      run({CASCADE_BIN, "sync",
+           std::string(CASCADE_SOURCE_DIR) + "/examples/dunder-mifflin-oauth.yaml", "--json"},
+          env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Value s = parse_json(r.out);
+  EXPECT_EQ(s.find("total")->find("dead_lettered")->as_int(), 0) << r.err;
+  EXPECT_EQ(warehouse_sales(db), truth_sales(sim.truth()));
+  Value stats = parse_json(http_get(sim.url() + "/admin/stats"));
+  EXPECT_GT(stats.find("requests")->find("/sales/search")->find("200")->as_int(), 20);
+  EXPECT_EQ(stats.find("auth")->find("tokens_issued")->as_int(), 1);
+  EXPECT_EQ(stats.find("auth")->find("rejected")->as_int(), 0);
+  EXPECT_EQ(r.err.find("ex-S3cret-77"), std::string::npos);
+}
