@@ -191,6 +191,8 @@ struct HttpClient::Loop {
   std::string token;
   uint64_t token_gen = 0;        // raised with each token received
   TimePoint token_refresh_at{};  // fetch the next one from then on
+  TimePoint token_expires_at{};  // no request leaves with it from then on
+  TimePoint token_retry_at{};    // a failed early refresh is not tried again before this
   bool token_fetching = false;
   std::deque<JobPtr> token_waiters;  // requests due while no usable token is at hand
 
@@ -515,10 +517,13 @@ struct HttpClient::Loop {
         token = std::move(t.access_token);
         ++token_gen;
         tokens++;
-        Duration life = t.expires_in.value_or(opt.auth->default_token_expiration);
-        // However short a life the server grants, tokens are not fetched in a tight loop.
-        token_refresh_at = clock.now() + std::max<Duration>(token_refresh_after(life),
-                                                            std::chrono::milliseconds(200));
+        // However short a life the server grants, tokens are not fetched in a tight loop: one
+        // said to live under a second is used for a second (and a 401 refreshes it).
+        Duration life = std::max<Duration>(
+            t.expires_in.value_or(opt.auth->default_token_expiration), std::chrono::seconds(1));
+        TimePoint now = clock.now();
+        token_refresh_at = now + token_refresh_after(life);
+        token_expires_at = now + life;
         while (!token_waiters.empty()) {
           ready.push_front(std::move(token_waiters.back()));
           token_waiters.pop_back();
@@ -537,6 +542,7 @@ struct HttpClient::Loop {
       why = "HTTP " + std::to_string(r.status);
       permanent = !is_retryable_status(r.status);
     }
+    token_retry_at = clock.now() + std::chrono::seconds(1);
     std::string error = why == "cancelled"
                             ? why
                             : mask_secrets("cannot get an OAuth2 access token from " +
@@ -632,17 +638,22 @@ struct HttpClient::Loop {
         timers.erase(timers.begin());
       }
 
-      if (oauth() && (token.empty() || now >= token_refresh_at)) {
-        // No request leaves without a usable token: they wait for the one being fetched.
-        for (auto it = ready.begin(); it != ready.end();) {
-          if ((*it)->internal || (*it)->foreign) {
-            ++it;
-          } else {
-            token_waiters.push_back(std::move(*it));
-            it = ready.erase(it);
+      if (oauth()) {
+        // No request leaves without a token that is still good: they wait for the one being
+        // fetched. Near its end the next one is fetched while the current one is still used.
+        bool usable = !token.empty() && now < token_expires_at;
+        if (!usable) {
+          for (auto it = ready.begin(); it != ready.end();) {
+            if ((*it)->internal || (*it)->foreign) {
+              ++it;
+            } else {
+              token_waiters.push_back(std::move(*it));
+              it = ready.erase(it);
+            }
           }
         }
-        if (!token_fetching && !token_waiters.empty()) fetch_token();
+        bool early = usable && now >= token_refresh_at && now >= token_retry_at && !ready.empty();
+        if (!token_fetching && (!token_waiters.empty() || early)) fetch_token();
       }
 
       std::optional<TimePoint> token_at;
