@@ -88,7 +88,8 @@ struct HttpClientOptions {
   // Credentials added to every try of every request to the host of the request's URL, never to
   // another host a redirect leads to. Not owned; must outlive the client; null = none. With
   // oauth2_client_credentials the client fetches the token itself (a request paced like any
-  // other), keeps it, fetches the next one a tenth of its lifetime before it expires, and on a
+  // other), keeps it, fetches the next one a tenth of its lifetime before it expires (requests
+  // go on with the current one meanwhile; they wait only while no token is good), and on a
   // 401 fetches a new one and tries that request once more, a try not counted in
   // retry.attempts. A refused token request completes the requests waiting for it with a
   // `permanent` error.
