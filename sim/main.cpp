@@ -191,7 +191,10 @@ int main(int argc, char** argv) {
       "kind and path. The ground truth (/admin/truth, dump) ignores faults. Every employee carries "
       "branch_since (hire or last transfer date); the truth adds each employee's branch_history "
       "and "
-      "each sale's branch_at_sale (the branch on its transaction date).");
+      "each sale's branch_at_sale (the branch on its transaction date). POST /sales/search with "
+      "{\"employee_id\": N} answers as GET /sales?employee_id=N. With --auth every vendor path "
+      "answers 401 without the credential, and /admin/stats counts tokens issued and requests "
+      "rejected under \"auth\".");
 
   int64_t dump_ticks = 0;
   CLI::App* dump = app.add_subcommand("dump", "Print the ground truth as JSON and exit");
