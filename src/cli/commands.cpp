@@ -141,11 +141,20 @@ int cmd_validate(const Common& c) {
     std::string flow;
     for (const auto& st : plan.stages()) {
       flow += fmt::format("  {}: {} {}", st.name, st.method, st.spec->request.text);
+      // Names only: a parameter's value may come from the environment.
+      if (!st.params.empty()) {
+        std::vector<std::string> names;
+        for (const auto& p : st.params) names.push_back(p.first);
+        flow += fmt::format(" (params: {})", fmt::join(names, ", "));
+      }
+      if (st.body) flow += " (JSON body)";
       std::vector<std::string> kids;
       for (const auto& e : st.emit) kids.push_back(plan.stages()[e.child].name);
       if (!kids.empty()) flow += fmt::format(" -> {}", fmt::join(kids, ", "));
       flow += st.root ? "  (root)\n" : "\n";
     }
+    if (spec->source.auth.kind != AuthSpec::Kind::None)
+      flow = fmt::format("  auth: {}\n", spec->source.auth.kind_name()) + flow;
     fmt::print("{}: ok: pipeline '{}', {} stage{}, storage {}\n{}", c.pipeline, spec->name,
                spec->stages.size(), spec->stages.size() == 1 ? "" : "s", spec->storage, flow);
     return 0;

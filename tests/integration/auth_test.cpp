@@ -295,4 +295,11 @@ TEST(Auth, TheOAuthExamplePipelineSyncsTheSimulatorExactly) {
   EXPECT_EQ(stats.find("auth")->find("tokens_issued")->as_int(), 1);
   EXPECT_EQ(stats.find("auth")->find("rejected")->as_int(), 0);
   EXPECT_EQ(r.err.find("ex-S3cret-77"), std::string::npos);
+  RunResult v = run({CASCADE_BIN, "validate",
+                     std::string(CASCADE_SOURCE_DIR) + "/examples/dunder-mifflin-oauth.yaml"},
+                    env);
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_NE(v.out.find("auth: oauth2_client_credentials"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("sales: POST /sales/search (JSON body)"), std::string::npos) << v.out;
+  EXPECT_EQ(v.out.find("ex-S3cret-77"), std::string::npos);
 }
