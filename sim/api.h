@@ -10,6 +10,7 @@
 #include <shared_mutex>
 #include <string>
 
+#include "sim/auth.h"
 #include "sim/company.h"
 #include "sim/http_server.h"
 
@@ -47,7 +48,14 @@ class ApiService {
   explicit ApiService(SimConfig cfg, std::shared_ptr<FaultPlan> faults = nullptr);
 
   // Answers one request (any path); never throws for bad input, which becomes a 4xx JSON error.
+  // Vendor paths: GET /branches?branch=, /employees?branch_id=, /sales?employee_id=, and
+  // POST /sales/search with a JSON body {"employee_id": N} (N a JSON integer), which answers as
+  // /sales does. With auth set, each needs the credential (401 otherwise) and POST /oauth/token
+  // issues tokens.
   void handle(const HttpRequest& req, HttpResponse& res);
+
+  // The credential vendor requests must carry; set before serving. Null: none.
+  void set_auth(std::shared_ptr<SimAuth> auth) { auth_ = std::move(auth); }
 
   // Runs fn with shared (read) access to the company.
   template <class F>
@@ -68,6 +76,7 @@ class ApiService {
   mutable std::shared_mutex mu_;
   Company company_;
   std::shared_ptr<FaultPlan> faults_;
+  std::shared_ptr<SimAuth> auth_;
   mutable std::mutex stats_mu_;
   std::map<std::string, std::map<int, uint64_t>> stats_;
 };

@@ -20,6 +20,7 @@
 #include "engine/select.h"
 #include "engine/worker_pool.h"
 #include "observe/log.h"
+#include "source/auth.h"
 #include "source/retry.h"
 
 namespace cascade {
@@ -88,6 +89,7 @@ struct Task {
   int receive_count = 0;
   Value message;
   std::string request;  // rendered path + query
+  std::string body;     // rendered JSON body; empty for none
   uint64_t scope = 0;
   // Filled in when done:
   Outcome outcome = Outcome::Ok;
@@ -126,6 +128,8 @@ struct Engine::Impl {
   size_t outstanding = 0;    // tasks submitted and not yet applied (writer thread only)
 
   WorkerPool pool;
+  // Values that must not reach a dead letter even when a vendor echoes them in an error body.
+  std::vector<std::string> secrets;
 
   Impl(Engine& engine)
       : e(engine),
@@ -137,7 +141,8 @@ struct Engine::Impl {
         held_scopes(plan.stages().size()),
         seen_scopes(plan.stages().size()),
         pool(engine.options_.workers ? engine.options_.workers
-                                     : std::max(1u, std::thread::hardware_concurrency() - 1)) {
+                                     : std::max(1u, std::thread::hardware_concurrency() - 1)),
+        secrets(plan.spec().source.auth.secrets()) {
     for (const auto& s : plan.stages()) {
       TableSpec t;
       t.name = s.table;
@@ -183,6 +188,17 @@ struct Engine::Impl {
     ++outstanding;
     try {
       t->request = st.request.render(t->message, nullptr, /*url_encode=*/true);
+      for (const auto& [name, tmpl] : st.params) {
+        if (t->request.find('?') == std::string::npos)
+          t->request += '?';
+        else if (!t->request.ends_with('?') && !t->request.ends_with('&'))
+          t->request += '&';
+        append_url_encoded(t->request, name);
+        t->request += '=';
+        // The whole value, literal parts too: a parameter's text cannot add parameters.
+        append_url_encoded(t->request, tmpl.render(t->message, nullptr));
+      }
+      if (st.body) t->body = st.body->render(t->message);
     } catch (const std::exception& ex) {
       t->outcome = Outcome::Permanent;
       t->reason = fmt::format("cannot build the request from message {}: {}",
@@ -190,12 +206,16 @@ struct Engine::Impl {
       finish(std::move(t));
       return;
     }
-    t->scope = scope_of(st, t->request);
+    // Two bodies to one URL are two listings.
+    t->scope = scope_of(st, t->body.empty() ? t->request : t->request + '\0' + t->body);
     HttpRequest req;
     req.method = st.method;
     req.url = url_of(*t);
-    req.headers = plan.spec().source.headers;
+    req.headers = st.headers;
+    req.body = t->body;
     req.quota_class = t->stage;
+    for (const auto& rule : st.spec->responses)
+      req.status_retry.push_back({rule.lo, rule.hi, rule.action == ResponseRule::Action::Retry});
     Task* raw = t.release();
     e.http_.submit(std::move(req), [this, raw](HttpResponse&& resp) {
       auto shared = std::make_shared<HttpResponse>(std::move(resp));
@@ -211,11 +231,25 @@ struct Engine::Impl {
     t->elapsed = resp.elapsed;
     t->retry_at = resp.retry_at;
     std::string what = fmt::format("{} {}", st.method, url_of(*t));
+    const ResponseRule* rule = nullptr;
+    for (const auto& r : st.spec->responses)
+      if (resp.status >= r.lo && resp.status <= r.hi) {
+        rule = &r;
+        break;
+      }
     if (resp.status == 0 && resp.error == "cancelled") {
       t->outcome = Outcome::Cancelled;
     } else if (resp.status == 0) {
-      t->outcome = Outcome::Transient;
+      t->outcome = resp.permanent ? Outcome::Permanent : Outcome::Transient;
       t->reason = fmt::format("{}: {} (after {} tries)", what, resp.error, resp.attempts);
+    } else if (rule && rule->action == ResponseRule::Action::Empty) {
+      t->processed = Processed{};  // the stage's rule: this status is a listing with no records
+    } else if (rule) {
+      bool retry = rule->action == ResponseRule::Action::Retry;
+      t->outcome = retry ? Outcome::Transient : Outcome::Permanent;
+      if (retry && resp.held_off == resp.attempts) t->outcome = Outcome::Throttled;
+      t->reason = fmt::format("{}: HTTP {} (after {} tries; responses: {}): {}", what, resp.status,
+                              resp.attempts, retry ? "retry" : "dead_letter", excerpt(resp.body));
     } else if (resp.status < 200 || resp.status >= 300) {
       t->outcome = is_retryable_status(resp.status) ? Outcome::Transient : Outcome::Permanent;
       if (resp.held_off == resp.attempts) t->outcome = Outcome::Throttled;
@@ -232,6 +266,8 @@ struct Engine::Impl {
         t->reason = fmt::format("{}: HTTP {}: unusable response: {}", what, resp.status, ex.what());
       }
     }
+    if (!t->reason.empty() && !secrets.empty())
+      t->reason = mask_secrets(std::move(t->reason), secrets);
     finish(std::move(t));
   }
 
