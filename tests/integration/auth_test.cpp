@@ -25,25 +25,6 @@ const std::string kHeaders = "headers: { Authorization: \"Bearer ${DM_API_TOKEN:
 const std::vector<std::string> kSmallCompany = {
     "--seed", "31", "--employees-per-branch", "6", "--sales-per-salesperson", "8"};
 
-std::set<std::pair<int64_t, int64_t>> truth_sales(const Value& truth) {
-  std::set<int64_t> sp;
-  for (const auto& e : truth.find("employees")->as_array())
-    if (e.find("occupation")->as_string() == "salesperson") sp.insert(e.find("id")->as_int());
-  std::set<std::pair<int64_t, int64_t>> out;
-  for (const auto& s : truth.find("sales")->as_array())
-    if (sp.count(s.find("employee_id")->as_int()))
-      out.emplace(s.find("id")->as_int(), s.find("employee_id")->as_int());
-  return out;
-}
-
-std::set<std::pair<int64_t, int64_t>> warehouse_sales(const std::string& db) {
-  std::set<std::pair<int64_t, int64_t>> out;
-  for (const auto& r :
-       query_db(db, "SELECT sale_id, employee_id FROM sales WHERE _deleted_at IS NULL").rows)
-    out.emplace(r[0].as_int(), r[1].as_int());
-  return out;
-}
-
 // Every byte of every file beside the database (the db, its WAL and shared memory).
 std::string database_bytes(const std::string& dir) {
   std::string out;

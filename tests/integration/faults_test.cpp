@@ -18,28 +18,7 @@
 using namespace cascade;
 using namespace cascade::testing;
 
-namespace {
-
-// Sales the cascade can reach in the truth: (sale id, employee id) pairs.
-std::set<std::pair<int64_t, int64_t>> truth_sales(const Value& truth) {
-  std::set<int64_t> sp;
-  for (const auto& e : truth.find("employees")->as_array())
-    if (e.find("occupation")->as_string() == "salesperson") sp.insert(e.find("id")->as_int());
-  std::set<std::pair<int64_t, int64_t>> out;
-  for (const auto& s : truth.find("sales")->as_array())
-    if (sp.count(s.find("employee_id")->as_int()))
-      out.emplace(s.find("id")->as_int(), s.find("employee_id")->as_int());
-  return out;
-}
-
-std::set<std::pair<int64_t, int64_t>> warehouse_sales(const std::string& db) {
-  std::set<std::pair<int64_t, int64_t>> out;
-  for (const auto& r : query_db(db, "SELECT sale_id, employee_id FROM sales").rows)
-    out.emplace(r[0].as_int(), r[1].as_int());
-  return out;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST(Faults, TransientFaultsAreRetriedAndTheWarehouseIsExact) {
   SimServer sim(

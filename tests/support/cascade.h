@@ -2,8 +2,11 @@
 // read-only queries of a warehouse file, and a canned HTTP server. Not thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <map>
+#include <set>
 #include <string>
+#include <utility>
 
 #include "sim/http_server.h"
 #include "store/warehouse.h"
@@ -17,6 +20,12 @@ std::string example_pipeline(const std::string& dir,
 
 // Runs SQL on a SQLite warehouse file, read-only. Throws std::runtime_error on SQL errors.
 QueryResult query_db(const std::string& db, const std::string& sql);
+
+// The sales a cascade of the example pipeline can reach in the simulator's truth (GET
+// /admin/truth): (sale id, employee id) pairs of salespersons' sales.
+std::set<std::pair<int64_t, int64_t>> truth_sales(const Value& truth);
+// The live (not deleted) sales of a warehouse file, as the same pairs.
+std::set<std::pair<int64_t, int64_t>> warehouse_sales(const std::string& db);
 
 // An HTTP server on 127.0.0.1 (a free port) answering with a test-provided handler.
 class CannedServer {
