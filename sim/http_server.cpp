@@ -314,6 +314,8 @@ void HttpServer::worker_loop() {
           }
         } else if (iequals(name, "transfer-encoding")) {
           chunked = true;
+        } else if (iequals(name, "host")) {
+          req.host = std::string(value);
         } else if (iequals(name, "connection")) {
           if (iequals(value, "close")) keep_alive = false;
           if (iequals(value, "keep-alive")) keep_alive = true;

@@ -23,6 +23,7 @@ struct HttpRequest {
   std::string path;                                         // without the query string, not decoded
   std::vector<std::pair<std::string, std::string>> params;  // query parameters, decoded
   std::string body;
+  std::string host;  // the Host header, as sent ("" if none)
   // First value of a query parameter, nullptr if absent.
   const std::string* param(std::string_view name) const;
 };

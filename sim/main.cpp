@@ -11,6 +11,7 @@
 #include "sim/company.h"
 #include "sim/faults.h"
 #include "sim/http_server.h"
+#include "sim/paging.h"
 #include "sim/truth.h"
 
 namespace {
@@ -166,6 +167,29 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   FaultFlags fault_flags;
   fault_flags.add(app);
+  cascade::sim::PagingConfig paging;
+  std::string page_mode = "none";
+  app.add_option("--paginate", page_mode,
+                 "How listings (branches, employees, sales) are paged: none (each listing whole, "
+                 "the default), json_link ({records, next: URL}), header_link (a bare array with "
+                 "a Link header), offset ({records, total}; ?offset=&limit=), page_number ({data, "
+                 "page, total_pages}; ?page= from 1), cursor ({data, cursors: {next}}; ?cursor=)")
+      ->check(
+          CLI::IsMember({"none", "json_link", "header_link", "offset", "page_number", "cursor"}))
+      ->group("Pagination");
+  app.add_option("--page-size", paging.page_size, "Records per page (offset: the default limit)")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}))
+      ->capture_default_str()
+      ->group("Pagination");
+  app.add_option("--fail-page", paging.fail_page,
+                 "This page (1-based) of every listing that has as many pages answers HTTP 500")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
+      ->group("Pagination");
+  app.add_flag("--page-loop", paging.loop,
+               "A broken vendor: the last page links back to the first (json_link, header_link, "
+               "cursor), or the page parameter is ignored and no total given (offset, "
+               "page_number)")
+      ->group("Pagination");
   app.footer(
       "Faults are deterministic under --seed: the n-th request to a path meets the same faults. "
       "Admin endpoints (never faulted, nor is /healthz): GET /admin/faults shows the plan, POST "
@@ -197,7 +221,8 @@ int main(int argc, char** argv) {
 
     auto faults = std::make_shared<cascade::sim::Faults>(fault_flags.build(), cfg.seed,
                                                          cascade::SystemClock::instance());
-    cascade::sim::ApiService api(cfg, faults);
+    paging.mode = cascade::sim::parse_page_mode(page_mode);
+    cascade::sim::ApiService api(cfg, faults, paging);
     cascade::sim::HttpServer server(
         [&api](const cascade::sim::HttpRequest& req, cascade::sim::HttpResponse& res) {
           api.handle(req, res);

@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/value.h"
+#include "source/paginate_options.h"
 #include "store/queue.h"
 
 namespace cascade {
@@ -125,6 +126,9 @@ struct StageSpec {
   // branch_since): history intervals start there rather than when the change was observed.
   std::optional<std::string> effective;
   SchemaSpec schema;
+  // How the listing is paged (`paginate:`); Kind::None: one request per message.
+  PaginateOptions paginate;
+  SourcePos paginate_pos;
 };
 
 // An analysts' view over the warehouse tables: `CREATE VIEW name AS select`.

@@ -20,6 +20,7 @@
 #include "engine/select.h"
 #include "engine/worker_pool.h"
 #include "observe/log.h"
+#include "source/paginator.h"
 #include "source/retry.h"
 
 namespace cascade {
@@ -81,6 +82,21 @@ namespace {
 // message.
 enum class Outcome { Ok, Transient, Permanent, Cancelled, Throttled };
 
+// The pages of one paged message. Each page is processed as it arrives; when the last one is in,
+// the pages are merged so that the message is applied as one complete listing. Page callbacks
+// run on the pool, several at once when pages are fetched in parallel: `mu` guards it all.
+struct Listing {
+  explicit Listing(Paginator p) : paginator(std::move(p)) {}
+  std::mutex mu;
+  Paginator paginator;
+  std::vector<Processed> pages;                        // by page number
+  std::deque<std::pair<size_t, std::string>> waiting;  // known pages not yet requested
+  size_t fetching = 0;                                 // requested, response not yet in
+  size_t open = 0;                                     // requested, not yet processed
+  bool failed = false;  // the first failure decides the message's outcome; no page follows it
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+};
+
 struct Task {
   size_t stage = 0;
   std::string receipt;  // empty for direct (invoked) messages
@@ -98,6 +114,7 @@ struct Task {
   std::array<int, 5> by_class{};
   Duration elapsed{};
   std::optional<TimePoint> retry_at;  // when the vendor said it takes requests again
+  std::shared_ptr<Listing> listing;   // a paged stage's pages, until they are merged
 };
 
 }  // namespace
@@ -126,6 +143,8 @@ struct Engine::Impl {
   size_t outstanding = 0;    // tasks submitted and not yet applied (writer thread only)
 
   WorkerPool pool;
+  // Set when in-flight requests are being cancelled: paged listings request no further page.
+  std::atomic<bool> halt{false};
 
   Impl(Engine& engine)
       : e(engine),
@@ -158,6 +177,7 @@ struct Engine::Impl {
     std::unique_lock lock(mu);
     if (done.size() < outstanding) {
       lock.unlock();
+      halt = true;
       e.http_.cancel_all();
       lock.lock();
     }
@@ -191,6 +211,17 @@ struct Engine::Impl {
       return;
     }
     t->scope = scope_of(st, t->request);
+    if (st.spec->paginate.kind != PaginateOptions::Kind::None) {
+      t->listing = std::make_shared<Listing>(
+          Paginator(st.spec->paginate, url_of(*t), st.spec->records_path));
+      Listing& l = *t->listing;
+      l.pages.resize(1);
+      l.fetching = l.open = 1;
+      std::string first = l.paginator.first_url();
+      Task* raw = t.release();
+      send_page(raw, 0, std::move(first));
+      return;
+    }
     HttpRequest req;
     req.method = st.method;
     req.url = url_of(*t);
@@ -233,6 +264,145 @@ struct Engine::Impl {
       }
     }
     finish(std::move(t));
+  }
+
+  // ---- paged listings ----
+
+  // Requests page `index` of a paged task; its response is handled by page_done on the pool.
+  void send_page(Task* t, size_t index, std::string url) {
+    const CompiledStage& st = plan.stages()[t->stage];
+    HttpRequest req;
+    req.method = st.method;
+    req.url = std::move(url);
+    req.headers = plan.spec().source.headers;
+    req.quota_class = t->stage;
+    e.http_.submit(std::move(req), [this, t, index](HttpResponse&& resp) {
+      auto shared = std::make_shared<HttpResponse>(std::move(resp));
+      pool.post([this, t, index, shared] { page_done(t, index, *shared); });
+    });
+  }
+
+  // Records the listing's first failure; later pages are neither requested nor kept. Holds l.mu.
+  static void fail_locked(Listing& l, Task& t, Outcome outcome, std::string reason,
+                          std::optional<TimePoint> retry_at = std::nullopt) {
+    if (!l.failed) {
+      l.failed = true;
+      t.outcome = outcome;
+      t.reason = std::move(reason);
+      t.retry_at = retry_at;
+    }
+    l.waiting.clear();
+  }
+
+  // Pages to request now: as many waiting ones as the stage's concurrency allows in flight for
+  // one listing. None once the listing failed or the run is stopping. Holds l.mu.
+  void take_sends(Listing& l, Task& t, std::vector<std::pair<size_t, std::string>>& sends) {
+    if (l.failed) return;
+    if (!l.waiting.empty() && (e.stop_.load() || halt.load())) {
+      // Stopped in the middle of a listing: the message goes back to its queue whole.
+      fail_locked(l, t, Outcome::Cancelled, {});
+      return;
+    }
+    size_t cap = static_cast<size_t>(std::max(1, plan.stages()[t.stage].spec->concurrency));
+    while (!l.waiting.empty() && l.fetching < cap) {
+      sends.push_back(std::move(l.waiting.front()));
+      l.waiting.pop_front();
+      ++l.fetching;
+      ++l.open;
+    }
+  }
+
+  // One page's response: find the next page(s) and request them first, then process this page.
+  // The last page to finish merges the listing and hands the task to the writer.
+  void page_done(Task* t, size_t index, HttpResponse& resp) {
+    const CompiledStage& st = plan.stages()[t->stage];
+    Listing& l = *t->listing;
+    std::string what;
+    std::vector<std::pair<size_t, std::string>> sends;
+    bool failed;
+    {
+      std::lock_guard lock(l.mu);
+      --l.fetching;
+      t->attempts += resp.attempts;
+      t->throttled += resp.throttled;
+      for (size_t k = 0; k < t->by_class.size(); ++k) t->by_class[k] += resp.by_class[k];
+      what = fmt::format("{} {}: page {} ({})", st.method, url_of(*t), index + 1,
+                         l.paginator.url(index));
+      if (resp.status == 0 && resp.error == "cancelled") {
+        fail_locked(l, *t, Outcome::Cancelled, {});
+      } else if (resp.status == 0) {
+        fail_locked(l, *t, Outcome::Transient,
+                    fmt::format("{}: {} (after {} tries)", what, resp.error, resp.attempts));
+      } else if (resp.status < 200 || resp.status >= 300) {
+        Outcome o = is_retryable_status(resp.status) ? Outcome::Transient : Outcome::Permanent;
+        if (resp.held_off == resp.attempts) o = Outcome::Throttled;
+        fail_locked(l, *t, o,
+                    fmt::format("{}: HTTP {} (after {} tries): {}", what, resp.status,
+                                resp.attempts, excerpt(resp.body)),
+                    resp.retry_at);
+      } else if (!l.failed) {
+        PaginateOptions::Kind before = l.paginator.kind();
+        try {
+          for (auto& url : l.paginator.next(index, resp.headers, resp.body)) {
+            l.waiting.emplace_back(l.pages.size(), std::move(url));
+            l.pages.emplace_back();
+          }
+        } catch (const DataError& ex) {
+          fail_locked(l, *t, Outcome::Permanent, fmt::format("{}: {}", what, ex.what()));
+        }
+        if (before != l.paginator.kind())
+          spdlog::debug("{}: {} is paged as {}", st.name, url_of(*t),
+                        paginate_kind_name(l.paginator.kind()));
+      }
+      take_sends(l, *t, sends);
+      failed = l.failed;
+    }
+    for (auto& [i, url] : sends) send_page(t, i, std::move(url));
+    if (!failed) {
+      Processed p;
+      std::string why;
+      try {
+        p = process_response(plan, st, t->message, resp.body);
+      } catch (const DataError& ex) {
+        why = fmt::format("{}: HTTP {}: {}", what, resp.status, ex.what());
+      } catch (const std::exception& ex) {
+        why = fmt::format("{}: HTTP {}: unusable response: {}", what, resp.status, ex.what());
+      }
+      std::lock_guard lock(l.mu);
+      if (why.empty())
+        l.pages[index] = std::move(p);
+      else
+        fail_locked(l, *t, Outcome::Permanent, std::move(why));
+    }
+    page_closed(t);
+  }
+
+  // A page is done with (processed, failed or ignored): request what may go now, and finish the
+  // task when it was the last open page.
+  void page_closed(Task* t) {
+    Listing& l = *t->listing;
+    std::vector<std::pair<size_t, std::string>> sends;
+    bool last;
+    {
+      std::lock_guard lock(l.mu);
+      --l.open;
+      take_sends(l, *t, sends);
+      last = l.open == 0 && l.waiting.empty();
+    }
+    for (auto& [i, url] : sends) send_page(t, i, std::move(url));
+    if (!last) return;
+    t->elapsed = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - l.t0);
+    if (!l.failed) {
+      try {
+        t->processed = merge_pages(l.pages);
+      } catch (const DataError& ex) {
+        const CompiledStage& st = plan.stages()[t->stage];
+        t->outcome = Outcome::Permanent;
+        t->reason = fmt::format("{} {}: {}", st.method, url_of(*t), ex.what());
+      }
+    }
+    t->listing.reset();
+    finish(std::unique_ptr<Task>(t));
   }
 
   // Whether the deletions a complete listing would cause in its scope wait for confirmation:
@@ -678,6 +848,7 @@ struct Engine::Impl {
         auto now = std::chrono::steady_clock::now();
         if (!stop_seen) stop_seen = now;
         if (now - *stop_seen > e.options_.stop_grace) {
+          halt = true;
           e.http_.cancel_all();
           cancelled = true;
         }
