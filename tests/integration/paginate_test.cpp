@@ -277,6 +277,42 @@ TEST(Paginate, AFailedPageFailsTheListingAndDeletesNothing) {
   }
 }
 
+// With the total on the first page, the rest of a listing is fetched in parallel: ten pages of
+// 150 ms each take about three round trips, where page after page takes ten.
+TEST(Paginate, PagesOfAKnownTotalAreFetchedInParallel) {
+  SimServer sim({"--seed", "32", "--employees-per-branch", "20", "--branches", "1", "--paginate",
+                 "offset", "--page-size", "2", "--fault-slow", "1", "--slow-ms", "150..150"});
+  auto seconds = [&](const std::string& paginate) {
+    Workdir r;
+    std::string path = r.dir + "/one.yaml";
+    std::ofstream(path) << "name: one\n"
+                           "source: { base_url: \"${DM_API_URL}\", max_connections: 8 }\n"
+                           "storage: ${CASCADE_STORAGE}\n"
+                           "stages:\n"
+                           "  employees:\n"
+                           "    inputs: { branch_id: [1] }\n"
+                           "    request: GET /employees?branch_id={branch_id}\n"
+                           "    records: records\n"
+                           "    paginate: " +
+                               paginate +
+                               "\n"
+                               "    key: { employee_id: id }\n"
+                               "    concurrency: 5\n";
+    RunResult res = run({CASCADE_BIN, "sync", path, "--json"}, r.env(sim));
+    EXPECT_EQ(res.exit_code, 0) << res.err;
+    Value s = parse_json(res.out);
+    EXPECT_EQ(s.find("stages")->find("employees")->find("new")->as_int(), 20);
+    EXPECT_EQ(s.find("stages")->find("employees")->find("requests")->as_int(),
+              paginate.find("null") == std::string::npos ? 10 : 11);
+    return s.find("seconds")->as_number();
+  };
+  double parallel = seconds("{ type: offset, limit: 2 }");
+  double sequential = seconds("{ type: offset, limit: 2, total_path: null }");
+  EXPECT_GE(sequential, 1.5);
+  EXPECT_LT(parallel, 1.0);
+  EXPECT_LT(parallel * 2, sequential);
+}
+
 // A vendor whose pagination loops, or ignores the page parameter, or pages without end: each
 // listing ends in the DLQ with the reason, and the run completes instead of hanging.
 TEST(Paginate, LoopsAndRunawayListingsEndInTheDlqNotAHang) {
