@@ -39,7 +39,8 @@ std::string write_pipeline(const std::string& dir, const std::string& records,
       "source:\n"
       "  base_url: ${DM_API_URL}\n"
       "  rate_limit: { per_second: \"${RATE:-1000}\", burst: 20 }\n"
-      "  retry: { attempts: 2, backoff: 10ms..50ms }\n" +
+      "  retry: { attempts: 2, backoff: 10ms..50ms }\n"
+      "  headers: { Authorization: \"Bearer ${DM_API_TOKEN:-}\" }\n" +
       extra_source +
       "storage: ${CASCADE_STORAGE}\n"
       "queues: { max_receive_count: \"${MAX_RECEIVES:-2}\" }\n"
@@ -66,17 +67,23 @@ std::string write_pipeline(const std::string& dir, const std::string& records,
   return path;
 }
 
+// Sent in a header on every page; it must never show in a log line or a dead letter.
+const char* const kToken = "tok-Pg7-secret";
+
 struct Workdir {
   std::string dir = temp_dir();
   std::string db = dir + "/cascade.db";
   std::map<std::string, std::string> env(const SimServer& sim) const {
-    return {{"DM_API_URL", sim.url()}, {"CASCADE_STORAGE", "sqlite:" + db}};
+    return {
+        {"DM_API_URL", sim.url()}, {"CASCADE_STORAGE", "sqlite:" + db}, {"DM_API_TOKEN", kToken}};
   }
 };
 
-Value sync(const SimServer& sim, const Workdir& r, const std::string& pipeline) {
+Value sync(const SimServer& sim, const Workdir& r, const std::string& pipeline,
+           std::string* log = nullptr) {
   RunResult res = run({CASCADE_BIN, "sync", pipeline, "--json"}, r.env(sim));
   EXPECT_EQ(res.exit_code, 0) << res.err;
+  if (log) *log = res.err;
   std::string last = res.out.substr(0, res.out.find('\n'));
   return parse_json(last.empty() ? "{}" : last);
 }
@@ -258,7 +265,10 @@ TEST(Paginate, AFailedPageFailsTheListingAndDeletesNothing) {
   // The same company (same seed), now failing the second page of every listing.
   flags.insert(flags.end(), {"--fail-page", "2"});
   SimServer sim(flags);
-  Value second = sync(sim, r, pipeline);
+  std::string log;
+  Value second = sync(sim, r, pipeline, &log);
+  EXPECT_NE(log.find("page 2"), std::string::npos) << log;
+  EXPECT_EQ(log.find(kToken), std::string::npos);
   EXPECT_EQ(second.find("total")->find("gone")->as_int(), 0);
   EXPECT_EQ(second.find("total")->find("new")->as_int(), 0);
   EXPECT_EQ(stat(second, "sales", "messages"), 0) << "every sales listing has a second page";
@@ -274,6 +284,7 @@ TEST(Paginate, AFailedPageFailsTheListingAndDeletesNothing) {
     EXPECT_NE(reason.find("page=2"), std::string::npos) << reason;
     EXPECT_NE(reason.find("HTTP 500"), std::string::npos) << reason;
     EXPECT_EQ(d.find("receive_count")->as_int(), 2) << reason;
+    EXPECT_EQ(reason.find(kToken), std::string::npos);
   }
 }
 
@@ -400,21 +411,21 @@ TEST(Paginate, WrongPaginateIsRefusedWithItsPosition) {
   struct Case {
     std::string paginate, where, phrase;
   };
-  // `paginate:` is on line 13 (the branches stage), its value at column 15.
+  // `paginate:` is on line 14 (the branches stage), its value at column 15.
   std::vector<Case> cases = {
-      {"json_lnk", ":13:15", "unknown paginator type 'json_lnk': did you mean 'json_link'?"},
-      {"offset", ":13:15", "needs a limit"},
-      {"{ type: offset }", ":13:15", "missing required key 'limit'"},
-      {"{ type: offset, limit: 0 }", ":13:38", "paginate.limit must be between 1"},
-      {"{ type: offset, limit: 10, page_param: p }", ":13:42",
+      {"json_lnk", ":14:15", "unknown paginator type 'json_lnk': did you mean 'json_link'?"},
+      {"offset", ":14:15", "needs a limit"},
+      {"{ type: offset }", ":14:15", "missing required key 'limit'"},
+      {"{ type: offset, limit: 0 }", ":14:38", "paginate.limit must be between 1"},
+      {"{ type: offset, limit: 10, page_param: p }", ":14:42",
        "unknown key 'page_param' in stage 'branches' paginate (type offset)"},
-      {"{ type: page_number, total_path: null, stop_after_empty_page: false }", ":13:15",
+      {"{ type: page_number, total_path: null, stop_after_empty_page: false }", ":14:15",
        "would never stop"},
-      {"{ type: cursor, cursor_param: \"a b\" }", ":13:45", "query parameter name"},
-      {"{ type: json_link, next_url_path: \"links..next\" }", ":13:49", "dotted path"},
-      {"{ limit: 10 }", ":13:15", "missing required key 'type'"},
-      {"[json_link]", ":13:15", "expected a paginator type"},
-      {"{ type: header_link, max_pages: -1 }", ":13:47", "max_pages must be between 1"},
+      {"{ type: cursor, cursor_param: \"a b\" }", ":14:45", "query parameter name"},
+      {"{ type: json_link, next_url_path: \"links..next\" }", ":14:49", "dotted path"},
+      {"{ limit: 10 }", ":14:15", "missing required key 'type'"},
+      {"[json_link]", ":14:15", "expected a paginator type"},
+      {"{ type: header_link, max_pages: -1 }", ":14:47", "max_pages must be between 1"},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     std::string file =
