@@ -145,6 +145,17 @@ struct Engine::Impl {
   WorkerPool pool;
   // Set when in-flight requests are being cancelled: paged listings request no further page.
   std::atomic<bool> halt{false};
+  std::mutex warned_mu;
+  std::vector<bool> warned;  // per stage: its auto pagination doubt was logged
+
+  // True the first time it is called for `stage`. Thread-safe.
+  bool warn_once(size_t stage) {
+    std::lock_guard lock(warned_mu);
+    if (warned.empty()) warned.resize(plan.stages().size());
+    if (warned[stage]) return false;
+    warned[stage] = true;
+    return true;
+  }
 
   Impl(Engine& engine)
       : e(engine),
@@ -350,9 +361,16 @@ struct Engine::Impl {
         } catch (const DataError& ex) {
           fail_locked(l, *t, Outcome::Permanent, fmt::format("{}: {}", what, ex.what()));
         }
-        if (before != l.paginator.kind())
+        if (before != l.paginator.kind()) {
           spdlog::debug("{}: {} is paged as {}", st.name, url_of(*t),
                         paginate_kind_name(l.paginator.kind()));
+          if (!l.paginator.auto_doubt().empty() && warn_once(st.index))
+            spdlog::warn(
+                "{}: paginate: auto found no next link, Link header or cursor in {}, so each "
+                "listing is read as one page, but its first page has {}: if the API pages by "
+                "offset or page number, name that kind in paginate:",
+                st.name, url_of(*t), l.paginator.auto_doubt());
+        }
       }
       take_sends(l, *t, sends);
       failed = l.failed;

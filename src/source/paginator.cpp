@@ -397,6 +397,19 @@ void Paginator::detect(const HeaderList& headers, const Scan& scan) {
     return;
   }
   options_.kind = Kind::SinglePage;
+  // Offset and page-number APIs name no next page: say so rather than read only their first page
+  // in silence.
+  static const std::vector<std::string> kMore = {"total",      "totalcount", "totalpages",
+                                                 "totalitems", "pages",      "hasmore",
+                                                 "more",       "lastpage",   "totalresults"};
+  for (const auto& [path, v] : scan.scalars) {
+    size_t dot = path.rfind('.');
+    std::string last = normalized(dot == std::string::npos ? path : path.substr(dot + 1));
+    if (in(kMore, last) && !v.is_null() && !(v.is_bool() && !v.as_bool())) {
+      auto_doubt_ = path + " = " + v.to_text();
+      return;
+    }
+  }
 }
 
 std::vector<std::string> Paginator::follow(size_t index, const std::string& link,

@@ -47,6 +47,9 @@ class Paginator {
   size_t pages() const { return page_urls_.size(); }
   // The URL of page `index` (< pages()).
   const std::string& url(size_t index) const { return page_urls_.at(index); }
+  // When `auto` settled on single_page although the first page has a field that suggests more
+  // pages (a total, a page count, has_more): that field, for a warning. Empty otherwise.
+  const std::string& auto_doubt() const { return auto_doubt_; }
 
  private:
   struct Scan;
@@ -64,6 +67,7 @@ class Paginator {
   int64_t next_value_ = 0;              // offset / page number of the next sequential page
   bool fanned_out_ = false;             // every page's URL was produced from the first page's total
   uint64_t last_body_hash_ = 0;
+  std::string auto_doubt_;
 };
 
 // ---- helpers, exposed for tests ----

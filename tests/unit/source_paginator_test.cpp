@@ -130,3 +130,13 @@ TEST(Paginator, AutoRecognisesEachKindFromTheFirstPage) {
     EXPECT_EQ(p.kind(), c.want) << c.body;
   }
 }
+
+TEST(Paginator, AutoOnAnOffsetApiReadsOnePageButSaysWhyItDoubts) {
+  Paginator p(kind(Kind::Auto), "http://h/s", "records");
+  EXPECT_TRUE(next(p, 0, R"({"records":[{"a":1}],"meta":{"total_count":35}})").empty());
+  EXPECT_EQ(p.kind(), Kind::SinglePage);
+  EXPECT_EQ(p.auto_doubt(), "meta.total_count = 35");
+  Paginator q(kind(Kind::Auto), "http://h/s", "records");
+  next(q, 0, R"({"records":[{"a":1}],"has_more":false})");
+  EXPECT_EQ(q.auto_doubt(), "");
+}
