@@ -730,10 +730,7 @@ class Loader {
       else
         fail(e->v, "contract must be evolve, freeze or discard, found '" + v + "'");
     }
-    if ((e = get(es, "paginate"))) {
-      st.paginate_pos = pos(e->k);
-      parse_paginate(e->v, ctx, st.paginate);
-    }
+    if ((e = get(es, "paginate"))) parse_paginate(e->v, ctx, st.paginate);
   }
 
   // `paginate:` in dlt's words: a kind alone (`paginate: json_link`), or a map with `type:` and

@@ -128,7 +128,6 @@ struct StageSpec {
   SchemaSpec schema;
   // How the listing is paged (`paginate:`); Kind::None: one request per message.
   PaginateOptions paginate;
-  SourcePos paginate_pos;
 };
 
 // An analysts' view over the warehouse tables: `CREATE VIEW name AS select`.
