@@ -77,15 +77,22 @@ std::string ApiService::stats_json() const {
     }
     out += '}';
   }
-  fmt::format_to(std::back_inserter(out), "}},\"total\":{},\"faults\":{}}}", total,
-                 faults_->stats_json());
+  fmt::format_to(std::back_inserter(out), "}},\"total\":{},\"faults\":{},\"auth\":{}}}", total,
+                 faults_->stats_json(), auth_ ? auth_->stats_json() : std::string("{}"));
   return out;
 }
 
 void ApiService::handle(const HttpRequest& req, HttpResponse& res) {
   const std::string& p = req.path;
-  if (p == "/branches" || p == "/employees" || p == "/sales") {
-    serve_api(req, res);
+  const bool vendor =
+      p == "/branches" || p == "/employees" || p == "/sales" || p == "/sales/search";
+  if (vendor) {
+    if (!auth_ || auth_->admit(req, res)) serve_api(req, res);
+  } else if (p == "/oauth/token") {
+    if (auth_)
+      auth_->token_endpoint(req, res);
+    else
+      error(res, 404, "this simulator issues no tokens: start it with --auth oauth2:ID:SECRET");
   } else if (p == "/healthz") {
     res.body = R"({"ok":true})";
   } else if (p == "/admin/advance") {
@@ -121,8 +128,7 @@ void ApiService::handle(const HttpRequest& req, HttpResponse& res) {
   } else {
     error(res, 404, "no such path");
   }
-  count(p == "/branches" || p == "/employees" || p == "/sales" || p == "/healthz" ||
-                p.rfind("/admin/", 0) == 0
+  count(vendor || p == "/healthz" || p == "/oauth/token" || p.rfind("/admin/", 0) == 0
             ? (res.status == 404 ? std::string("other") : p)
             : std::string("other"),
         res.status);
@@ -133,6 +139,21 @@ void ApiService::serve_api(const HttpRequest& req, HttpResponse& res) {
 }
 
 void ApiService::serve_true(const HttpRequest& req, HttpResponse& res) {
+  if (req.path == "/sales/search") {
+    if (req.method != "POST") return error(res, 405, "use POST /sales/search");
+    Value body;
+    try {
+      body = parse_json(req.body);
+    } catch (const std::exception&) {
+      return error(res, 400, "the body must be JSON such as {\"employee_id\": 42}");
+    }
+    const Value* id = body.is_object() ? body.find("employee_id") : nullptr;
+    if (!id || !id->is_int() || id->as_int() < 0)
+      return error(res, 400, "employee_id must be a non-negative JSON integer");
+    std::shared_lock lock(mu_);
+    company_.write_sales_response(id->as_int(), res.body);
+    return;
+  }
   if (req.method != "GET" && req.method != "HEAD") {
     error(res, 405, "use GET");
   } else if (paging_.mode != PageMode::none) {

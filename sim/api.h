@@ -10,6 +10,7 @@
 #include <shared_mutex>
 #include <string>
 
+#include "sim/auth.h"
 #include "sim/company.h"
 #include "sim/http_server.h"
 #include "sim/paging.h"
@@ -50,7 +51,14 @@ class ApiService {
                       PagingConfig paging = {});
 
   // Answers one request (any path); never throws for bad input, which becomes a 4xx JSON error.
+  // Vendor paths: GET /branches?branch=, /employees?branch_id=, /sales?employee_id=, and
+  // POST /sales/search with a JSON body {"employee_id": N} (N a JSON integer), which answers as
+  // /sales does. With auth set, each needs the credential (401 otherwise) and POST /oauth/token
+  // issues tokens.
   void handle(const HttpRequest& req, HttpResponse& res);
+
+  // The credential vendor requests must carry; set before serving. Null: none.
+  void set_auth(std::shared_ptr<SimAuth> auth) { auth_ = std::move(auth); }
 
   // Runs fn with shared (read) access to the company.
   template <class F>
@@ -73,6 +81,7 @@ class ApiService {
   Company company_;
   std::shared_ptr<FaultPlan> faults_;
   PagingConfig paging_;
+  std::shared_ptr<SimAuth> auth_;
   mutable std::mutex stats_mu_;
   std::map<std::string, std::map<int, uint64_t>> stats_;
 };

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -111,6 +112,12 @@ char listen_tag, stop_tag;
 const std::string* HttpRequest::param(std::string_view name) const {
   for (const auto& [k, v] : params)
     if (k == name) return &v;
+  return nullptr;
+}
+
+const std::string* HttpRequest::header(std::string_view lower_name) const {
+  for (const auto& [k, v] : headers)
+    if (k == lower_name) return &v;
   return nullptr;
 }
 
@@ -303,6 +310,12 @@ void HttpServer::worker_loop() {
         const size_t colon = h.find(':');
         if (colon == std::string_view::npos) continue;
         const std::string_view name = h.substr(0, colon), value = trim(h.substr(colon + 1));
+        if (req.headers.size() < 100) {
+          std::string lower(trim(name));
+          for (char& ch : lower)
+            ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          req.headers.emplace_back(std::move(lower), std::string(value));
+        }
         if (iequals(name, "content-length")) {
           content_length = 0;
           for (char ch : value) {
@@ -314,8 +327,6 @@ void HttpServer::worker_loop() {
           }
         } else if (iequals(name, "transfer-encoding")) {
           chunked = true;
-        } else if (iequals(name, "host")) {
-          req.host = std::string(value);
         } else if (iequals(name, "connection")) {
           if (iequals(value, "close")) keep_alive = false;
           if (iequals(value, "keep-alive")) keep_alive = true;

@@ -23,9 +23,12 @@ struct HttpRequest {
   std::string path;                                         // without the query string, not decoded
   std::vector<std::pair<std::string, std::string>> params;  // query parameters, decoded
   std::string body;
-  std::string host;  // the Host header, as sent ("" if none)
+  // Request headers as received, names lower-cased, values trimmed.
+  std::vector<std::pair<std::string, std::string>> headers;
   // First value of a query parameter, nullptr if absent.
   const std::string* param(std::string_view name) const;
+  // First value of a header (name in lower case), nullptr if absent.
+  const std::string* header(std::string_view lower_name) const;
 };
 
 struct HttpResponse {

@@ -190,6 +190,24 @@ int main(int argc, char** argv) {
                "cursor), or the page parameter is ignored and no total given (offset, "
                "page_number)")
       ->group("Pagination");
+  std::string auth_spec;
+  double token_ttl = 3600, token_reported_ttl = -1;
+  app.add_option("--auth", auth_spec,
+                 "Credential every vendor request needs (401 otherwise): bearer:TOKEN, "
+                 "basic:USER:PASS, api_key_header:NAME:KEY, api_key_query:NAME:KEY, or "
+                 "oauth2:CLIENT_ID:SECRET (tokens from POST /oauth/token, client credentials "
+                 "grant, credentials as HTTP Basic or form fields)")
+      ->group("Auth");
+  app.add_option("--token-ttl", token_ttl,
+                 "Seconds an issued OAuth2 token is honoured (a short one expires mid-run)")
+      ->check(CLI::Range(0.05, 86400.0))
+      ->capture_default_str()
+      ->group("Auth");
+  app.add_option("--token-reported-ttl", token_reported_ttl,
+                 "Seconds the token answer's expires_in claims, if not the truth (0: no "
+                 "expires_in at all), so clients meet expired tokens as 401s")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->group("Auth");
   app.footer(
       "Faults are deterministic under --seed: the n-th request to a path meets the same faults. "
       "Admin endpoints (never faulted, nor is /healthz): GET /admin/faults shows the plan, POST "
@@ -197,7 +215,10 @@ int main(int argc, char** argv) {
       "kind and path. The ground truth (/admin/truth, dump) ignores faults. Every employee carries "
       "branch_since (hire or last transfer date); the truth adds each employee's branch_history "
       "and "
-      "each sale's branch_at_sale (the branch on its transaction date).");
+      "each sale's branch_at_sale (the branch on its transaction date). POST /sales/search with "
+      "{\"employee_id\": N} answers as GET /sales?employee_id=N. With --auth every vendor path "
+      "answers 401 without the credential, and /admin/stats counts tokens issued and requests "
+      "rejected under \"auth\".");
 
   int64_t dump_ticks = 0;
   CLI::App* dump = app.add_subcommand("dump", "Print the ground truth as JSON and exit");
@@ -223,6 +244,13 @@ int main(int argc, char** argv) {
                                                          cascade::SystemClock::instance());
     paging.mode = cascade::sim::parse_page_mode(page_mode);
     cascade::sim::ApiService api(cfg, faults, paging);
+    if (!auth_spec.empty()) {
+      cascade::sim::SimAuthConfig ac = cascade::sim::parse_sim_auth(auth_spec);
+      ac.token_ttl = cascade::Duration(static_cast<int64_t>(token_ttl * 1000));
+      if (token_reported_ttl >= 0)
+        ac.reported_ttl = cascade::Duration(static_cast<int64_t>(token_reported_ttl * 1000));
+      api.set_auth(std::make_shared<cascade::sim::SimAuth>(ac, cascade::SystemClock::instance()));
+    }
     cascade::sim::HttpServer server(
         [&api](const cascade::sim::HttpRequest& req, cascade::sim::HttpResponse& res) {
           api.handle(req, res);

@@ -173,7 +173,8 @@ void write_page(const PagingConfig& cfg, const HttpRequest& req,
     }
     case PageMode::header_link: {
       append_records(records, from, to, out);
-      std::string base = "http://" + (req.host.empty() ? std::string("127.0.0.1") : req.host);
+      const std::string* host = req.header("host");
+      std::string base = "http://" + (host && !host->empty() ? *host : std::string("127.0.0.1"));
       std::string link;
       if (!last || (cfg.loop && pages > 1))
         link = fmt::format("<{}{}>; rel=\"next\", ", base,

@@ -108,6 +108,7 @@ std::unique_ptr<Runtime> open_runtime(PipelineSpec spec, const std::string& stor
   ho.timeout = src.timeout;
   ho.retry = RetryPolicy{src.retry.attempts, src.retry.backoff_min, src.retry.backoff_max};
   ho.limiter = rt->limiter.get();
+  if (src.auth.kind != AuthSpec::Kind::None) ho.auth = &src.auth;
   if (src.quota.requests > 0) {
     rt->quota = std::make_unique<QuotaLedger>(src.quota.requests, src.quota.per,
                                               SystemClock::instance(), rt->plan->quota_reserve());
@@ -140,11 +141,20 @@ int cmd_validate(const Common& c) {
     std::string flow;
     for (const auto& st : plan.stages()) {
       flow += fmt::format("  {}: {} {}", st.name, st.method, st.spec->request.text);
+      // Names only: a parameter's value may come from the environment.
+      if (!st.params.empty()) {
+        std::vector<std::string> names;
+        for (const auto& p : st.params) names.push_back(p.first);
+        flow += fmt::format(" (params: {})", fmt::join(names, ", "));
+      }
+      if (st.body) flow += " (JSON body)";
       std::vector<std::string> kids;
       for (const auto& e : st.emit) kids.push_back(plan.stages()[e.child].name);
       if (!kids.empty()) flow += fmt::format(" -> {}", fmt::join(kids, ", "));
       flow += st.root ? "  (root)\n" : "\n";
     }
+    if (spec->source.auth.kind != AuthSpec::Kind::None)
+      flow = fmt::format("  auth: {}\n", spec->source.auth.kind_name()) + flow;
     fmt::print("{}: ok: pipeline '{}', {} stage{}, storage {}\n{}", c.pipeline, spec->name,
                spec->stages.size(), spec->stages.size() == 1 ? "" : "s", spec->storage, flow);
     return 0;

@@ -351,9 +351,9 @@ class Loader {
   // ---- sections ----
 
   void parse_source(const YAML::Node& n, SourceSpec& src) {
-    Entries es = entries(
-        n, "source",
-        {"base_url", "headers", "rate_limit", "quota", "timeout", "retry", "max_connections"});
+    Entries es = entries(n, "source",
+                         {"base_url", "headers", "rate_limit", "quota", "timeout", "retry",
+                          "max_connections", "auth"});
     const Entry* e = require(es, n, "base_url", "source");
     src.base_url = string(e->v, "a base URL");
     // Never echo the URL: it may carry credentials.
@@ -362,22 +362,8 @@ class Loader {
         src.base_url.size() <= src.base_url.find("//") + 2)
       fail(e->v, "base_url must be an http:// or https:// URL");
     while (src.base_url.ends_with('/')) src.base_url.pop_back();
-    if ((e = get(es, "headers"))) {
-      for (const Entry& h : entries(e->v, "source.headers", {})) {
-        static constexpr std::string_view kTokenChars = "!#$%&'*+-.^_`|~";
-        bool ok = !h.key.empty() && std::all_of(h.key.begin(), h.key.end(), [](char c) {
-          return std::isalnum(static_cast<unsigned char>(c)) ||
-                 kTokenChars.find(c) != std::string_view::npos;
-        });
-        if (!ok) fail(h.k, "invalid header name '" + h.key + "'");
-        if (!h.v.IsScalar())
-          fail(h.v, "expected a string value for header '" + h.key + "', found " + found(h.v));
-        std::string value = interpolate(h.v);
-        if (value.find_first_of("\r\n") != std::string::npos)
-          fail(h.v, "the value of header '" + h.key + "' contains a line break");
-        src.headers.emplace_back(h.key, std::move(value));
-      }
-    }
+    if ((e = get(es, "headers"))) src.headers = parse_headers(e->v, "source.headers");
+    if ((e = get(es, "auth"))) parse_auth(e->v, src.auth);
     if ((e = get(es, "rate_limit"))) {
       Entries rl = entries(e->v, "source.rate_limit", {"per_second", "burst"});
       const Entry* ps = require(rl, e->v, "per_second", "source.rate_limit");
@@ -462,6 +448,188 @@ class Loader {
       src.max_connections = static_cast<int>(integer(e->v, "max_connections", 1, 1000));
   }
 
+  static bool is_header_name(std::string_view name) {
+    static constexpr std::string_view kTokenChars = "!#$%&'*+-.^_`|~";
+    return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) ||
+             kTokenChars.find(c) != std::string_view::npos;
+    });
+  }
+
+  std::vector<std::pair<std::string, std::string>> parse_headers(const YAML::Node& n,
+                                                                 const std::string& what) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const Entry& h : entries(n, what, {})) {
+      if (!is_header_name(h.key)) fail(h.k, "invalid header name '" + h.key + "'");
+      if (!h.v.IsScalar())
+        fail(h.v, "expected a string value for header '" + h.key + "', found " + found(h.v));
+      std::string value = interpolate(h.v);
+      if (value.find_first_of("\r\n") != std::string::npos)
+        fail(h.v, "the value of header '" + h.key + "' contains a line break");
+      out.emplace_back(h.key, std::move(value));
+    }
+    return out;
+  }
+
+  // A secret value of source.auth: required, a string, not empty once interpolated. Errors name
+  // the key and never the value.
+  std::string secret(const Entries& es, const YAML::Node& map, const std::string& key,
+                     const std::string& ctx) {
+    const Entry* e = get(es, key);
+    if (!e)
+      fail(map, "missing required key '" + key + "' in " + ctx +
+                    " (give it from the environment, as in " + key + ": ${MY_" + folded_upper(key) +
+                    "})");
+    if (!e->v.IsScalar())
+      fail(e->v, "expected a string for " + ctx + "." + key + ", found " + found(e->v));
+    std::string v = interpolate(e->v);
+    if (v.empty())
+      fail(e->v, ctx + "." + key + " is empty (is the environment variable it reads set?)");
+    if (v.find_first_of("\r\n") != std::string::npos)
+      fail(e->v, ctx + "." + key + " contains a line break");
+    return v;
+  }
+
+  static std::string folded_upper(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return out;
+  }
+
+  void parse_auth(const YAML::Node& n, AuthSpec& auth) {
+    const std::string ctx = "source.auth";
+    if (!n.IsMap()) fail(n, "expected a map for source.auth, found " + found(n));
+    static const std::vector<std::string> kKinds = {"bearer", "http_basic", "api_key",
+                                                    "oauth2_client_credentials"};
+    YAML::Node type_node = n["type"];
+    if (!type_node.IsDefined() || type_node.IsNull())
+      fail(n, "missing required key 'type' in source.auth (expected one of: " + join(kKinds) + ")");
+    std::string type = string(type_node, "an auth type");
+    std::vector<std::string> allowed;
+    if (type == "bearer") {
+      auth.kind = AuthSpec::Kind::Bearer;
+      allowed = {"type", "token"};
+    } else if (type == "http_basic") {
+      auth.kind = AuthSpec::Kind::HttpBasic;
+      allowed = {"type", "username", "password"};
+    } else if (type == "api_key") {
+      auth.kind = AuthSpec::Kind::ApiKey;
+      allowed = {"type", "name", "location", "api_key"};
+    } else if (type == "oauth2_client_credentials") {
+      auth.kind = AuthSpec::Kind::OAuth2ClientCredentials;
+      allowed = {"type",
+                 "access_token_url",
+                 "client_id",
+                 "client_secret",
+                 "scopes",
+                 "audience",
+                 "access_token_request_data",
+                 "client_auth",
+                 "default_token_expiration"};
+    } else {
+      std::string hint = closest(type, kKinds);
+      fail(type_node, "unknown auth type '" + type + "'" +
+                          (hint.empty() ? "" : ": did you mean '" + hint + "'?") +
+                          " (expected one of: " + join(kKinds) + ")");
+    }
+    Entries es = entries(n, "source.auth of type " + type, allowed);
+    const std::string what = "source.auth";
+    switch (auth.kind) {
+      case AuthSpec::Kind::Bearer:
+        auth.token = secret(es, n, "token", what);
+        break;
+      case AuthSpec::Kind::HttpBasic: {
+        const Entry* u = require(es, n, "username", what);
+        auth.username = string(u->v, "a user name");
+        if (auth.username.find(':') != std::string::npos)
+          fail(u->v,
+               "source.auth.username may not contain ':' (HTTP Basic separates the user "
+               "name from the password with it)");
+        if (auth.username.find_first_of("\r\n") != std::string::npos)
+          fail(u->v, "source.auth.username contains a line break");
+        auth.password = secret(es, n, "password", what);
+        break;
+      }
+      case AuthSpec::Kind::ApiKey: {
+        auth.api_key = secret(es, n, "api_key", what);
+        if (const Entry* loc = get(es, "location")) {
+          std::string l = string(loc->v, "header or query");
+          if (l != "header" && l != "query")
+            fail(loc->v, "source.auth.location must be header or query, found '" + l + "'");
+          auth.in_query = l == "query";
+        }
+        if (const Entry* nm = get(es, "name")) {
+          auth.name = string(nm->v, "a header or query parameter name");
+          if (auth.name.empty()) fail(nm->v, "source.auth.name is empty");
+          if (!auth.in_query && !is_header_name(auth.name))
+            fail(nm->v, "invalid header name '" + auth.name + "' in source.auth.name");
+        } else if (auth.in_query) {
+          fail(n,
+               "missing required key 'name' in source.auth (the query parameter that carries "
+               "the key, e.g. name: api_key)");
+        }
+        break;
+      }
+      case AuthSpec::Kind::OAuth2ClientCredentials: {
+        const Entry* u = require(es, n, "access_token_url", what);
+        auth.access_token_url = string(u->v, "the token endpoint's URL");
+        // Never echo the URL: it may carry credentials.
+        if (!(auth.access_token_url.starts_with("http://") ||
+              auth.access_token_url.starts_with("https://")) ||
+            auth.access_token_url.find_first_of(" \t\r\n") != std::string::npos ||
+            auth.access_token_url.size() <= auth.access_token_url.find("//") + 2)
+          fail(u->v, "source.auth.access_token_url must be an http:// or https:// URL");
+        const Entry* id = require(es, n, "client_id", what);
+        auth.client_id = string(id->v, "a client id");
+        if (auth.client_id.empty()) fail(id->v, "source.auth.client_id is empty");
+        auth.client_secret = secret(es, n, "client_secret", what);
+        if (const Entry* sc = get(es, "scopes")) {
+          if (sc->v.IsSequence()) {
+            for (const auto& item : sc->v) {
+              std::string one = string(item, "a scope");
+              if (!auth.scope.empty()) auth.scope += ' ';
+              auth.scope += one;
+            }
+          } else {
+            auth.scope = string(sc->v, "scopes (a list, or one space-separated string)");
+          }
+        }
+        if (const Entry* a = get(es, "audience")) auth.audience = string(a->v, "an audience");
+        if (const Entry* d = get(es, "access_token_request_data")) {
+          for (const Entry& f : entries(d->v, "source.auth.access_token_request_data", {})) {
+            if (!f.v.IsScalar())
+              fail(f.v, "expected a string value for token request field '" + f.key + "', found " +
+                            found(f.v));
+            auth.token_request_data.emplace_back(f.key, interpolate(f.v));
+          }
+        }
+        if (const Entry* ca = get(es, "client_auth")) {
+          std::string v = string(ca->v, "basic or body");
+          if (v != "basic" && v != "body")
+            fail(ca->v,
+                 "source.auth.client_auth must be basic (an HTTP Basic header) or body "
+                 "(form fields), found '" +
+                     v + "'");
+          auth.client_auth_in_body = v == "body";
+        }
+        if (const Entry* x = get(es, "default_token_expiration")) {
+          // dlt gives it in seconds, as a plain number.
+          std::string text = string(x->v, "a duration");
+          if (auto secs = to_int(trim(text))) {
+            if (*secs <= 0 || *secs > 366 * 86400)
+              fail(x->v, "default_token_expiration must be between 1 second and 366 days");
+            auth.default_token_expiration = std::chrono::seconds(*secs);
+          } else {
+            auth.default_token_expiration = duration(x->v, "default_token_expiration");
+          }
+        }
+        break;
+      }
+      case AuthSpec::Kind::None:
+        break;
+    }
+  }
+
   void check_storage(const YAML::Node& n, const std::string& url) {
     size_t colon = url.find(':');
     std::string scheme = colon == std::string::npos ? std::string() : url.substr(0, colon);
@@ -537,6 +705,91 @@ class Loader {
     return out;
   }
 
+  // A body document: maps, lists and scalars as JSON. Plain scalars that look like numbers,
+  // booleans or null are those; quoted ones are strings. Strings with braces are templates over
+  // the message, checked here so an error points into the file.
+  Value body_value(const YAML::Node& n, StageAux& aux) {
+    if (n.IsMap()) {
+      Object o;
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        if (!it->first.IsScalar()) fail(it->first, "expected a plain key in a request body");
+        for (const auto& m : o)
+          if (m.first == it->first.Scalar())
+            fail(it->first, "duplicate key '" + m.first + "' in a request body");
+        o.emplace_back(it->first.Scalar(), body_value(it->second, aux));
+      }
+      return Value(std::move(o));
+    }
+    if (n.IsSequence()) {
+      Array a;
+      for (const auto& item : n) a.push_back(body_value(item, aux));
+      return Value(std::move(a));
+    }
+    if (!n.IsDefined() || n.IsNull()) return Value();
+    std::string text = interpolate(n);
+    if (text.find_first_of("{}") != std::string::npos) {
+      Template t = parse_template(n, text);
+      for (const auto& r : t.refs())
+        if (r.scope == Template::Ref::Scope::Record)
+          fail(n, "a request body may only use message parameters, found '{record." + r.path + "}'",
+               r.offset);
+      note_message_refs(t, n, 0, "body", aux);
+      return Value(text);
+    }
+    return scalar_value(n, "a body value");
+  }
+
+  void parse_responses(const YAML::Node& n, const std::string& ctx,
+                       std::vector<ResponseRule>& out) {
+    if (!n.IsSequence())
+      fail(n, "expected a list of rules such as [{status: 404, action: empty}] for " + ctx +
+                  " responses, found " + found(n));
+    static const std::vector<std::string> kActions = {"empty", "retry", "dead_letter"};
+    for (const auto& item : n) {
+      Entries es = entries(item, ctx + " responses entry", {"status", "action"});
+      const Entry* st = require(es, item, "status", ctx + " responses entry");
+      const Entry* ac = require(es, item, "action", ctx + " responses entry");
+      std::string action = string(ac->v, "an action");
+      ResponseRule::Action act;
+      if (action == "empty") {
+        act = ResponseRule::Action::Empty;
+      } else if (action == "retry") {
+        act = ResponseRule::Action::Retry;
+      } else if (action == "dead_letter") {
+        act = ResponseRule::Action::DeadLetter;
+      } else {
+        std::string hint = closest(action, kActions);
+        fail(ac->v, "unknown response action '" + action + "'" +
+                        (hint.empty() ? "" : ": did you mean '" + hint + "'?") +
+                        " (expected one of: empty, retry, dead_letter)");
+      }
+      auto one = [&](const YAML::Node& s) {
+        std::string text = string(s, "a status");
+        std::string_view t = trim(text);
+        ResponseRule r;
+        r.action = act;
+        r.pos = pos(s);
+        if (t.size() == 3 && t[0] >= '1' && t[0] <= '5' && (t[1] == 'x' || t[1] == 'X') &&
+            (t[2] == 'x' || t[2] == 'X')) {
+          r.lo = (t[0] - '0') * 100;
+          r.hi = r.lo + 99;
+        } else if (auto v = to_int(t); v && *v >= 100 && *v <= 599) {
+          r.lo = r.hi = static_cast<int>(*v);
+        } else {
+          fail(s,
+               "expected an HTTP status (100..599) or a class such as 4xx, found '" + text + "'");
+        }
+        out.push_back(r);
+      };
+      if (st->v.IsSequence()) {
+        if (st->v.size() == 0) fail(st->v, "status lists no status");
+        for (const auto& s : st->v) one(s);
+      } else {
+        one(st->v);
+      }
+    }
+  }
+
   void parse_stage(const Entry& se, const PipelineSpec& spec, StageSpec& st, StageAux& aux) {
     st.name = se.key;
     st.pos = pos(se.k);
@@ -546,10 +799,11 @@ class Loader {
     if (is_reserved_table_name(st.name))
       fail(se.k, "stage name '" + st.name + "' is reserved: " + kReservedWhy);
     std::string ctx = "stage '" + st.name + "'";
-    Entries es = entries(se.v, ctx,
-                         {"request", "records", "where", "key", "attach", "emit", "concurrency",
-                          "schedule", "timezone", "inputs", "event", "table", "queue", "deletions",
-                          "effective", "flatten", "contract", "paginate"});
+    Entries es = entries(
+        se.v, ctx, {"request",     "records",   "where",     "key",       "attach",   "emit",
+                    "concurrency", "schedule",  "timezone",  "inputs",    "event",    "table",
+                    "queue",       "deletions", "effective", "flatten",   "contract", "method",
+                    "body",        "params",    "headers",   "responses", "paginate"});
     st.table = st.name;
     st.queue = spec.queues;
     const Entry* e = require(es, se.v, "request", ctx);
@@ -579,7 +833,47 @@ class Loader {
                base + r.offset);
       note_message_refs(t, e->v, base, "request", aux);
       st.request = TemplateSpec{std::string(rest), pos(e->v, base)};
+      if (const Entry* m = get(es, "method")) {
+        std::string method = string(m->v, "an HTTP method");
+        static const std::vector<std::string> kMethods = {"GET",   "POST",   "PUT",
+                                                          "PATCH", "DELETE", "HEAD"};
+        if (std::find(kMethods.begin(), kMethods.end(), method) == kMethods.end())
+          fail(m->v,
+               "unknown HTTP method '" + method + "' (expected one of: " + join(kMethods) + ")");
+        if (base > 0 && method != st.method)
+          fail(m->v, "method " + method + " contradicts the request's own method " + st.method +
+                         " (give it in one place)");
+        st.method = method;
+      }
     }
+    if ((e = get(es, "params"))) {
+      for (const Entry& p : entries(e->v, ctx + " params", {})) {
+        if (p.key.empty()) fail(p.k, "empty query parameter name in " + ctx + " params");
+        if (!p.v.IsScalar())
+          fail(p.v, "expected a value or a template for query parameter '" + p.key + "', found " +
+                        found(p.v));
+        std::string text = interpolate(p.v);
+        Template t = parse_template(p.v, text);
+        for (const auto& r : t.refs())
+          if (r.scope == Template::Ref::Scope::Record)
+            fail(p.v, "params may only use message parameters, found '{record." + r.path + "}'",
+                 r.offset);
+        note_message_refs(t, p.v, 0, "params '" + p.key + "'", aux);
+        st.params.emplace_back(p.key, TemplateSpec{text, pos(p.v)});
+      }
+    }
+    if ((e = get(es, "body"))) {
+      if (!e->v.IsMap() && !e->v.IsSequence())
+        fail(e->v, "expected a JSON body as a map (or a list) for " + ctx + " body, found " +
+                       found(e->v));
+      st.body = body_value(e->v, aux);
+      st.body_pos = pos(e->v);
+      if (st.method == "GET" || st.method == "HEAD")
+        fail(e->k, ctx + " has a body but its method is " + st.method +
+                       " (write method: POST, or request: POST /path)");
+    }
+    if ((e = get(es, "headers"))) st.headers = parse_headers(e->v, ctx + " headers");
+    if ((e = get(es, "responses"))) parse_responses(e->v, ctx, st.responses);
     if ((e = get(es, "records"))) {
       st.records_path = string(e->v, "a dotted path into the response");
       if (!st.records_path.empty() && !is_path(st.records_path))
@@ -938,7 +1232,7 @@ class Loader {
     }
     std::vector<std::string> names;
     for (const auto& s : spec.stages) names.push_back(s.name);
-    std::map<std::string, size_t> tables, own_objects;  // folded name -> stage index
+    std::map<std::string, size_t> tables;  // folded name -> stage index
     for (size_t i = 0; i < spec.stages.size(); ++i) {
       const StageSpec& st = spec.stages[i];
       if (auto [it, fresh] = tables.emplace(folded(st.table), i); !fresh) {
@@ -948,14 +1242,6 @@ class Loader {
                                       "' writes '" + other.table +
                                       "'; SQLite table names ignore case)");
       }
-      // The store's own tables for a stage are derived from its name: two names may not
-      // lead to the same one ('Sales' and 'sales', or 'a' whose index is 'a_scope's table).
-      for (const std::string& own : stage_object_names(st.name))
-        if (auto [it, fresh] = own_objects.emplace(folded(own), i); !fresh && it->second != i)
-          throw ConfigError(st.pos, "stage '" + st.name + "' needs cascade's own table or index '" +
-                                        own + "', which stage '" + spec.stages[it->second].name +
-                                        "' needs too (SQLite names ignore case): rename one of "
-                                        "the two stages");
     }
     // Emit targets exist.
     for (size_t i = 0; i < spec.stages.size(); ++i)

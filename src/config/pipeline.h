@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/value.h"
+#include "source/auth.h"
 #include "source/paginate_options.h"
 #include "store/queue.h"
 
@@ -49,6 +50,7 @@ struct SourceSpec {
   Duration timeout = std::chrono::seconds(10);
   RetrySpec retry;
   int max_connections = 16;  // simultaneous requests to the source, over all stages
+  AuthSpec auth;             // `auth:`; its values are secret (see source/auth.h)
 };
 
 // A template string such as "/sales?employee_id={employee_id}" or "{record.id}".
@@ -97,14 +99,37 @@ struct SchemaSpec {
   enum class Contract { Evolve, Freeze, Discard } contract = Contract::Evolve;
 };
 
+// What a response status means for a stage (`responses: [{status: 404, action: empty}]`),
+// over the defaults (2xx: records; 408, 429 and 5xx: retried, then the message is retried
+// later; any other status: the message is dead-lettered at once).
+struct ResponseRule {
+  int lo = 0, hi = 0;  // statuses lo..hi (one status, or a class such as 4xx)
+  enum class Action {
+    Empty,       // an empty listing: no records, and the rows the listing had are gone
+    Retry,       // transient: retried like a 5xx, then the message is retried later
+    DeadLetter,  // permanent: the message goes to the dead-letter queue at once, no retry
+  } action = Action::Empty;
+  SourcePos pos;
+};
+
 struct StageSpec {
   std::string name;
   SourcePos pos;
   std::string table;  // warehouse table; defaults to the stage name
   std::string method = "GET";
-  TemplateSpec request;              // path + query, appended to base_url
-  std::string records_path;          // dotted; empty = the response root
-  std::optional<std::string> where;  // filter expression text
+  TemplateSpec request;  // path + query, appended to base_url
+  // `params:` query parameters added to the request (names and rendered values URL-encoded).
+  std::vector<std::pair<std::string, TemplateSpec>> params;
+  // `body:` the JSON body: strings with braces are templates over the message (a string that is
+  // exactly "{x}" keeps x's type). Absent: no body.
+  std::optional<Value> body;
+  SourcePos body_pos;
+  // `headers:` sent with this stage's requests, over source.headers (same name, case ignored:
+  // the stage's value wins). Values may be secret: never log.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<ResponseRule> responses;  // first match wins
+  std::string records_path;             // dotted; empty = the response root
+  std::optional<std::string> where;     // filter expression text
   SourcePos where_pos;
   std::vector<FieldSpec> key;  // at least one
   std::vector<FieldSpec> attach;

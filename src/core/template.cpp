@@ -1,6 +1,7 @@
 #include "core/template.h"
 
 #include "core/error.h"
+#include "core/json.h"
 
 namespace cascade {
 
@@ -138,6 +139,73 @@ std::string Template::render(const Value& message, const Value* record, bool url
 Value Template::render_value(const Value& message, const Value* record) const {
   if (is_single_ref()) return lookup(refs_[0], message, record);
   return Value(render(message, record));
+}
+
+JsonTemplate::Node JsonTemplate::build(const Value& v) {
+  Node n;
+  if (v.is_object()) {
+    n.kind = Node::Kind::Object;
+    for (const auto& [k, child] : v.as_object()) n.members.emplace_back(k, build(child));
+  } else if (v.is_array()) {
+    n.kind = Node::Kind::Array;
+    for (const auto& child : v.as_array()) n.items.push_back(build(child));
+  } else if (v.is_string() && v.as_string().find_first_of("{}") != std::string::npos) {
+    Template t = Template::parse(v.as_string());
+    for (const auto& r : t.refs())
+      if (r.scope == Template::Ref::Scope::Record)
+        throw TemplateError(
+            r.offset,
+            "a request body may only use message parameters, found '{record." + r.path + "}'");
+    n.kind = Node::Kind::Tmpl;
+    n.tmpl.push_back(std::move(t));
+  } else {
+    n.literal = v;
+  }
+  return n;
+}
+
+JsonTemplate JsonTemplate::parse(const Value& shape) {
+  JsonTemplate t;
+  t.root_ = build(shape);
+  return t;
+}
+
+Value JsonTemplate::render_node(const Node& n, const Value& message) {
+  switch (n.kind) {
+    case Node::Kind::Literal:
+      return n.literal;
+    case Node::Kind::Tmpl:
+      return n.tmpl.front().render_value(message, nullptr);
+    case Node::Kind::Object: {
+      Object o;
+      o.reserve(n.members.size());
+      for (const auto& [k, child] : n.members) o.emplace_back(k, render_node(child, message));
+      return Value(std::move(o));
+    }
+    case Node::Kind::Array: {
+      Array a;
+      a.reserve(n.items.size());
+      for (const auto& child : n.items) a.push_back(render_node(child, message));
+      return Value(std::move(a));
+    }
+  }
+  return Value();
+}
+
+std::string JsonTemplate::render(const Value& message) const {
+  return to_json(render_node(root_, message));
+}
+
+void JsonTemplate::collect(const Node& n, std::vector<const Template*>& out) {
+  for (const auto& t : n.tmpl) out.push_back(&t);
+  for (const auto& [k, child] : n.members) collect(child, out);
+  for (const auto& child : n.items) collect(child, out);
+}
+
+std::vector<const Template*> JsonTemplate::templates() const {
+  std::vector<const Template*> out;
+  collect(root_, out);
+  return out;
 }
 
 }  // namespace cascade

@@ -57,6 +57,34 @@ class Template {
   std::vector<Part> parts_;
 };
 
+// A JSON document with templates in it: the `body:` of a POST search request. Each string that
+// holds a brace is a Template over the message; one that is exactly "{x}" becomes x's value with
+// its type (a number stays a number, an object stays an object), any other renders as a string.
+// Everything else is copied as it is. Immutable after parse(); render() is thread-safe.
+class JsonTemplate {
+ public:
+  // Throws TemplateError (its offset into the offending string) for a malformed template, or one
+  // that refers to a record: a request is made before there is one.
+  static JsonTemplate parse(const Value& shape);
+  // The JSON text. Throws DataError naming the parameter when a reference is absent or null.
+  std::string render(const Value& message) const;
+  // Every template in the document, in document order.
+  std::vector<const Template*> templates() const;
+
+ private:
+  struct Node {
+    enum class Kind { Literal, Tmpl, Object, Array } kind = Kind::Literal;
+    Value literal;
+    std::vector<Template> tmpl;  // one, when kind == Tmpl (a vector keeps Template default-free)
+    std::vector<std::pair<std::string, Node>> members;
+    std::vector<Node> items;
+  };
+  static Node build(const Value& v);
+  static Value render_node(const Node& n, const Value& message);
+  static void collect(const Node& n, std::vector<const Template*>& out);
+  Node root_;
+};
+
 // Percent-encodes everything except RFC 3986 unreserved characters (A-Z a-z 0-9 - . _ ~).
 void append_url_encoded(std::string& out, std::string_view text);
 

@@ -20,6 +20,7 @@
 #include "engine/select.h"
 #include "engine/worker_pool.h"
 #include "observe/log.h"
+#include "source/auth.h"
 #include "source/paginator.h"
 #include "source/retry.h"
 
@@ -104,6 +105,7 @@ struct Task {
   int receive_count = 0;
   Value message;
   std::string request;  // rendered path + query
+  std::string body;     // rendered JSON body; empty for none
   uint64_t scope = 0;
   // Filled in when done:
   Outcome outcome = Outcome::Ok;
@@ -143,6 +145,8 @@ struct Engine::Impl {
   size_t outstanding = 0;    // tasks submitted and not yet applied (writer thread only)
 
   WorkerPool pool;
+  // Values that must not reach a dead letter even when a vendor echoes them in an error body.
+  std::vector<std::string> secrets;
   // Set when in-flight requests are being cancelled: paged listings request no further page.
   std::atomic<bool> halt{false};
   std::mutex warned_mu;
@@ -167,7 +171,8 @@ struct Engine::Impl {
         held_scopes(plan.stages().size()),
         seen_scopes(plan.stages().size()),
         pool(engine.options_.workers ? engine.options_.workers
-                                     : std::max(1u, std::thread::hardware_concurrency() - 1)) {
+                                     : std::max(1u, std::thread::hardware_concurrency() - 1)),
+        secrets(plan.spec().source.auth.secrets()) {
     for (const auto& s : plan.stages()) {
       TableSpec t;
       t.name = s.table;
@@ -214,6 +219,17 @@ struct Engine::Impl {
     ++outstanding;
     try {
       t->request = st.request.render(t->message, nullptr, /*url_encode=*/true);
+      for (const auto& [name, tmpl] : st.params) {
+        if (t->request.find('?') == std::string::npos)
+          t->request += '?';
+        else if (!t->request.ends_with('?') && !t->request.ends_with('&'))
+          t->request += '&';
+        append_url_encoded(t->request, name);
+        t->request += '=';
+        // The whole value, literal parts too: a parameter's text cannot add parameters.
+        append_url_encoded(t->request, tmpl.render(t->message, nullptr));
+      }
+      if (st.body) t->body = st.body->render(t->message);
     } catch (const std::exception& ex) {
       t->outcome = Outcome::Permanent;
       t->reason = fmt::format("cannot build the request from message {}: {}",
@@ -221,7 +237,8 @@ struct Engine::Impl {
       finish(std::move(t));
       return;
     }
-    t->scope = scope_of(st, t->request);
+    // Two bodies to one URL are two listings.
+    t->scope = scope_of(st, t->body.empty() ? t->request : t->request + '\0' + t->body);
     if (st.spec->paginate.kind != PaginateOptions::Kind::None) {
       t->listing = std::make_shared<Listing>(
           Paginator(st.spec->paginate, url_of(*t), st.spec->records_path));
@@ -233,16 +250,65 @@ struct Engine::Impl {
       send_page(raw, 0, std::move(first));
       return;
     }
-    HttpRequest req;
-    req.method = st.method;
-    req.url = url_of(*t);
-    req.headers = plan.spec().source.headers;
-    req.quota_class = t->stage;
+    HttpRequest req = request_for(*t, url_of(*t));
     Task* raw = t.release();
     e.http_.submit(std::move(req), [this, raw](HttpResponse&& resp) {
       auto shared = std::make_shared<HttpResponse>(std::move(resp));
       pool.post([this, raw, shared] { process(std::unique_ptr<Task>(raw), *shared); });
     });
+  }
+
+  // The request of one of a task's pages (the first is its rendered request): the stage's
+  // method, headers, body and status rules.
+  HttpRequest request_for(const Task& t, std::string url) const {
+    const CompiledStage& st = plan.stages()[t.stage];
+    HttpRequest req;
+    req.method = st.method;
+    req.url = std::move(url);
+    req.headers = st.headers;
+    req.body = t.body;
+    req.quota_class = t.stage;
+    for (const auto& rule : st.spec->responses)
+      req.status_retry.push_back({rule.lo, rule.hi, rule.action == ResponseRule::Action::Retry});
+    return req;
+  }
+
+  // What a response means for its message before its records are read: Ok (read them), Ok and
+  // empty (the stage's `responses:` rule makes it a listing with no records), or a failure with
+  // its reason (`what` names the request).
+  struct Verdict {
+    Outcome outcome = Outcome::Ok;
+    bool empty = false;
+    std::string reason;
+  };
+  static Verdict judge(const CompiledStage& st, const HttpResponse& resp, const std::string& what) {
+    Verdict v;
+    const ResponseRule* rule = nullptr;
+    for (const auto& r : st.spec->responses)
+      if (resp.status >= r.lo && resp.status <= r.hi) {
+        rule = &r;
+        break;
+      }
+    if (resp.status == 0 && resp.error == "cancelled") {
+      v.outcome = Outcome::Cancelled;
+    } else if (resp.status == 0) {
+      v.outcome = resp.permanent ? Outcome::Permanent : Outcome::Transient;
+      v.reason = fmt::format("{}: {} (after {} tries)", what, resp.error, resp.attempts);
+    } else if (rule && rule->action == ResponseRule::Action::Empty) {
+      v.empty = true;
+    } else if (rule) {
+      bool retry = rule->action == ResponseRule::Action::Retry;
+      v.outcome = retry ? Outcome::Transient : Outcome::Permanent;
+      if (retry && resp.held_off == resp.attempts) v.outcome = Outcome::Throttled;
+      v.reason = fmt::format("{}: HTTP {} (after {} tries; responses: {}): {}", what, resp.status,
+                             resp.attempts, retry ? "retry" : "dead_letter", excerpt(resp.body));
+    } else if (resp.status < 200 || resp.status >= 300) {
+      v.outcome = is_retryable_status(resp.status) ? Outcome::Transient : Outcome::Permanent;
+      if (resp.held_off == resp.attempts) v.outcome = Outcome::Throttled;
+      v.reason = fmt::format("{}: HTTP {} (after {} tries): {}", what, resp.status, resp.attempts,
+                             excerpt(resp.body));
+    }
+    return v;
   }
 
   void process(std::unique_ptr<Task> t, HttpResponse& resp) {
@@ -253,16 +319,12 @@ struct Engine::Impl {
     t->elapsed = resp.elapsed;
     t->retry_at = resp.retry_at;
     std::string what = fmt::format("{} {}", st.method, url_of(*t));
-    if (resp.status == 0 && resp.error == "cancelled") {
-      t->outcome = Outcome::Cancelled;
-    } else if (resp.status == 0) {
-      t->outcome = Outcome::Transient;
-      t->reason = fmt::format("{}: {} (after {} tries)", what, resp.error, resp.attempts);
-    } else if (resp.status < 200 || resp.status >= 300) {
-      t->outcome = is_retryable_status(resp.status) ? Outcome::Transient : Outcome::Permanent;
-      if (resp.held_off == resp.attempts) t->outcome = Outcome::Throttled;
-      t->reason = fmt::format("{}: HTTP {} (after {} tries): {}", what, resp.status, resp.attempts,
-                              excerpt(resp.body));
+    Verdict v = judge(st, resp, what);
+    if (v.outcome != Outcome::Ok) {
+      t->outcome = v.outcome;
+      t->reason = std::move(v.reason);
+    } else if (v.empty) {
+      t->processed = Processed{};  // the stage's rule: this status is a listing with no records
     } else {
       try {
         t->processed = process_response(plan, st, t->message, resp.body);
@@ -274,6 +336,8 @@ struct Engine::Impl {
         t->reason = fmt::format("{}: HTTP {}: unusable response: {}", what, resp.status, ex.what());
       }
     }
+    if (!t->reason.empty() && !secrets.empty())
+      t->reason = mask_secrets(std::move(t->reason), secrets);
     finish(std::move(t));
   }
 
@@ -281,12 +345,7 @@ struct Engine::Impl {
 
   // Requests page `index` of a paged task; its response is handled by page_done on the pool.
   void send_page(Task* t, size_t index, std::string url) {
-    const CompiledStage& st = plan.stages()[t->stage];
-    HttpRequest req;
-    req.method = st.method;
-    req.url = std::move(url);
-    req.headers = plan.spec().source.headers;
-    req.quota_class = t->stage;
+    HttpRequest req = request_for(*t, std::move(url));
     e.http_.submit(std::move(req), [this, t, index](HttpResponse&& resp) {
       auto shared = std::make_shared<HttpResponse>(std::move(resp));
       pool.post([this, t, index, shared] { page_done(t, index, *shared); });
@@ -331,6 +390,7 @@ struct Engine::Impl {
     std::string what;
     std::vector<std::pair<size_t, std::string>> sends;
     bool failed;
+    bool empty = false;  // the stage's `responses:` rule: a page with no records, the last one
     {
       std::lock_guard lock(l.mu);
       --l.fetching;
@@ -339,19 +399,11 @@ struct Engine::Impl {
       for (size_t k = 0; k < t->by_class.size(); ++k) t->by_class[k] += resp.by_class[k];
       what = fmt::format("{} {}: page {} ({})", st.method, url_of(*t), index + 1,
                          l.paginator.url(index));
-      if (resp.status == 0 && resp.error == "cancelled") {
-        fail_locked(l, *t, Outcome::Cancelled, {});
-      } else if (resp.status == 0) {
-        fail_locked(l, *t, Outcome::Transient,
-                    fmt::format("{}: {} (after {} tries)", what, resp.error, resp.attempts));
-      } else if (resp.status < 200 || resp.status >= 300) {
-        Outcome o = is_retryable_status(resp.status) ? Outcome::Transient : Outcome::Permanent;
-        if (resp.held_off == resp.attempts) o = Outcome::Throttled;
-        fail_locked(l, *t, o,
-                    fmt::format("{}: HTTP {} (after {} tries): {}", what, resp.status,
-                                resp.attempts, excerpt(resp.body)),
-                    resp.retry_at);
-      } else if (!l.failed) {
+      Verdict v = judge(st, resp, what);
+      empty = v.empty;
+      if (v.outcome != Outcome::Ok) {
+        fail_locked(l, *t, v.outcome, std::move(v.reason), resp.retry_at);
+      } else if (!l.failed && !v.empty) {
         PaginateOptions::Kind before = l.paginator.kind();
         try {
           for (auto& url : l.paginator.next(index, resp.headers, resp.body)) {
@@ -376,7 +428,7 @@ struct Engine::Impl {
       failed = l.failed;
     }
     for (auto& [i, url] : sends) send_page(t, i, std::move(url));
-    if (!failed) {
+    if (!failed && !empty) {
       Processed p;
       std::string why;
       try {
@@ -419,6 +471,8 @@ struct Engine::Impl {
         t->reason = fmt::format("{} {}: {}", st.method, url_of(*t), ex.what());
       }
     }
+    if (!t->reason.empty() && !secrets.empty())
+      t->reason = mask_secrets(std::move(t->reason), secrets);
     t->listing.reset();
     finish(std::unique_ptr<Task>(t));
   }
@@ -565,70 +619,60 @@ struct Engine::Impl {
     std::unordered_map<std::string_view, uint64_t> prev;
     prev.reserve(old.size());
     for (const auto& r : old) prev.emplace(r.key, r.hash);
-    std::vector<std::string_view> missing;
-    for (const auto& row : p.rows)
-      if (!prev.count(row.key)) missing.push_back(row.key);
-    std::unordered_map<std::string, uint64_t> elsewhere;
-    if (!missing.empty()) staging.get_hashes(st.name, missing, elsewhere);
 
-    std::vector<StagedRef> upserts;
-    std::vector<std::pair<Row*, ChangeKind>> touched;
+    // What the listing holds that its record does not say is unchanged is written; the write
+    // itself compares hashes (a key another listing wrote, a revived row) and says what it did.
+    std::vector<LoadRow> writes;
     std::unordered_set<std::string_view> present;
     if (!old.empty()) present.reserve(p.rows.size());
+    size_t same = 0;
     for (auto& row : p.rows) {
       if (!old.empty()) present.insert(row.key);
-      std::optional<uint64_t> before;
-      if (auto it = prev.find(row.key); it != prev.end())
-        before = it->second;
-      else if (auto it2 = elsewhere.find(row.key); it2 != elsewhere.end())
-        before = it2->second;
-      if (before && *before == row.hash) {
-        ++c.unchanged;
+      auto it = prev.find(row.key);
+      if (it != prev.end() && it->second == row.hash) {
+        ++same;
         continue;
       }
-      ChangeKind kind = before ? ChangeKind::Changed : ChangeKind::New;
-      (kind == ChangeKind::New ? c.new_rows : c.changed)++;
-      upserts.push_back({row.key, row.hash});
-      touched.emplace_back(&row, kind);
+      writes.push_back({&row.image, row.hash, t.scope, it != prev.end()});
     }
-    if (!upserts.empty()) staging.upsert(st.name, t.scope, upserts);
-    TimePoint now = e.clock_.now();
-    std::vector<Change> changes;
-    changes.reserve(touched.size());
-    std::vector<const Value*> images;
-    images.reserve(touched.size());
-    for (auto& [row, kind] : touched) {
-      images.push_back(&row->image);
-      Change ch;
-      ch.stage = st.name;
-      ch.kind = kind;
-      ch.image = std::move(row->json);
-      ch.run_id = run_id;
-      ch.at = now;
-      changes.push_back(std::move(ch));
-    }
-    // Rows this request produced last time and not now are gone, unless their deletion is held.
-    bool held = hold_deletions(t, old, present);
-    std::vector<std::string> gone_keys;
-    std::vector<Value> gone_images;
-    for (const auto& r : old) {
-      if (held || present.count(r.key)) continue;
-      gone_keys.push_back(r.key);
-      gone_images.push_back(gone_change(st, r.key, now, changes));
-    }
-    c.gone += gone_keys.size();
-    // Keys move last: `present` and `upserts` borrowed them.
-    for (size_t i = 0; i < touched.size(); ++i) changes[i].key = std::move(touched[i].first->key);
-    if (!gone_keys.empty()) staging.mark_gone(st.name, gone_keys);
-    if (!changes.empty()) e.store_.change_log().append(changes);
-    if (!images.empty() || !gone_images.empty()) {
-      WriteStamp stamp{run_id, format_time(now)};
-      if (!images.empty()) c.discarded_fields += loader.upsert(tables[t.stage], images, stamp);
-      if (!gone_images.empty()) {
-        std::vector<const Value*> ptrs;
-        for (const auto& g : gone_images) ptrs.push_back(&g);
-        loader.mark_deleted(tables[t.stage], ptrs, stamp);
+    c.unchanged += same;
+    WriteStamp stamp{run_id, format_time(e.clock_.now())};
+    if (!writes.empty()) {
+      std::vector<WriteOutcome> outcomes(writes.size());
+      c.discarded_fields += loader.upsert(tables[t.stage], writes, stamp, outcomes);
+      for (WriteOutcome o : outcomes) {
+        if (o == WriteOutcome::Unchanged)
+          ++c.unchanged;
+        else if (o == WriteOutcome::Updated)
+          ++c.changed;
+        else
+          ++c.new_rows;
       }
+    }
+    // Rows this request produced last time and not now are gone, unless their deletion is held
+    // (then the listing's record keeps them, so the next run sees the same difference).
+    bool held = hold_deletions(t, old, present);
+    std::vector<Value> gone_keys;
+    std::vector<StagedRef> kept;
+    for (const auto& r : old) {
+      if (present.count(r.key)) continue;
+      if (held)
+        kept.push_back({r.key, r.hash});
+      else
+        gone_keys.push_back(key_object(st, r.key));
+    }
+    if (!gone_keys.empty()) {
+      std::vector<const Value*> ptrs;
+      ptrs.reserve(gone_keys.size());
+      for (const auto& g : gone_keys) ptrs.push_back(&g);
+      c.gone += loader.mark_deleted(tables[t.stage], ptrs, stamp, t.scope);
+    }
+    if (same != old.size() || p.rows.size() != old.size()) {
+      std::vector<StagedRef> listing;
+      listing.reserve(p.rows.size() + kept.size());
+      for (const auto& row : p.rows) listing.push_back({row.key, row.hash});
+      listing.insert(listing.end(), kept.begin(), kept.end());
+      staging.set_scope_rows(st.name, t.scope, listing);
     }
     for (auto& [child, bodies] : p.children) {
       if (bodies.empty()) continue;
@@ -638,21 +682,12 @@ struct Engine::Impl {
     }
   }
 
-  // The Gone change of `key`, appended to `changes`; returns the key as an object.
-  Value gone_change(const CompiledStage& st, const std::string& key, TimePoint now,
-                    std::vector<Change>& changes) {
+  // A staged key (the canonical JSON array of the key values) as an object of key columns.
+  static Value key_object(const CompiledStage& st, const std::string& key) {
     Value key_obj{Object{}};
     Value arr = parse_json(key);
     for (size_t i = 0; i < st.key.size() && i < arr.as_array().size(); ++i)
       key_obj.set(st.key[i].name, arr.as_array()[i]);
-    Change ch;
-    ch.stage = st.name;
-    ch.kind = ChangeKind::Gone;
-    ch.key = key;
-    ch.image = canonical_json(key_obj);
-    ch.run_id = run_id;
-    ch.at = now;
-    changes.push_back(std::move(ch));
     return key_obj;
   }
 
@@ -668,41 +703,34 @@ struct Engine::Impl {
       if (st.root || st.spec->deletions.keep_orphans) continue;
       std::vector<uint64_t> all;
       staging.scopes(st.name, all);
-      std::vector<uint64_t> orphans;  // unseen; those left with no live row are skipped below
+      std::vector<uint64_t> orphans;  // listings this crawl did not request
       for (uint64_t scope : all)
         if (!seen_scopes[st.index].count(scope)) orphans.push_back(scope);
       if (orphans.empty()) continue;
-      TimePoint now = e.clock_.now();
+      WriteStamp stamp{run_id, format_time(e.clock_.now())};
       e.store_.begin();
       try {
-        std::vector<Change> changes;
-        std::vector<Value> keys;
-        std::vector<std::string> gone;
-        size_t listings = 0;
+        size_t gone = 0, listings = 0;
         for (uint64_t scope : orphans) {
           std::vector<StagedRow> rows;
           staging.scope_rows(st.name, scope, rows);
-          listings += rows.empty() ? 0 : 1;
-          for (auto& r : rows) {
-            keys.push_back(gone_change(st, r.key, now, changes));
-            gone.push_back(std::move(r.key));
-          }
+          std::vector<Value> keys;
+          keys.reserve(rows.size());
+          for (const auto& r : rows) keys.push_back(key_object(st, r.key));
+          std::vector<const Value*> ptrs;
+          for (const auto& k : keys) ptrs.push_back(&k);
+          size_t n = loader.mark_deleted(tables[st.index], ptrs, stamp, scope);
+          staging.set_scope_rows(st.name, scope, {});
+          gone += n;
+          listings += n ? 1 : 0;
         }
-        if (gone.empty()) {  // only listings swept before
-          e.store_.rollback();
-          continue;
-        }
-        staging.mark_gone(st.name, gone);
-        e.store_.change_log().append(changes);
-        std::vector<const Value*> ptrs;
-        for (const auto& k : keys) ptrs.push_back(&k);
-        loader.mark_deleted(tables[st.index], ptrs, WriteStamp{run_id, format_time(now)});
         e.store_.commit();
-        counters[st.index].gone += gone.size();
-        spdlog::info(
-            "{}: {} rows of {} listings no longer requested by a complete crawl marked "
-            "deleted",
-            st.name, gone.size(), listings);
+        counters[st.index].gone += gone;
+        if (gone)
+          spdlog::info(
+              "{}: {} rows of {} listings no longer requested by a complete crawl marked "
+              "deleted",
+              st.name, gone, listings);
       } catch (...) {
         e.store_.rollback();
         loader.reset();
@@ -966,9 +994,7 @@ Engine::Engine(const Plan& plan, Store& store, HttpClient& http, Clock& clock,
     : plan_(plan), store_(store), http_(http), clock_(clock), options_(options) {}
 
 void Engine::define_views() {
-  std::vector<std::pair<std::string, std::string>> tables;
-  for (const auto& st : plan_.stages()) tables.emplace_back(st.name, st.table);
-  store_.change_log().define_view(tables);
+  store_.change_log().define_view();
   for (const auto& v : plan_.spec().views) store_.warehouse().define_view(v.name, v.select);
 }
 

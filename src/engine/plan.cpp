@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include "core/error.h"
 
 namespace cascade {
@@ -44,6 +47,36 @@ Plan::Plan(const PipelineSpec& spec) : spec_(spec) {
     } catch (const TemplateError& e) {
       throw ConfigError(s.request.pos, e.what());
     }
+    for (const auto& [name, t] : s.params) {
+      try {
+        c.params.emplace_back(name, Template::parse(t.text));
+      } catch (const TemplateError& e) {
+        throw ConfigError(t.pos, e.what());
+      }
+    }
+    if (s.body) {
+      try {
+        c.body = JsonTemplate::parse(*s.body);
+      } catch (const TemplateError& e) {
+        throw ConfigError(s.body_pos, e.what());
+      }
+    }
+    auto same_name = [](std::string_view a, std::string_view b) {
+      return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+             });
+    };
+    auto overridden = [&](const std::string& name) {
+      return std::any_of(s.headers.begin(), s.headers.end(),
+                         [&](const auto& h) { return same_name(h.first, name); });
+    };
+    for (const auto& h : spec_.source.headers)
+      if (!overridden(h.first)) c.headers.push_back(h);
+    for (const auto& h : s.headers) c.headers.push_back(h);
+    if (c.body && std::none_of(c.headers.begin(), c.headers.end(),
+                               [&](const auto& h) { return same_name(h.first, "content-type"); }))
+      c.headers.emplace_back("Content-Type", "application/json");
     if (s.where) {
       try {
         c.where = Expr::parse(*s.where);

@@ -35,6 +35,10 @@ struct CompiledStage {
   std::string table;
   std::string method;
   Template request;
+  std::vector<std::pair<std::string, Template>> params;  // query parameters, rendered per message
+  std::optional<JsonTemplate> body;
+  // source.headers with the stage's own over them, plus Content-Type for a JSON body.
+  std::vector<std::pair<std::string, std::string>> headers;
   std::optional<Expr> where;
   std::vector<CompiledField> key;
   std::vector<CompiledField> attach;

@@ -43,9 +43,10 @@ std::string_view prefix_within(std::string_view clean, size_t max) {
 }
 
 // The metadata columns of current and history tables (store/warehouse.h), and the overflow.
-constexpr std::array<std::string_view, 10> kReserved = {
+constexpr std::array<std::string_view, 14> kReserved = {
     "_overflow", "_deleted_at", "_first_seen", "_last_changed", "_version",
-    "_run_id",   "_cascade",    "_valid_from", "_valid_to",     "_effective"};
+    "_run_id",   "_cascade",    "_valid_from", "_valid_to",     "_effective",
+    "_seq",      "_hash",       "_scope",      "_changed_at"};
 
 }  // namespace
 

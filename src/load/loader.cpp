@@ -273,7 +273,19 @@ void Loader::leaf(Batch& b, std::vector<std::string>& path, size_t base, const V
 
 size_t Loader::upsert(const TableSpec& table, std::span<const Value* const> rows,
                       const WriteStamp& stamp) {
-  if (rows.empty()) return 0;
+  std::vector<LoadRow> load;
+  load.reserve(rows.size());
+  for (const Value* r : rows) load.push_back({r});
+  return upsert(table, load, stamp, {});
+}
+
+size_t Loader::upsert(const TableSpec& table, std::span<const LoadRow> load,
+                      const WriteStamp& stamp, std::span<WriteOutcome> outcomes) {
+  if (load.empty()) return 0;
+  std::vector<const Value*> ptrs;
+  ptrs.reserve(load.size());
+  for (const auto& l : load) ptrs.push_back(l.row);
+  std::span<const Value* const> rows(ptrs);
   Known& k = known(table, rows.front());
   bool strict = !k.fresh;
   k.fresh = false;
@@ -296,7 +308,7 @@ size_t Loader::upsert(const TableSpec& table, std::span<const Value* const> rows
     if (table.effective)
       if (const Value* v = row->find(*table.effective); v && v->is_string())
         from[i] = v->as_string();
-    writes.push_back({row, from[i]});
+    writes.push_back({row, from[i], load[i].hash, load[i].scope, load[i].known});
     if (!k.renamed && k.children.empty() && !has_nested(table, *row)) {
       if (same_fields(k, *row)) {
         size_t f = 0;
@@ -404,11 +416,27 @@ size_t Loader::upsert(const TableSpec& table, std::span<const Value* const> rows
   } else {
     for (size_t i = 0; i < rows.size(); ++i) writes[i].row = rows[i];
   }
-  warehouse_.upsert(table.name, std::span<const RowWrite>(writes), stamp);
+  std::vector<WriteOutcome> own;
+  if (outcomes.empty()) {
+    own.resize(rows.size());
+    outcomes = own;
+  }
+  warehouse_.upsert(table.name, std::span<const RowWrite>(writes), stamp, outcomes);
   size_t discarded = b.discarded;
   if (!lists.empty() || !k.children.empty()) {
     if (lists.empty()) lists.resize(rows.size());
-    write_children(table, k, rows, lists, from, stamp, discarded, strict);
+    // Items are versions of their parent's: only a parent that changed rewrites them.
+    std::vector<const Value*> changed;
+    std::vector<std::vector<ListOf>> changed_lists;
+    std::vector<std::string_view> changed_from;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (outcomes[i] == WriteOutcome::Unchanged) continue;
+      changed.push_back(rows[i]);
+      changed_lists.push_back(std::move(lists[i]));
+      changed_from.push_back(from[i]);
+    }
+    if (!changed.empty())
+      write_children(table, k, changed, changed_lists, changed_from, stamp, discarded, strict);
   }
   if (!conflicts_.empty()) {
     std::vector<TypeConflict> all;
@@ -575,11 +603,11 @@ std::string Loader::check_row(const TableSpec& table, const Value& row) {
                      table.name);
 }
 
-void Loader::mark_deleted(const TableSpec& table, std::span<const Value* const> keys,
-                          const WriteStamp& stamp) {
-  if (keys.empty()) return;
+size_t Loader::mark_deleted(const TableSpec& table, std::span<const Value* const> keys,
+                            const WriteStamp& stamp, std::optional<uint64_t> scope) {
+  if (keys.empty()) return 0;
   Known& k = known(table, nullptr);
-  if (!k.exists) return;
+  if (!k.exists) return 0;
   bool renamed = false;
   for (const auto& c : k.key_types) renamed = renamed || c.field_name() != c.name;
   std::vector<Value> copies;
@@ -595,10 +623,16 @@ void Loader::mark_deleted(const TableSpec& table, std::span<const Value* const> 
       ptrs.push_back(&copies.back());
     }
   }
-  warehouse_.mark_deleted(table.name, ptrs, stamp);
+  std::vector<char> deleted(ptrs.size(), 0);
+  size_t n = warehouse_.mark_deleted(table.name, ptrs, stamp, scope, deleted);
+  if (k.children.empty() || n == 0) return n;
   // A deleted parent has no items: they are marked deleted with it (and come back with it).
-  std::vector<int64_t> none(ptrs.size(), 0);
-  for (const auto& c : k.children) warehouse_.mark_deleted_items(c.table, ptrs, none, stamp);
+  std::vector<const Value*> parents;
+  for (size_t i = 0; i < ptrs.size(); ++i)
+    if (deleted[i]) parents.push_back(ptrs[i]);
+  std::vector<int64_t> none(parents.size(), 0);
+  for (const auto& c : k.children) warehouse_.mark_deleted_items(c.table, parents, none, stamp);
+  return n;
 }
 
 }  // namespace cascade

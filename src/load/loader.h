@@ -53,6 +53,14 @@ struct TableSpec {
   Contract contract = Contract::Evolve;
 };
 
+// A row image to write, with its content hash and the listing it came from (RowWrite).
+struct LoadRow {
+  const Value* row = nullptr;
+  uint64_t hash = 0;
+  uint64_t scope = 0;
+  bool known = false;
+};
+
 class Loader {
  public:
   explicit Loader(Warehouse& warehouse) : warehouse_(warehouse) {}
@@ -61,14 +69,19 @@ class Loader {
   // its effective field when the table names one and the row holds it as text, else from the
   // stamp's time, and replaces their items in child tables. Adds missing columns and child
   // tables first (as the contract allows), typed from the first non-null value seen; null
-  // fields that are not columns yet are skipped. Returns how many values the discard contract
-  // dropped.
+  // fields that are not columns yet are skipped. Each row's hash makes its write
+  // compare-and-set (RowWrite); `outcomes`, when not empty, receives what each write did. Only
+  // rows that changed rewrite their items. Returns how many values the discard contract dropped.
+  size_t upsert(const TableSpec& table, std::span<const LoadRow> rows, const WriteStamp& stamp,
+                std::span<WriteOutcome> outcomes);
+  // The same for rows without hash or scope: every row is a new version.
   size_t upsert(const TableSpec& table, std::span<const Value* const> rows,
                 const WriteStamp& stamp = {});
-  // Marks rows deleted (soft), and their items in child tables; each entry is an object holding
-  // the key columns.
-  void mark_deleted(const TableSpec& table, std::span<const Value* const> keys,
-                    const WriteStamp& stamp = {});
+  // Marks rows deleted (soft), and the items in child tables of those it marked; each entry is
+  // an object holding the key columns. With `scope`, only rows that listing wrote last. Returns
+  // how many were marked.
+  size_t mark_deleted(const TableSpec& table, std::span<const Value* const> keys,
+                      const WriteStamp& stamp = {}, std::optional<uint64_t> scope = {});
 
   // Why `row` cannot go into the table as it stands, or "" if it can: a key column whose value
   // has another type than the column (an id sent as "3972" where ids are integers would make a

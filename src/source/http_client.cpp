@@ -88,6 +88,49 @@ bool retryable_transport(CURLcode code) {
   }
 }
 
+// scheme://host:port of a URL, the scheme and host lower-cased and the port explicit: the unit
+// credentials are confined to. Empty if the URL does not parse.
+std::string origin_of(const std::string& url) {
+  CURLU* u = curl_url();
+  if (!u) return {};
+  std::string out;
+  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
+    char* scheme = nullptr;
+    char* host = nullptr;
+    char* port = nullptr;
+    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    curl_url_get(u, CURLUPART_HOST, &host, 0);
+    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+    out = std::string(scheme ? scheme : "") + "://" + (host ? host : "") + ":" + (port ? port : "");
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+  }
+  curl_url_cleanup(u);
+  return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// Headers that say nothing about who sends the request: the only ones a redirect carries to
+// another host.
+bool harmless_header(std::string_view name) {
+  return iequals(name, "accept") || iequals(name, "accept-language") ||
+         iequals(name, "content-type");
+}
+
+bool retry_status(const HttpRequest& q, int status) {
+  for (const auto& rule : q.status_retry)
+    if (status >= rule.lo && status <= rule.hi) return rule.retry;
+  return is_retryable_status(status);
+}
+
 void init_curl_once() {
   static std::once_flag once;
   static CURLcode rc = CURLE_OK;
@@ -105,6 +148,13 @@ struct HttpClient::Loop {
     std::string url_for_errors;
     curl_slist* headers = nullptr;
     TimePoint submitted;
+    std::string origin;      // of the first URL: credentials go there only
+    bool foreign = false;    // a redirect led to another origin
+    int hops = 0;            // redirects followed
+    int free_tries = 0;      // tries not counted in retry.attempts (hops, the post-401 one)
+    bool refreshed = false;  // had its token refreshed after a 401 already
+    uint64_t token_gen = 0;  // the OAuth2 token generation its last try carried
+    bool internal = false;   // the OAuth2 token request itself
     bool too_large = false;
     size_t max_body = 0;
     char errbuf[CURL_ERROR_SIZE] = {};
@@ -126,16 +176,28 @@ struct HttpClient::Loop {
   TimePoint vendor_blocked{};  // guarded by mu; the loop's own copy is vendor_pause
   TimePoint refusing_since{};  // guarded by mu; zero while the vendor answers
   std::atomic<size_t> in_flight{0};
-  std::atomic<uint64_t> requests{0}, retries{0}, throttled{0}, transport_errors{0}, bytes{0};
+  std::atomic<uint64_t> requests{0}, retries{0}, throttled{0}, transport_errors{0}, bytes{0},
+      tokens{0}, redirects{0};
 
   // Loop thread only.
   std::deque<JobPtr> ready;                 // due now, waiting for a slot and a token
   std::multimap<TimePoint, JobPtr> timers;  // backoffs
   std::unordered_map<CURL*, JobPtr> active;
   std::vector<CURL*> idle_easy;
-  TimePoint vendor_pause{};  // no try starts before this: the vendor asked for the wait
+  TimePoint vendor_pause{};          // no try starts before this: the vendor asked for the wait
+  std::vector<std::string> secrets;  // of opt.auth: masked out of every error
+
+  // OAuth2 (loop thread only).
+  std::string token;
+  uint64_t token_gen = 0;        // raised with each token received
+  TimePoint token_refresh_at{};  // fetch the next one from then on
+  TimePoint token_expires_at{};  // no request leaves with it from then on
+  TimePoint token_retry_at{};    // a failed early refresh is not tried again before this
+  bool token_fetching = false;
+  std::deque<JobPtr> token_waiters;  // requests due while no usable token is at hand
 
   Loop(HttpClientOptions o, Clock& c) : opt(std::move(o)), clock(c) {
+    if (opt.auth) secrets = opt.auth->secrets();
     opt.max_connections = std::max(1, opt.max_connections);
     opt.retry.attempts = std::max(1, opt.retry.attempts);
     multi = curl_multi_init();
@@ -205,7 +267,8 @@ struct HttpClient::Loop {
       return;
     }
     const HttpRequest& q = job->request;
-    curl_easy_setopt(e, CURLOPT_URL, q.url.c_str());
+    std::string url = prepare_try(*job);
+    curl_easy_setopt(e, CURLOPT_URL, url.c_str());
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
@@ -221,6 +284,11 @@ struct HttpClient::Loop {
     } else {
       curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, q.method.c_str());
     }
+    if (!q.body.empty() && q.method != "GET" && q.method != "HEAD") {
+      // Not copied: the job, and so the body, outlives the transfer.
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(q.body.size()));
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, q.body.data());
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, job->headers);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Loop::on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, job.get());
@@ -235,6 +303,39 @@ struct HttpClient::Loop {
       return;
     }
     active.emplace(e, std::move(job));
+  }
+
+  bool oauth() const {
+    return opt.auth && opt.auth->kind == AuthSpec::Kind::OAuth2ClientCredentials;
+  }
+
+  // The URL of the job's next try and its header list, with the credential added when the try
+  // goes to the request's own origin: redirects to another host carry none.
+  std::string prepare_try(Job& job) {
+    const HttpRequest& q = job.request;
+    std::string url = q.url;
+    bool with_auth = opt.auth && !job.internal && !job.foreign;
+    std::string auth_name = with_auth ? auth_header_name(*opt.auth) : std::string();
+    curl_slist_free_all(job.headers);
+    job.headers = nullptr;
+    auto add = [&](const std::string& line) {
+      if (curl_slist* next = curl_slist_append(job.headers, line.c_str())) job.headers = next;
+    };
+    for (const auto& [name, value] : q.headers) {
+      if (job.foreign && !harmless_header(name)) continue;
+      if (!auth_name.empty() && iequals(name, auth_name)) continue;  // the credential wins
+      add(name + ": " + value);
+    }
+    if (with_auth) {
+      if (!auth_name.empty())
+        add(auth_name + ": " + auth_header_value(*opt.auth, token));
+      else if (opt.auth->kind == AuthSpec::Kind::ApiKey && opt.auth->in_query)
+        url = add_query_param(url, opt.auth->name, opt.auth->api_key);
+    }
+    // curl would otherwise wait for a 100 Continue before sending bodies over 1 KiB.
+    if (!q.body.empty()) add("Expect:");
+    job.token_gen = token_gen;
+    return url;
   }
 
   // The error text of a failed try: method, safe URL, curl's words; never a header value.
@@ -254,7 +355,7 @@ struct HttpClient::Loop {
       for (size_t p; (p = msg.find(value)) != std::string::npos;)
         msg.replace(p, value.size(), "***");
     }
-    return msg;
+    return mask_secrets(std::move(msg), secrets);
   }
 
   void finish(CURL* e, CURLcode code) {
@@ -265,6 +366,14 @@ struct HttpClient::Loop {
     curl_multi_remove_handle(multi, e);
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    // Where a redirect leads, resolved against the request's URL by curl (which follows none).
+    std::string redirect_to;
+    if (code == CURLE_OK &&
+        (status == 301 || status == 302 || status == 303 || status == 307 || status == 308)) {
+      char* target = nullptr;
+      curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &target);
+      if (target) redirect_to = target;
+    }
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, nullptr);
     idle_easy.push_back(e);
 
@@ -291,7 +400,20 @@ struct HttpClient::Loop {
     } else {
       r.status = static_cast<int>(status);
       bytes += r.body.size();
-      retry = is_retryable_status(r.status);
+      if (!redirect_to.empty() && opt.max_redirects > 0) {
+        redirect(std::move(job), redirect_to);
+        return;
+      }
+      if (r.status == 401 && oauth() && !job->internal && !job->foreign && !job->refreshed) {
+        // The token lapsed early or was revoked: a fresh one, and this request once more.
+        job->refreshed = true;
+        job->free_tries++;
+        if (job->token_gen == token_gen) token.clear();
+        retries++;
+        ready.push_back(std::move(job));
+        return;
+      }
+      retry = retry_status(job->request, r.status);
       if (opt.limiter) {
         if (r.status == 429)
           opt.limiter->on_throttled();
@@ -325,12 +447,114 @@ struct HttpClient::Loop {
         delay = std::max(delay, *wait);
       }
     }
-    if (retry && r.attempts < opt.retry.attempts) {
+    if (retry && r.attempts - job->free_tries < opt.retry.attempts) {
       retries++;
       timers.emplace(now + delay, std::move(job));
       return;
     }
     complete(std::move(job));
+  }
+
+  // Follows one redirect as a browser does: 303 (and 301/302 after a POST) become a GET without
+  // a body, 307/308 repeat the request as it was. The next hop waits for the limiter like any try.
+  void redirect(JobPtr job, const std::string& target) {
+    HttpResponse& r = job->response;
+    HttpRequest& q = job->request;
+    if (job->hops >= opt.max_redirects) {
+      r.error = q.method + " " + job->url_for_errors + ": more than " +
+                std::to_string(opt.max_redirects) + " redirects (the last to " + safe_url(target) +
+                ")";
+      r.permanent = true;
+      complete(std::move(job));
+      return;
+    }
+    if (!(target.starts_with("http://") || target.starts_with("https://"))) {
+      r.error = q.method + " " + job->url_for_errors + ": redirected to a URL that is not http(s)";
+      r.permanent = true;
+      complete(std::move(job));
+      return;
+    }
+    int status = r.status;
+    if ((status == 303 && q.method != "HEAD") ||
+        ((status == 301 || status == 302) && q.method == "POST")) {
+      q.method = "GET";
+      q.body.clear();
+      std::erase_if(q.headers, [](const auto& h) { return iequals(h.first, "content-type"); });
+    }
+    q.url = target;
+    job->url_for_errors = safe_url(target);
+    job->foreign = job->foreign || origin_of(target) != job->origin;
+    job->hops++;
+    job->free_tries++;
+    redirects++;
+    ready.push_back(std::move(job));
+  }
+
+  // The token request, sent ahead of everything waiting; its answer releases the waiters.
+  void fetch_token() {
+    token_fetching = true;
+    auto job = std::make_unique<Job>();
+    job->internal = true;
+    job->request.method = "POST";
+    job->request.url = opt.auth->access_token_url;
+    job->request.headers = token_request_headers(*opt.auth);
+    job->request.body = token_request_body(*opt.auth);
+    job->url_for_errors = safe_url(job->request.url);
+    job->origin = origin_of(job->request.url);
+    job->submitted = clock.now();
+    job->done = [this](HttpResponse&& r) { on_token(std::move(r)); };
+    in_flight++;
+    ready.push_front(std::move(job));
+  }
+
+  void on_token(HttpResponse&& r) {
+    token_fetching = false;
+    std::string why;
+    bool permanent = false;
+    if (r.status >= 200 && r.status < 300) {
+      try {
+        OAuthToken t = parse_token_response(r.body);
+        token = std::move(t.access_token);
+        ++token_gen;
+        tokens++;
+        // However short a life the server grants, tokens are not fetched in a tight loop: one
+        // said to live under a second is used for a second (and a 401 refreshes it).
+        Duration life = std::max<Duration>(
+            t.expires_in.value_or(opt.auth->default_token_expiration), std::chrono::seconds(1));
+        TimePoint now = clock.now();
+        token_refresh_at = now + token_refresh_after(life);
+        token_expires_at = now + life;
+        while (!token_waiters.empty()) {
+          ready.push_front(std::move(token_waiters.back()));
+          token_waiters.pop_back();
+        }
+        return;
+      } catch (const std::exception& ex) {
+        why = ex.what();
+        permanent = true;
+      }
+    } else if (r.error == "cancelled") {
+      why = "cancelled";
+    } else if (!r.error.empty()) {
+      why = r.error;
+      permanent = r.permanent;
+    } else {
+      why = "HTTP " + std::to_string(r.status);
+      permanent = !is_retryable_status(r.status);
+    }
+    token_retry_at = clock.now() + std::chrono::seconds(1);
+    std::string error = why == "cancelled"
+                            ? why
+                            : mask_secrets("cannot get an OAuth2 access token from " +
+                                               safe_url(opt.auth->access_token_url) + ": " + why,
+                                           secrets);
+    std::deque<JobPtr> waiting;
+    waiting.swap(token_waiters);
+    for (auto& j : waiting) {
+      j->response.error = error;
+      j->response.permanent = permanent;
+      complete(std::move(j));
+    }
   }
 
   // RateLimit-Remaining / X-RateLimit-Remaining of 0 means the vendor's window is spent: the
@@ -414,6 +638,24 @@ struct HttpClient::Loop {
         timers.erase(timers.begin());
       }
 
+      if (oauth()) {
+        // No request leaves without a token that is still good: they wait for the one being
+        // fetched. Near its end the next one is fetched while the current one is still used.
+        bool usable = !token.empty() && now < token_expires_at;
+        if (!usable) {
+          for (auto it = ready.begin(); it != ready.end();) {
+            if ((*it)->internal || (*it)->foreign) {
+              ++it;
+            } else {
+              token_waiters.push_back(std::move(*it));
+              it = ready.erase(it);
+            }
+          }
+        }
+        bool early = usable && now >= token_refresh_at && now >= token_retry_at && !ready.empty();
+        if (!token_fetching && (!token_waiters.empty() || early)) fetch_token();
+      }
+
       std::optional<TimePoint> token_at;
       std::optional<TimePoint> quota_at;
       while (!ready.empty() && active.size() < static_cast<size_t>(opt.max_connections) &&
@@ -489,6 +731,8 @@ struct HttpClient::Loop {
     timers.clear();
     for (auto& j : ready) rest.push_back(std::move(j));
     ready.clear();
+    for (auto& j : token_waiters) rest.push_back(std::move(j));
+    token_waiters.clear();
     {
       std::lock_guard lock(mu);
       for (auto& j : incoming) rest.push_back(std::move(j));
@@ -516,11 +760,7 @@ HttpClient::~HttpClient() {
 void HttpClient::submit(HttpRequest request, std::function<void(HttpResponse&&)> done) {
   auto job = std::make_unique<Loop::Job>();
   job->url_for_errors = safe_url(request.url);
-  for (const auto& [name, value] : request.headers) {
-    std::string line = name + ": " + value;
-    curl_slist* next = curl_slist_append(job->headers, line.c_str());
-    if (next) job->headers = next;
-  }
+  job->origin = origin_of(request.url);
   job->request = std::move(request);
   job->done = std::move(done);
   job->submitted = loop_->clock.now();
@@ -574,6 +814,8 @@ HttpClient::Stats HttpClient::stats() const {
   s.throttled = loop_->throttled.load();
   s.transport_errors = loop_->transport_errors.load();
   s.bytes = loop_->bytes.load();
+  s.tokens = loop_->tokens.load();
+  s.redirects = loop_->redirects.load();
   return s;
 }
 

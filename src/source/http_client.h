@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "source/auth.h"
 #include "source/quota.h"
 #include "source/rate_limiter.h"
 #include "source/retry.h"
@@ -30,21 +31,35 @@ inline constexpr size_t kHttpBodyPadding = 64;
 struct HttpRequest {
   std::string method = "GET";
   std::string url;
-  // Sent as given; values may be secrets and never appear in errors.
+  // Sent as given to the request's own host; values may be secrets and never appear in errors.
+  // A redirect to another host keeps only Accept, Accept-Language and Content-Type.
   std::vector<std::pair<std::string, std::string>> headers;
+  // Sent when not empty (give a Content-Type header with it); dropped when a redirect turns the
+  // request into a GET (303, or 301/302 after a POST).
+  std::string body{};
   size_t quota_class = 0;  // whose reserved share of the quota it draws on (the stage)
+  // Statuses lo..hi whose retrying differs from the default (408, 429 and 5xx are retried,
+  // nothing else is): the first rule that matches decides.
+  struct StatusRetry {
+    int lo = 0, hi = 0;
+    bool retry = false;
+  };
+  std::vector<StatusRetry> status_retry{};
 };
 
 struct HttpResponse {
   int status = 0;  // 0 when no (complete) HTTP response was received; then `error` says why
   // Capacity is at least size() + kHttpBodyPadding.
-  std::string body;
+  std::string body{};
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, values trimmed
   // Transport error (timeout, refused, reset, body too large, cancelled...), naming the method
   // and the URL's scheme://host[:port]/path only; empty if a response arrived. When non-empty,
   // status is 0 and body/headers are empty.
   std::string error;
-  int attempts = 0;   // tries made, first included
+  // With `error`: trying again cannot help (the token endpoint refused the client's credentials,
+  // too many redirects, a redirect to another scheme).
+  bool permanent = false;
+  int attempts = 0;   // tries made, first included (each redirect hop is a try)
   int throttled = 0;  // 429s seen across the tries
   // Tries the vendor turned away for its own limits: every 429, and each 503 that said when to
   // come back. When it equals `attempts`, the request never failed on its merits.
@@ -70,6 +85,18 @@ struct HttpClientOptions {
   QuotaLedger* quota = nullptr;    // not owned; must outlive the client; null = no budget
   std::string user_agent = "cascade/0.1";
   size_t max_body_bytes = size_t{256} << 20;  // larger (decoded) bodies fail, not retried
+  // Credentials added to every try of every request to the host of the request's URL, never to
+  // another host a redirect leads to. Not owned; must outlive the client; null = none. With
+  // oauth2_client_credentials the client fetches the token itself (a request paced like any
+  // other), keeps it, fetches the next one a tenth of its lifetime before it expires (requests
+  // go on with the current one meanwhile; they wait only while no token is good), and on a
+  // 401 fetches a new one and tries that request once more, a try not counted in
+  // retry.attempts. A refused token request completes the requests waiting for it with a
+  // `permanent` error.
+  const AuthSpec* auth = nullptr;
+  // Redirects (301, 302, 303, 307, 308 with a Location) followed per request, each hop a try paced
+  // by the limiter and not counted in retry.attempts; one more is an error. 0 = none followed.
+  int max_redirects = 5;
 };
 
 class HttpClient {
@@ -88,8 +115,9 @@ class HttpClient {
   // takes requests again (see HttpResponse::retry_at) pauses every request of the client until
   // then, and limiter->pause_until() so every user of the limiter slows down; it delays the
   // retry, and if it exceeds retry.max the response is returned at once instead of waiting.
-  // 3xx are not followed. `done` may submit further requests. Submitting during destruction
-  // completes the request at once with error "cancelled".
+  // Redirects are followed as HttpClientOptions::max_redirects says. `done` may submit further
+  // requests. Submitting during destruction completes the request at once with error
+  // "cancelled".
   void submit(HttpRequest request, std::function<void(HttpResponse&&)> done);
 
   // Completes every request submitted so far with error "cancelled" (soon, on the loop thread);
@@ -116,7 +144,9 @@ class HttpClient {
     uint64_t retries = 0;
     uint64_t throttled = 0;  // 429s received
     uint64_t transport_errors = 0;
-    uint64_t bytes = 0;  // response body bytes received (decoded)
+    uint64_t bytes = 0;      // response body bytes received (decoded)
+    uint64_t tokens = 0;     // OAuth2 access tokens received
+    uint64_t redirects = 0;  // redirect hops followed
   };
   Stats stats() const;
 

@@ -9,8 +9,6 @@
 #include <utility>
 #include <vector>
 
-#include "core/clock.h"
-
 namespace cascade {
 
 inline constexpr std::string_view kChangeLogView = "cascade_change_log";
@@ -18,32 +16,35 @@ inline constexpr std::string_view kChangeLogView = "cascade_change_log";
 enum class ChangeKind : uint8_t { New = 1, Changed = 2, Gone = 3 };
 const char* change_kind_name(ChangeKind k);
 
+// One entry of the change log: a new version of a row (insert: its first; update: a later one,
+// a revival after a delete included) or its soft deletion.
 struct Change {
-  int64_t seq = 0;  // assigned by append, increasing
-  std::string stage;
+  int64_t seq = 0;  // commit-ordered: a later commit never has a smaller seq
+  std::string table;
   ChangeKind kind = ChangeKind::New;
-  std::string key;    // as in Staging
-  std::string image;  // canonical JSON object of the row; for Gone, the key fields only
+  std::string key;    // JSON array of the key values, in key order
+  std::string image;  // JSON object of the row's columns; for Gone, the key columns only
   int64_t run_id = 0;
-  TimePoint at;
+  std::string at;  // ISO 8601 UTC, when the change was observed
 };
 
+// The change log is written by the writes themselves (Warehouse::upsert, mark_deleted): every
+// new version and every deletion takes the next sequence number in the same unit of work, so a
+// reader that follows seq never skips a committed change. Not thread-safe.
 class ChangeLog {
  public:
   virtual ~ChangeLog() = default;
-  // Appends changes in order, setting each one's seq.
-  virtual void append(std::span<Change> changes) = 0;
   // Up to `limit` changes with seq > after, in seq order.
   virtual std::vector<Change> read(int64_t after, size_t limit) = 0;
-  // Number of changes of a stage (all stages when empty) with run_id == run (any run when 0).
-  virtual int64_t count(std::string_view stage = {}, int64_t run = 0) = 0;
-  // The highest seq appended so far (0 if none).
+  // Number of changes of a table (all tables when empty) with run_id == run (any run when 0).
+  virtual int64_t count(std::string_view table = {}, int64_t run = 0) = 0;
+  // The highest seq written so far (0 if none).
   virtual int64_t last_seq() = 0;
 
   // (Re)defines kChangeLogView, the change log as analysts read it: seq, table_name, key,
   // operation ('insert', 'update' or 'delete'), image (JSON text), run_id and at (ISO 8601 UTC
-  // text), in seq order, which is commit order. `tables` maps each stage to its table.
-  virtual void define_view(std::span<const std::pair<std::string, std::string>> tables) = 0;
+  // text), in seq order, which is commit order.
+  virtual void define_view() = 0;
 };
 
 }  // namespace cascade

@@ -22,18 +22,6 @@ bool is_reserved_table_name(std::string_view name) {
   return starts_with_nocase(name, kOwnTablePrefix) || starts_with_nocase(name, "sqlite_");
 }
 
-std::string staging_table_name(std::string_view stage) {
-  return std::string(kOwnTablePrefix) + "staging_" + std::string(stage);
-}
-
-std::string staging_index_name(std::string_view stage) {
-  return staging_table_name(stage) + "_scope";
-}
-
-std::vector<std::string> stage_object_names(std::string_view stage) {
-  return {staging_table_name(stage), staging_index_name(stage)};
-}
-
 const char* change_kind_name(ChangeKind k) {
   switch (k) {
     case ChangeKind::New:
@@ -74,6 +62,10 @@ ColumnType column_type_from_name(std::string_view name) {
 }  // namespace cascade
 
 namespace cascade {
+
+std::string past_table_name(std::string_view table) {
+  return std::string(kOwnTablePrefix) + "past_" + std::string(table);
+}
 
 std::string history_table_name(std::string_view table) {
   return std::string(table) + "_history";

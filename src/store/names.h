@@ -18,15 +18,10 @@ inline constexpr std::string_view kOwnTablePrefix = "cascade_";
 // (`sqlite_...`). Compared ASCII case-insensitively, as SQLite compares identifiers.
 bool is_reserved_table_name(std::string_view name);
 
-// The staging table of stage `stage`, and the index on its scope column.
-std::string staging_table_name(std::string_view stage);
-std::string staging_index_name(std::string_view stage);
-
-// The history table beside warehouse table `table` (`sales` -> `sales_history`).
+// The history beside warehouse table `table` (`sales` -> `sales_history`): a view of every
+// version, the past ones (past_table_name()) and the current one (the table's own row).
 std::string history_table_name(std::string_view table);
-
-// Every table and index the store creates for stage `stage` (all reserved names). Two stages
-// whose lists share a name, compared case-insensitively, would share storage.
-std::vector<std::string> stage_object_names(std::string_view stage);
+// The table holding the past versions of warehouse table `table` (`cascade_past_sales`).
+std::string past_table_name(std::string_view table);
 
 }  // namespace cascade

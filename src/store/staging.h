@@ -1,6 +1,8 @@
-// Staging: the last known (key, hash) of every record of every stage, grouped by the scope
-// (request) that produced it, so a re-sync can tell new, changed, unchanged and gone records
-// apart. It is the DynamoDB table of the AWS design. Not thread-safe.
+// Staging: what each listing (the response of one request, its scope) produced last time: the
+// keys with their content hashes, so that a re-sync tells new, changed, unchanged and gone
+// records apart without reading the rows. It is the DynamoDB table of the AWS design; on SQLite
+// the hashes live in the warehouse rows themselves (RowWrite::hash) and a listing is one record
+// of its keys and hashes, written only when the listing changed. Not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +10,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace cascade {
@@ -36,42 +37,16 @@ class Staging {
   // Declares a stage (idempotent).
   virtual void create_stage(std::string_view stage) = 0;
 
-  // Live rows last written under `scope`, appended to `out`.
+  // The rows the listing of `scope` produced when it was last recorded, appended to `out` in
+  // key order (byte order of the key text); nothing for a listing never recorded.
   virtual void scope_rows(std::string_view stage, uint64_t scope, std::vector<StagedRow>& out) = 0;
 
-  // Hashes of live rows with the given keys, whatever their scope; missing keys are left out.
-  virtual void get_hashes(std::string_view stage, std::span<const std::string_view> keys,
-                          std::unordered_map<std::string, uint64_t>& out) = 0;
+  // Records what the listing of `scope` produced now (any order; keys unique), replacing the
+  // earlier record; an empty listing removes it. Part of the caller's unit of work.
+  virtual void set_scope_rows(std::string_view stage, uint64_t scope,
+                              std::span<const StagedRef> rows) = 0;
 
-  // Inserts or replaces rows (live again if they were gone), under `scope`.
-  virtual void upsert(std::string_view stage, uint64_t scope, std::span<const StagedRef> rows) = 0;
-
-  // Conveniences over the two calls above for callers that own their keys.
-  void get_hashes(std::string_view stage, const std::vector<std::string>& keys,
-                  std::unordered_map<std::string, uint64_t>& out) {
-    std::vector<std::string_view> views(keys.begin(), keys.end());
-    get_hashes(stage, std::span<const std::string_view>(views), out);
-  }
-  void upsert(std::string_view stage, uint64_t scope, const std::vector<StagedRow>& rows) {
-    std::vector<StagedRef> refs;
-    refs.reserve(rows.size());
-    for (const auto& r : rows) refs.push_back({r.key, r.hash});
-    upsert(stage, scope, std::span<const StagedRef>(refs));
-  }
-
-  void mark_gone(std::string_view stage, const std::vector<std::string>& keys) {
-    std::vector<std::string_view> views(keys.begin(), keys.end());
-    mark_gone(stage, std::span<const std::string_view>(views));
-  }
-
-  // Marks rows gone: they no longer count as live until upserted again.
-  virtual void mark_gone(std::string_view stage, std::span<const std::string_view> keys) = 0;
-
-  // Number of live rows of the stage.
-  virtual int64_t count(std::string_view stage) = 0;
-
-  // Every scope of the stage that holds a row, live or gone, appended to `out` (in no order):
-  // what the scope index alone can answer, without reading the rows.
+  // Every scope of the stage with a recorded listing, appended to `out` (in no order).
   virtual void scopes(std::string_view stage, std::vector<uint64_t>& out) = 0;
 
   // Deletions held for confirmation: per scope, a fingerprint of the listing that would have

@@ -71,21 +71,43 @@ struct WriteStamp {
 // date it claims (empty: none). A version is valid from its claim when it is the first of its key
 // or its claim differs from the previous version's (the change the date describes, a transfer),
 // else from the stamp's time (a change the date does not describe, a new salary).
+//
+// `hash` makes the write compare-and-set: a row whose stored hash equals it (and is not deleted)
+// is left alone and reported Unchanged, so a replayed write changes nothing. 0 means no hash:
+// every write is a new version. `scope` records the listing that wrote the row (0: none), which
+// mark_deleted() can require. `known` says the caller saw the key before (in its listing), so the
+// row is looked up first instead of inserted first.
 struct RowWrite {
   const Value* row = nullptr;
   std::string_view valid_from;
+  uint64_t hash = 0;
+  uint64_t scope = 0;
+  bool known = false;
 };
 
-// The metadata columns every current table carries, after its field columns.
+// What a write did to its row: nothing (same hash), a first version, a next version of a live
+// row, or a next version of a row that was deleted.
+enum class WriteOutcome : uint8_t { Unchanged, Inserted, Updated, Revived };
+
+// The metadata columns every current table carries, after its key columns.
 inline constexpr std::string_view kFirstSeenColumn = "_first_seen";      // first written
 inline constexpr std::string_view kLastChangedColumn = "_last_changed";  // last new version
 inline constexpr std::string_view kVersionColumn = "_version";           // 1, 2, ... per key
 inline constexpr std::string_view kRunIdColumn = "_run_id";              // run of the last write
 inline constexpr std::string_view kDeletedAtColumn = "_deleted_at";      // NULL while listed
-// The columns a history table (history_table_name()) adds to the field columns.
+// The current version's start when it is not `_last_changed` (a claimed effective date), its
+// claim, the change-log sequence number of its write, the content hash and the listing (scope)
+// that wrote it: what compare-and-set writes and deletion detection need, kept in the row itself
+// so that a new record costs one insert.
 inline constexpr std::string_view kValidFromColumn = "_valid_from";
-inline constexpr std::string_view kValidToColumn = "_valid_to";     // NULL: the current version
 inline constexpr std::string_view kEffectiveColumn = "_effective";  // the row's claimed date
+inline constexpr std::string_view kSeqColumn = "_seq";
+inline constexpr std::string_view kHashColumn = "_hash";
+inline constexpr std::string_view kScopeColumn = "_scope";
+// The columns a history (history_table_name()) adds to the field columns, besides `_version`,
+// `_valid_from`, `_effective`, `_run_id` (the run that wrote the version) and `_seq`.
+inline constexpr std::string_view kValidToColumn = "_valid_to";      // NULL: the current version
+inline constexpr std::string_view kChangedAtColumn = "_changed_at";  // when it was written
 
 struct QueryResult {
   std::vector<std::string> columns;
@@ -132,10 +154,10 @@ class Warehouse {
   virtual std::vector<Column> catalog(std::string_view table) = 0;
 
   // Creates a table whose primary key is `key` (idempotent when it exists), recording its key
-  // columns in the catalog, with the metadata columns, and its history table
+  // columns in the catalog, with the metadata columns, its past versions' table and its history
   // (history_table_name(): the field columns, `_version`, `_valid_from`, `_valid_to`,
-  // `_run_id`, keyed by the key columns and `_version`). A table made by an earlier version of
-  // cascade gains the metadata columns and the history table here.
+  // `_effective`, `_run_id`, `_seq`, `_changed_at`, one row per version), and includes it in the
+  // change log. A table made by an earlier version of cascade gains all of these here.
   virtual void create_table(std::string_view table, std::span<const Column> key) = 0;
 
   // Adds columns to an existing table and its history (schema evolution; existing rows get
@@ -143,22 +165,33 @@ class Warehouse {
   // the catalog entry, which is how further fields join the overflow column.
   virtual void add_columns(std::string_view table, std::span<const Column> columns) = 0;
 
-  // Writes a new version of each row: inserted (version 1, first seen now) or updated in place
-  // (version + 1, undeleted), and appended to the history (with its claim in `_effective`),
-  // whose previous open version of the key is closed at this one's valid_from (never before
-  // its own start). Each row is an object
-  // holding every key column; fields that are not columns of the table are an error (add them
-  // first); absent columns become NULL. Every value is stored exactly: numbers as the column
-  // can hold them without rounding, Decimals and numbers in text columns as their decimal text.
-  // Callers write a row only when it changed: an unchanged row written again is a new version.
+  // Writes each row whose content changed as a new version: inserted (version 1, first seen
+  // now), or updated in place (version + 1, undeleted) with its previous version moved to the
+  // history, closed at this one's valid_from (never before its own start). A row whose stored
+  // hash equals its RowWrite::hash is left alone (compare-and-set). Each row is an object holding
+  // every key column; fields that are not columns of the table are an error (add them first);
+  // absent columns become NULL. Every value is stored exactly: numbers as the column can hold
+  // them without rounding, Decimals and numbers in text columns as their decimal text. Every new
+  // version gets the next change-log sequence number. `outcomes`, when not empty, receives what
+  // happened to each row (it must be as long as `rows`).
   virtual void upsert(std::string_view table, std::span<const RowWrite> rows,
-                      const WriteStamp& stamp) = 0;
+                      const WriteStamp& stamp, std::span<WriteOutcome> outcomes) = 0;
+  void upsert(std::string_view table, std::span<const RowWrite> rows, const WriteStamp& stamp) {
+    upsert(table, rows, stamp, {});
+  }
 
-  // Marks rows deleted (soft: `_deleted_at` = the stamp's time) and closes their open history
-  // version there; nothing is ever removed. Each entry is an object holding the key columns; a
-  // key that is not in the table, or deleted already, is left alone.
-  virtual void mark_deleted(std::string_view table, std::span<const Value* const> keys,
-                            const WriteStamp& stamp) = 0;
+  // Marks rows deleted (soft: `_deleted_at` = the stamp's time), closes their current version
+  // in the history there and appends a delete to the change log; nothing is ever removed. Each
+  // entry is an object holding the key columns. A key that is not in the table, deleted already,
+  // or (with `scope`) last written by another listing is left alone. `deleted`, when not empty,
+  // says which keys were marked (it must be as long as `keys`). Returns how many were.
+  virtual size_t mark_deleted(std::string_view table, std::span<const Value* const> keys,
+                              const WriteStamp& stamp, std::optional<uint64_t> scope,
+                              std::span<char> deleted) = 0;
+  size_t mark_deleted(std::string_view table, std::span<const Value* const> keys,
+                      const WriteStamp& stamp) {
+    return mark_deleted(table, keys, stamp, std::nullopt, {});
+  }
 
   // Marks deleted (as mark_deleted() does) the rows of a child table whose key starts with a
   // parent's key and whose last key column (the item's position) is at least `from`: each

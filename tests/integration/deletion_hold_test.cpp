@@ -138,21 +138,21 @@ struct Fixture {
         .rows[0][0]
         .as_int();
   }
-  // Live staging rows of the branch (staging keys are [employee_id,branch_id]).
+  // Rows of the branch's listing that staging holds live: written by that listing (its scope)
+  // and not deleted.
   int64_t staged(int branch) const {
     std::string b = std::to_string(branch);
     return query_db(db,
-                    "SELECT count(*) FROM cascade_staging_salespersons WHERE gone = 0 AND "
-                    "(key LIKE '%," +
-                        b + "]' OR key LIKE '%,\"" + b + "\"]')")
+                    "SELECT count(*) FROM salespersons WHERE _deleted_at IS NULL AND _scope = "
+                    "(SELECT _scope FROM salespersons WHERE branch_id = " +
+                        b + " LIMIT 1)")
         .rows[0][0]
         .as_int();
   }
   int64_t gone_changes() const {
     return query_db(db,
-                    "SELECT count(*) FROM cascade_changes WHERE stage = 'salespersons' AND "
-                    "kind = " +
-                        std::to_string(static_cast<int>(ChangeKind::Gone)))
+                    "SELECT count(*) FROM cascade_change_log WHERE table_name = 'salespersons' "
+                    "AND operation = 'delete'")
         .rows[0][0]
         .as_int();
   }

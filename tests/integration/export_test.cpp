@@ -170,8 +170,8 @@ TEST(Export, CsvAndJsonLinesHoldEveryValueAsStored) {
   }
   // Quoting as RFC 4180 spells it; NULL is an empty field, the empty text a quoted one. The
   // metadata columns after the key (when and in which run a row was written) are left out here.
-  std::string fields =
-      std::regex_replace(csv, std::regex(R"((^|\n)(\d+),[^,\n]*Z,[^,\n]*Z,1,1,,)"), "$1$2,");
+  std::string fields = std::regex_replace(
+      csv, std::regex(R"((^|\n)(\d+),[^,\n]*Z,[^,\n]*Z,1,1,,,,\d+,-?\d+,-?\d+,)"), "$1$2,");
   EXPECT_NE(fields.find("\n1,12345678901234567890123.45,\"a, \"\"quoted\"\"\nline\",0.1,3,\n"),
             std::string::npos)
       << csv;

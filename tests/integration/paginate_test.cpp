@@ -175,7 +175,9 @@ void expect_warehouse_equals_truth(const std::string& db, const Value& truth) {
 // No change was recorded twice: a never-changing API gives exactly one 'new' per row.
 void expect_no_duplicate_change(const std::string& db) {
   auto dup = query_db(
-      db, "SELECT count(*), count(DISTINCT stage || key), sum(kind <> 1) FROM cascade_changes");
+      db,
+      "SELECT count(*), count(DISTINCT table_name || key), sum(operation <> 'insert') FROM "
+      "cascade_change_log");
   EXPECT_EQ(dup.rows[0][0].as_int(), dup.rows[0][1].as_int()) << "duplicate changes";
   EXPECT_EQ(dup.rows[0][2].as_int(), 0) << "changes other than 'new'";
 }

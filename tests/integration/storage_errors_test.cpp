@@ -156,7 +156,7 @@ TEST(StorageErrors, AMessageTheDatabaseRefusesIsDeadLetteredAloneAndTheRestCommi
   EXPECT_NE(dlq.out.find("bad value refused"), std::string::npos) << dlq.out;
   EXPECT_NE(dlq.out.find("/items?x=2"), std::string::npos) << dlq.out;
   // Its staging did not move either: the same response again is still a change to make.
-  auto changes = query_db(fx.db, "SELECT count(*) FROM cascade_changes");
+  auto changes = query_db(fx.db, "SELECT count(*) FROM cascade_change_log");
   EXPECT_EQ(changes.rows[0][0].as_int(), 3 + 2);
 }
 

@@ -206,12 +206,6 @@ const Broken kBroken[] = {
     // 65 two tables that differ only in case are one SQLite table
     {HEAD ROOT "  b:\n    inputs: { n: [1] }\n    request: /b\n    key: { id: id }\n    table: A\n",
      "8:3", "writes table 'A', which another stage writes too (stage 'a' writes 'a'"},
-    // 66 two stages that differ only in case would share their staging table
-    {HEAD ROOT "  A:\n    inputs: { n: [1] }\n    request: /b\n    key: { id: id }\n    table: b\n",
-     "8:3", "needs cascade's own table or index 'cascade_staging_A', which stage 'a' needs too"},
-    // 67 a stage whose staging table is another stage's staging index
-    {HEAD ROOT "  a_scope:\n    inputs: { n: [1] }\n    request: /b\n    key: { id: id }\n", "8:3",
-     "'cascade_staging_a_scope', which stage 'a' needs too"},
     // 68 deletions share above 1
     {HEAD ROOT "    deletions: { hold_above: 1.5 }\n", "8:30",
      "deletions.hold_above must be a share between 0 and 1"},

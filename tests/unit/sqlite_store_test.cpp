@@ -47,50 +47,69 @@ class SqliteStoreTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
 };
 
-std::unordered_map<std::string, uint64_t> hashes(Staging& s, std::vector<std::string> keys) {
-  std::unordered_map<std::string, uint64_t> out;
-  s.get_hashes("sales", keys, out);
-  return out;
+std::vector<StagedRow> listing_of(Staging& s, std::string_view stage, uint64_t scope) {
+  std::vector<StagedRow> rows;
+  s.scope_rows(stage, scope, rows);
+  return rows;
 }
 
-TEST_F(SqliteStoreTest, StagingScopesHashesGoneAndCount) {
+std::vector<StagedRow> listing(Staging& s, uint64_t scope) {
+  std::vector<StagedRow> rows;
+  s.scope_rows("sales", scope, rows);
+  return rows;
+}
+
+TEST_F(SqliteStoreTest, StagingRecordsEachListingSortedAndReplacesOrDropsIt) {
   st().create_stage("sales");
   st().create_stage("sales");                     // idempotent
   const uint64_t big = 0xF000'0000'0000'0001ull;  // does not fit a signed 64-bit integer
-  std::vector<StagedRow> a{{"[1]", 11}, {"[2]", big}};
-  std::vector<StagedRow> b{{"[3]", 33}};
-  st().upsert("sales", 100, a);
-  st().upsert("sales", 200, b);
-  EXPECT_EQ(st().count("sales"), 3);
+  std::vector<StagedRef> a{{"[2]", big}, {"[1]", 11}, {"[\"odd\\u0000key\"]", 0}};
+  std::vector<StagedRef> b{{"[3]", 33}};
+  st().set_scope_rows("sales", 100, a);
+  st().set_scope_rows("sales", 200, b);
+  EXPECT_TRUE(listing(st(), 300).empty());
 
-  std::vector<StagedRow> rows;
-  st().scope_rows("sales", 100, rows);
-  ASSERT_EQ(rows.size(), 2u);
-  EXPECT_EQ(rows[0].key == "[1]" ? rows[1].hash : rows[0].hash, big);
+  auto rows = listing(st(), 100);
+  ASSERT_EQ(rows.size(), 3u);  // in key order
+  EXPECT_EQ(rows[0].key, "[\"odd\\u0000key\"]");
+  EXPECT_EQ(rows[1].key, "[1]");
+  EXPECT_EQ(rows[1].hash, 11u);
+  EXPECT_EQ(rows[2].key, "[2]");
+  EXPECT_EQ(rows[2].hash, big);
 
-  auto h = hashes(st(), {"[1]", "[2]", "[3]", "[4]"});
-  EXPECT_EQ(h.size(), 3u);
-  EXPECT_EQ(h["[1]"], 11u);
-  EXPECT_EQ(h["[2]"], big);
-  EXPECT_EQ(h.count("[4]"), 0u);
+  std::vector<uint64_t> scopes;
+  st().scopes("sales", scopes);
+  std::sort(scopes.begin(), scopes.end());
+  EXPECT_EQ(scopes, (std::vector<uint64_t>{100, 200}));
 
-  std::vector<std::string> gone{"[1]"};
-  st().mark_gone("sales", gone);
-  EXPECT_EQ(st().count("sales"), 2);
-  EXPECT_EQ(hashes(st(), {"[1]"}).size(), 0u);
-  rows.clear();
-  st().scope_rows("sales", 100, rows);
+  // A new record replaces the old one; an empty listing removes it.
+  std::vector<StagedRef> again{{"[1]", 12}};
+  st().set_scope_rows("sales", 100, again);
+  rows = listing(st(), 100);
   ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0].key, "[2]");
+  EXPECT_EQ(rows[0].hash, 12u);
+  st().set_scope_rows("sales", 200, {});
+  scopes.clear();
+  st().scopes("sales", scopes);
+  EXPECT_EQ(scopes, std::vector<uint64_t>{100});
+  // Another stage's listings are its own.
+  scopes.clear();
+  st().scopes("branches", scopes);
+  EXPECT_TRUE(scopes.empty());
+}
 
-  // Upserting again revives the row, under its new scope and hash.
-  std::vector<StagedRow> again{{"[1]", 12}};
-  st().upsert("sales", 200, again);
-  EXPECT_EQ(st().count("sales"), 3);
-  EXPECT_EQ(hashes(st(), {"[1]"})["[1]"], 12u);
-  rows.clear();
-  st().scope_rows("sales", 200, rows);
-  EXPECT_EQ(rows.size(), 2u);
+TEST_F(SqliteStoreTest, StagingKeepsListingsOfManyKeys) {
+  std::vector<std::string> keys;
+  for (int i = 0; i < 5000; ++i) keys.push_back("[" + std::to_string(i) + "]");
+  std::vector<StagedRef> refs;
+  for (size_t i = 0; i < keys.size(); ++i) refs.push_back({keys[i], uint64_t(i) * 7});
+  st().set_scope_rows("sales", 1, refs);
+  auto rows = listing(st(), 1);
+  ASSERT_EQ(rows.size(), 5000u);
+  std::unordered_map<std::string, uint64_t> got;
+  for (auto& r : rows) got.emplace(r.key, r.hash);
+  EXPECT_EQ(got.size(), 5000u);
+  EXPECT_EQ(got["[999]"], 999u * 7);
 }
 
 TEST_F(SqliteStoreTest, HeldListingsArePerStageAndScopeDurableAndPartOfTheUnitOfWork) {
@@ -121,58 +140,63 @@ TEST_F(SqliteStoreTest, HeldListingsArePerStageAndScopeDurableAndPartOfTheUnitOf
   EXPECT_TRUE(st().held_listing("branches", 7).has_value());
 }
 
-TEST_F(SqliteStoreTest, StagingBatchLookupOfManyKeys) {
-  st().create_stage("sales");
-  std::vector<StagedRow> rows;
-  for (int i = 0; i < 1000; ++i) rows.push_back({"[" + std::to_string(i) + "]", uint64_t(i) * 7});
-  st().upsert("sales", 1, rows);
-  std::vector<std::string> keys;
-  for (int i = 500; i < 1500; ++i) keys.push_back("[" + std::to_string(i) + "]");
-  std::unordered_map<std::string, uint64_t> out;
-  st().get_hashes("sales", keys, out);
-  EXPECT_EQ(out.size(), 500u);
-  EXPECT_EQ(out["[999]"], 999u * 7);
-}
-
-TEST_F(SqliteStoreTest, StagingUnknownStageThrows) {
-  std::vector<StagedRow> rows{{"[1]", 1}};
-  EXPECT_THROW(st().upsert("nope", 1, rows), std::runtime_error);
-  EXPECT_THROW(st().count("nope"), std::runtime_error);
-}
-
-TEST_F(SqliteStoreTest, ChangeLogOrderCursorAndCounts) {
+TEST_F(SqliteStoreTest, ChangeLogIsTheVersionsAndDeletionsInCommitOrder) {
   ChangeLog& log = store_->change_log();
   EXPECT_EQ(log.last_seq(), 0);
-  std::vector<Change> c(5);
-  for (int i = 0; i < 5; ++i) {
-    c[i].stage = i < 3 ? "sales" : "branches";
-    c[i].kind = i == 4 ? ChangeKind::Gone : ChangeKind::New;
-    c[i].key = "[" + std::to_string(i) + "]";
-    c[i].image = "{\"id\":" + std::to_string(i) + "}";
-    c[i].run_id = i < 2 ? 1 : 2;
-    c[i].at = clock_.now() + Duration(i);
-  }
-  log.append(c);
-  for (int i = 1; i < 5; ++i) EXPECT_GT(c[i].seq, c[i - 1].seq);
-  EXPECT_EQ(log.last_seq(), c[4].seq);
+  std::vector<Column> key{{"id", ColumnType::Integer}};
+  wh().create_table("sales", key);
+  wh().create_table("branches", key);
+  wh().add_columns("sales", std::vector<Column>{{"amount", ColumnType::Real}});
+  Value r0 = parse_json(R"({"id":0,"amount":0.30000000000000004})");
+  Value r1 = parse_json(R"({"id":1,"amount":2.5})");
+  Value r1b = parse_json(R"({"id":1,"amount":3})");
+  Value b4 = parse_json(R"({"id":4})");
+  std::vector<RowWrite> w{{&r0, {}, 5}, {&r1, {}, 6}};
+  wh().upsert("sales", w, WriteStamp{1, "2026-01-01T00:00:00.000Z"});
+  std::vector<RowWrite> w2{{&r1b, {}, 7}, {&r0, {}, 5}};  // r0 unchanged: no entry
+  std::vector<WriteOutcome> out(2);
+  wh().upsert("sales", w2, WriteStamp{2, "2026-01-02T00:00:00.000Z"}, out);
+  EXPECT_EQ(out[0], WriteOutcome::Updated);
+  EXPECT_EQ(out[1], WriteOutcome::Unchanged);
+  wh().upsert("branches", std::vector<const Value*>{&b4},
+              WriteStamp{2, "2026-01-02T00:00:00.000Z"});
+  wh().mark_deleted("branches", std::vector<const Value*>{&b4},
+                    WriteStamp{2, "2026-01-03T00:00:00.000Z"});
 
   auto first = log.read(0, 2);
   ASSERT_EQ(first.size(), 2u);
-  EXPECT_EQ(first[0].seq, c[0].seq);
+  EXPECT_EQ(first[0].table, "sales");
+  EXPECT_EQ(first[0].key, "[0]");
+  EXPECT_EQ(first[0].kind, ChangeKind::New);
+  EXPECT_EQ(first[0].image, R"({"id":0,"amount":0.30000000000000004})");  // not rounded
   EXPECT_EQ(first[1].key, "[1]");
   auto rest = log.read(first.back().seq, 100);
   ASSERT_EQ(rest.size(), 3u);
+  EXPECT_GT(rest[0].seq, first[1].seq);
+  EXPECT_EQ(rest[0].kind, ChangeKind::Changed);
+  EXPECT_EQ(rest[0].image, R"({"id":1,"amount":3})");
+  EXPECT_EQ(rest[0].at, "2026-01-02T00:00:00.000Z");
+  EXPECT_EQ(rest[1].table, "branches");
   EXPECT_EQ(rest[2].kind, ChangeKind::Gone);
-  EXPECT_EQ(rest[2].stage, "branches");
-  EXPECT_EQ(rest[2].image, "{\"id\":4}");
+  EXPECT_EQ(rest[2].image, R"({"id":4})");
   EXPECT_EQ(rest[2].run_id, 2);
-  EXPECT_EQ(rest[2].at, c[4].at);
-  EXPECT_TRUE(log.read(c[4].seq, 10).empty());
+  EXPECT_EQ(rest[2].at, "2026-01-03T00:00:00.000Z");
+  EXPECT_EQ(log.last_seq(), rest[2].seq);
+  EXPECT_TRUE(log.read(rest[2].seq, 10).empty());
 
   EXPECT_EQ(log.count(), 5);
   EXPECT_EQ(log.count("sales"), 3);
   EXPECT_EQ(log.count({}, 2), 3);
   EXPECT_EQ(log.count("sales", 2), 1);
+  // A rolled-back write takes no seq that a later commit could reuse behind a reader.
+  store_->begin();
+  Value r9 = parse_json(R"({"id":9})");
+  wh().upsert("branches", std::vector<const Value*>{&r9});
+  store_->rollback();
+  wh().upsert("branches", std::vector<const Value*>{&r9});
+  auto last = log.read(rest[2].seq, 10);
+  ASSERT_EQ(last.size(), 1u);
+  EXPECT_EQ(last[0].seq, rest[2].seq + 1);
 }
 
 TEST_F(SqliteStoreTest, WarehouseCreateAddColumnsUpsertInPlaceAndRemove) {
@@ -197,7 +221,6 @@ TEST_F(SqliteStoreTest, WarehouseCreateAddColumnsUpsertInPlaceAndRemove) {
   upsert("sales", {parse_json(R"({"sale_id":1,"employee_id":7,"amount":9.5,"note":"x",
                                   "paid":true,"extra":{"b":[1,2],"a":null}})"),
                    parse_json(R"({"sale_id":2,"employee_id":7,"amount":1})")});
-  int64_t rowid = query("SELECT rowid FROM sales WHERE sale_id=1")[0].as_int();
   auto r = wh().query("SELECT sale_id, amount, note, paid, extra FROM sales ORDER BY sale_id");
   ASSERT_EQ(r.rows.size(), 2u);
   EXPECT_EQ(r.columns[2], "note");
@@ -208,11 +231,15 @@ TEST_F(SqliteStoreTest, WarehouseCreateAddColumnsUpsertInPlaceAndRemove) {
   EXPECT_EQ(r.rows[0][4].as_string(), R"({"a":null,"b":[1,2]})");
   EXPECT_TRUE(r.rows[1][2].is_null());
 
-  // Update: same rowid, absent columns become NULL, schema evolution invalidates the statement.
+  // Update in place: version 2, absent columns become NULL, schema evolution invalidates the
+  // statement, the first version moves to the history.
   wh().add_columns("sales", std::vector<Column>{{"region", ColumnType::Text}});
   upsert("sales", {parse_json(R"({"employee_id":7,"sale_id":1,"amount":10,"region":"NE"})")});
-  EXPECT_EQ(query("SELECT rowid FROM sales WHERE sale_id=1")[0].as_int(), rowid);
+  EXPECT_EQ(query("SELECT _version FROM sales WHERE sale_id=1")[0].as_int(), 2);
   EXPECT_EQ(query("SELECT count(*) FROM sales")[0].as_int(), 2);
+  EXPECT_EQ(query("SELECT count(*) FROM sales_history WHERE sale_id=1")[0].as_int(), 2);
+  EXPECT_EQ(query("SELECT note FROM sales_history WHERE sale_id=1 AND _version=1")[0].as_string(),
+            "x");
   EXPECT_TRUE(query("SELECT note FROM sales WHERE sale_id=1")[0].is_null());
   EXPECT_EQ(query("SELECT region FROM sales WHERE sale_id=1")[0].as_string(), "NE");
 
@@ -306,13 +333,8 @@ TEST_F(SqliteStoreTest, RollbackUndoesEverythingTogether) {
   auto got = store_->queue().receive("q", 1);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_TRUE(store_->queue().remove("q", got[0].receipt));
-  std::vector<StagedRow> rows{{"[1]", 1}};
-  st().upsert("s", 1, rows);
-  std::vector<Change> c(1);
-  c[0].stage = "s";
-  c[0].key = "[1]";
-  c[0].image = "{}";
-  store_->change_log().append(c);
+  std::vector<StagedRef> rows{{"[1]", 1}};
+  st().set_scope_rows("s", 1, rows);
   upsert("t", {parse_json(R"({"id":1})")});
   wh().add_columns("t", std::vector<Column>{{"late", ColumnType::Text}});
   store_->set_meta("cursor", "5");
@@ -324,7 +346,7 @@ TEST_F(SqliteStoreTest, RollbackUndoesEverythingTogether) {
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].body, "m0");
   EXPECT_EQ(again[0].receive_count, 1);
-  EXPECT_EQ(st().count("s"), 0);
+  EXPECT_TRUE(listing_of(st(), "s", 1).empty());
   EXPECT_EQ(store_->change_log().last_seq(), 0);
   EXPECT_EQ(query("SELECT count(*) FROM t")[0].as_int(), 0);
   EXPECT_EQ(wh().columns("t").size(), 1u);
@@ -334,9 +356,9 @@ TEST_F(SqliteStoreTest, RollbackUndoesEverythingTogether) {
   EXPECT_THROW(upsert("t", {parse_json(R"({"id":3,"late":"x"})")}), std::runtime_error);
 
   store_->begin();
-  st().upsert("s", 1, rows);
+  st().set_scope_rows("s", 1, rows);
   store_->commit();
-  EXPECT_EQ(st().count("s"), 1);
+  EXPECT_EQ(listing_of(st(), "s", 1).size(), 1u);
 }
 
 TEST_F(SqliteStoreTest, RollbackUndoesDeclarations) {
@@ -346,49 +368,48 @@ TEST_F(SqliteStoreTest, RollbackUndoesDeclarations) {
   store_->rollback();
   std::vector<std::string> b{"x"};
   EXPECT_THROW(store_->queue().send("q", b), std::runtime_error);
-  EXPECT_THROW(st().count("s"), std::runtime_error);
 }
 
 TEST_F(SqliteStoreTest, DataSurvivesCloseAndReopen) {
   store_->set_meta("cursor", "42");
   store_->set_meta("cursor", "43");
   st().create_stage("s");
-  std::vector<StagedRow> rows{{"[1]", 99}};
-  st().upsert("s", 7, rows);
+  std::vector<StagedRef> rows{{"[1]", 99}};
+  st().set_scope_rows("s", 7, rows);
   wh().create_table("t", std::vector<Column>{{"id", ColumnType::Text}});
   upsert("t", {parse_json(R"({"id":"a"})")});
-  std::vector<Change> c(1);
-  c[0].stage = "s";
-  store_->change_log().append(c);
+  int64_t seq = store_->change_log().last_seq();
+  EXPECT_GT(seq, 0);
   reopen();
   EXPECT_EQ(store_->get_meta("cursor").value_or(""), "43");
   EXPECT_FALSE(store_->get_meta("absent"));
-  EXPECT_EQ(st().count("s"), 1);
-  EXPECT_EQ(store_->change_log().last_seq(), c[0].seq);
+  EXPECT_EQ(listing_of(st(), "s", 7).size(), 1u);
+  EXPECT_EQ(store_->change_log().last_seq(), seq);
   EXPECT_EQ(query("SELECT id FROM t")[0].as_string(), "a");
-  EXPECT_EQ(query("SELECT value FROM cascade_meta WHERE key='schema_version'")[0].as_string(), "1");
+  EXPECT_EQ(query("SELECT value FROM cascade_meta WHERE key='schema_version'")[0].as_string(), "2");
   EXPECT_EQ(query("PRAGMA journal_mode")[0].as_string(), "wal");
   EXPECT_EQ(store_->describe(), "sqlite:" + path_);
 }
 
 TEST_F(SqliteStoreTest, ReadOnlyStoreReadsButRefusesWrites) {
   st().create_stage("s");
-  std::vector<StagedRow> rows{{"[1]", 99}};
-  st().upsert("s", 7, rows);
+  std::vector<StagedRef> rows{{"[1]", 99}};
+  st().set_scope_rows("s", 7, rows);
   store_->queue().create("q", QueueOptions{});
   // A writer keeps the file open while the reader works, as during a sync.
   auto writer = std::move(store_);
   store_ = open_sqlite_store(path_, clock_, StoreOptions{.read_only = true});
-  EXPECT_EQ(st().count("s"), 1);
+  EXPECT_EQ(listing_of(st(), "s", 7).size(), 1u);
   EXPECT_EQ(store_->queue().stats("q").depth, 0);
-  EXPECT_THROW(st().upsert("s", 1, rows), std::runtime_error);
+  EXPECT_THROW(st().set_scope_rows("s", 1, rows), std::runtime_error);
   std::vector<std::string> b{"x"};
   EXPECT_THROW(store_->queue().send("q", b), std::runtime_error);
   EXPECT_THROW(store_->set_meta("k", "v"), std::runtime_error);
   EXPECT_THROW(wh().query("CREATE TABLE z(a)"), std::runtime_error);
   // It sees what the writer commits later.
-  writer->staging().upsert("s", 7, std::vector<StagedRow>{{"[2]", 1}});
-  EXPECT_EQ(st().count("s"), 2);
+  std::vector<StagedRef> two{{"[1]", 99}, {"[2]", 1}};
+  writer->staging().set_scope_rows("s", 7, two);
+  EXPECT_EQ(listing_of(st(), "s", 7).size(), 2u);
 }
 
 TEST_F(SqliteStoreTest, ReadOnlyOpenAfterWriterClosed) {
@@ -428,11 +449,12 @@ TEST_F(SqliteStoreTest, EveryTableAndIndexTheStoreCreatesForItselfHasAReservedNa
   ASSERT_GE(own.size(), 10u);
   for (const Value& name : own)
     EXPECT_TRUE(is_reserved_table_name(name.as_string())) << name.as_string();
-  for (const auto& stage : {"sales", "Mixed_Case"})
-    for (const std::string& name : stage_object_names(stage))
-      EXPECT_EQ(query("SELECT count(*) FROM sqlite_master WHERE name = '" + name + "'").at(0),
-                Value(int64_t(1)))
-          << name;
+  EXPECT_EQ(query("SELECT type FROM sqlite_master WHERE name = 'sales_history'").at(0),
+            Value("view"));
+  EXPECT_EQ(
+      query("SELECT count(*) FROM sqlite_master WHERE name = '" + past_table_name("sales") + "'")
+          .at(0),
+      Value(int64_t(1)));
 }
 
 TEST(StoreNames, ReservedNamesAreCascadesAndSqlitesPrefixesInAnyCase) {
@@ -442,8 +464,6 @@ TEST(StoreNames, ReservedNamesAreCascadesAndSqlitesPrefixesInAnyCase) {
   for (const char* name : {"sales", "cascade", "cascades_x", "my_cascade_changes", "sqlite",
                            "sqlitex", "_cascade_meta", ""})
     EXPECT_FALSE(is_reserved_table_name(name)) << name;
-  EXPECT_EQ(staging_table_name("sales"), "cascade_staging_sales");
-  EXPECT_EQ(staging_index_name("sales"), "cascade_staging_sales_scope");
-  for (const auto& name : stage_object_names("Sales"))
-    EXPECT_TRUE(is_reserved_table_name(name)) << name;
+  EXPECT_EQ(past_table_name("Sales"), "cascade_past_Sales");
+  EXPECT_TRUE(is_reserved_table_name(past_table_name("Sales")));
 }

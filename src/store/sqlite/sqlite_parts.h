@@ -73,48 +73,51 @@ class SqliteStaging final : public Staging {
 
   void create_stage(std::string_view stage) override;
   void scope_rows(std::string_view stage, uint64_t scope, std::vector<StagedRow>& out) override;
-  void get_hashes(std::string_view stage, std::span<const std::string_view> keys,
-                  std::unordered_map<std::string, uint64_t>& out) override;
-  void upsert(std::string_view stage, uint64_t scope, std::span<const StagedRef> rows) override;
-  void mark_gone(std::string_view stage, std::span<const std::string_view> keys) override;
-  int64_t count(std::string_view stage) override;
+  void set_scope_rows(std::string_view stage, uint64_t scope,
+                      std::span<const StagedRef> rows) override;
   void scopes(std::string_view stage, std::vector<uint64_t>& out) override;
   std::optional<HeldListing> held_listing(std::string_view stage, uint64_t scope) override;
   void held_scopes(std::string_view stage, std::vector<uint64_t>& out) override;
   void hold_listing(std::string_view stage, uint64_t scope, const HeldListing& listing) override;
   void release_listing(std::string_view stage, uint64_t scope) override;
 
-  void forget() { stages_.clear(); }
+  void forget() {}
 
  private:
-  struct Stage {
-    Stmt scope_rows, get_hash, get_hashes, upsert, mark_gone, count, scopes;
+  struct Stmts {
+    Stmt get, put, drop, scopes;
   };
-  Stage& stage(std::string_view name);
-  Stage& prepare(std::string_view name);
+  Stmts& stmts();
   struct Held {
     Stmt get, scopes, put, release;
   };
   Held& held();
 
   Db& db_;
-  StrMap<std::unique_ptr<Stage>> stages_;
-  std::unique_ptr<Held> held_;  // prepared on first use: read-only stores never need it
+  // Prepared on first use: read-only stores may predate the tables.
+  std::unique_ptr<Stmts> stmts_;
+  std::unique_ptr<Held> held_;
 };
+
+class SqliteWarehouse;
 
 class SqliteChangeLog final : public ChangeLog {
  public:
-  explicit SqliteChangeLog(Db& db);
+  SqliteChangeLog(Db& db, SqliteWarehouse& warehouse);
 
-  void append(std::span<Change> changes) override;
   std::vector<Change> read(int64_t after, size_t limit) override;
-  int64_t count(std::string_view stage, int64_t run) override;
+  int64_t count(std::string_view table, int64_t run) override;
   int64_t last_seq() override;
-  void define_view(std::span<const std::pair<std::string, std::string>> tables) override;
+  void define_view() override;
 
  private:
+  struct Stmts {
+    Stmt read, count_all, count_table, count_run, count_table_run, last;
+  };
+  Stmts& stmts();
   Db& db_;
-  Stmt insert_, read_, count_all_, count_stage_, count_run_, count_stage_run_, last_;
+  SqliteWarehouse& warehouse_;
+  std::unique_ptr<Stmts> stmts_;
 };
 
 class SqliteWarehouse final : public Warehouse {
@@ -126,10 +129,12 @@ class SqliteWarehouse final : public Warehouse {
   void create_table(std::string_view table, std::span<const Column> key) override;
   void add_columns(std::string_view table, std::span<const Column> columns) override;
   using Warehouse::upsert;
-  void upsert(std::string_view table, std::span<const RowWrite> rows,
-              const WriteStamp& stamp) override;
-  void mark_deleted(std::string_view table, std::span<const Value* const> keys,
-                    const WriteStamp& stamp) override;
+  void upsert(std::string_view table, std::span<const RowWrite> rows, const WriteStamp& stamp,
+              std::span<WriteOutcome> outcomes) override;
+  using Warehouse::mark_deleted;
+  size_t mark_deleted(std::string_view table, std::span<const Value* const> keys,
+                      const WriteStamp& stamp, std::optional<uint64_t> scope,
+                      std::span<char> deleted) override;
   void mark_deleted_items(std::string_view table, std::span<const Value* const> parents,
                           std::span<const int64_t> from, const WriteStamp& stamp) override;
   void link_child_table(const ChildTable& child) override;
@@ -142,20 +147,29 @@ class SqliteWarehouse final : public Warehouse {
   std::vector<Relation> relations() override;
   std::string quote(std::string_view identifier) const override { return quote_ident(identifier); }
 
-  void forget() { tables_.clear(); }
+  // (Re)defines the change-log view over every table's versions and the deletions.
+  void define_change_log();
+
+  // Forgets cached schemas and the change-log sequence (after a rollback may have undone some).
+  void forget() {
+    tables_.clear();
+    seq_loaded_ = false;
+    seq_dirty_ = false;
+  }
 
  private:
   struct Table {
-    std::vector<Column> columns;
-    StrMap<int> index;     // column name -> 0-based position
-    std::vector<int> key;  // positions of the primary key columns
-    // Prepared on first use: the current row's upsert (RETURNING its version), the history
-    // insert, the close of the previous version, the soft delete and its history close.
-    Stmt upsert, history_insert, history_close, soft_delete, history_end;
-    // A child table's: the soft delete of a parent's items from a position on, and its history
-    // close.
-    Stmt items_delete, items_history_end;
-    std::vector<char> seen;  // scratch for upsert
+    std::vector<Column> columns;  // key and field columns, without the metadata
+    StrMap<int> index;            // column name -> 0-based position
+    std::vector<int> key;         // positions of the primary key columns
+    // Prepared on first write: a first version, a next version in place, the row's hash and
+    // state, moving the live version into the past, the soft delete, and (child tables) the
+    // live items of a parent from a position on.
+    Stmt insert, update, lookup, archive, soft_delete, items;
+    std::vector<char> seen;  // scratch for bind_row: columns given a non-null value
+    // The field names of the last row bound and their column positions.
+    std::vector<std::string> memo_names;
+    std::vector<int> memo_pos;
     // Per column: declared with a numeric affinity (tables made before typeless number
     // columns), where SQLite would round a Decimal bound as text.
     std::vector<char> numeric_affinity;
@@ -164,15 +178,28 @@ class SqliteWarehouse final : public Warehouse {
   std::vector<Column> read_columns(std::string_view table, std::vector<char>* numeric,
                                    std::vector<int>* pk);
   void record(std::string_view table, const Column& c);
-  // Gives a table made by an earlier version its metadata columns and history table.
+  // Gives a table made by an earlier version its metadata columns, past table and views.
   void upgrade(std::string_view table);
+  // (Re)defines the history view of `table` and the change log.
+  void define_views_of(std::string_view table);
   void prepare_writes(std::string_view name, Table& t);
+  // Binds every field column of `row` (NULL for absent ones) at its position + 1.
+  void bind_row(Stmt& st, Table& t, const Value& row, std::string_view table);
   void bind_key(Stmt& st, int first, const Table& t, const Value& key, std::string_view table);
   void bind(Stmt& st, int i, const Value& v, const Column& c, bool numeric_affinity);
+  bool delete_one(std::string_view table, Table& t, const Value& key, std::string_view at,
+                  int64_t run, std::optional<uint64_t> scope);
+  // The change-log sequence: loaded from cascade_meta on first use in a unit of work, saved at
+  // the end of every write call, so it is part of the same commit as the versions it numbers.
+  int64_t next_seq();
+  void save_seq();
 
   Db& db_;
-  Stmt table_info_, catalog_, catalog_types_, record_, list_table_, children_, conflict_;
+  Stmt table_info_, catalog_, catalog_types_, record_, list_table_, children_, conflict_, seq_get_,
+      seq_put_, del_event_;
   StrMap<std::unique_ptr<Table>> tables_;
+  int64_t seq_ = 0;
+  bool seq_loaded_ = false, seq_dirty_ = false;
 };
 
 }  // namespace cascade::sqlite

@@ -21,14 +21,14 @@ using sqlite::Db;
 using sqlite::Stmt;
 using sqlite::Use;
 
-constexpr int kSchemaVersion = 1;
+// 2: versions and their change-log entries live in the warehouse rows (see SqliteWarehouse).
+constexpr int kSchemaVersion = 2;
 
 // Internal tables. Queue names are interned into cascade_queues so the hot tables and their
 // indexes carry a small integer. AUTOINCREMENT keeps message ids unique for ever, even after
 // the newest message was deleted or dead-lettered, so a dead letter's id (kept on redrive) is
-// never taken by a later send. Change seqs are plain rowids (max + 1): AUTOINCREMENT cost ~40%
-// more CPU per append in bench_sqlite_store, and changes are never deleted; a future compaction
-// must keep the newest change so that a seq is never reused behind a loader's cursor.
+// never taken by a later send. Change-log seqs come from a counter in cascade_meta (change_seq),
+// saved in the unit of work that uses them, so a seq is never reused behind a reader's cursor.
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS cascade_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cascade_queues(
@@ -47,9 +47,12 @@ CREATE TABLE IF NOT EXISTS cascade_dead_letters(
   receive_count INTEGER NOT NULL, reason TEXT NOT NULL, sent_at INTEGER NOT NULL,
   dead_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS cascade_dead_letters_queue ON cascade_dead_letters(queue, dead_at);
-CREATE TABLE IF NOT EXISTS cascade_changes(
-  seq INTEGER PRIMARY KEY, stage TEXT NOT NULL, kind INTEGER NOT NULL,
-  key TEXT NOT NULL, image TEXT NOT NULL, run_id INTEGER NOT NULL, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cascade_deletions(
+  seq INTEGER PRIMARY KEY, table_name TEXT NOT NULL, key TEXT NOT NULL, image TEXT NOT NULL,
+  run_id INTEGER NOT NULL, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cascade_listings(
+  stage TEXT NOT NULL, scope INTEGER NOT NULL, rows BLOB NOT NULL,
+  PRIMARY KEY(stage, scope)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cascade_columns(
   table_name TEXT NOT NULL, field TEXT NOT NULL, field_json TEXT NOT NULL,
   column_name TEXT NOT NULL, type TEXT NOT NULL, position INTEGER NOT NULL,
@@ -147,8 +150,9 @@ class SqliteStore final : public Store {
       db_.exec(kSchema);
       upgrade_catalog_of(db_);
       check_version();
-      db_.exec("INSERT OR IGNORE INTO cascade_meta(key, value) VALUES('schema_version', '" +
-               std::to_string(kSchemaVersion) + "')");
+      db_.exec("INSERT INTO cascade_meta(key, value) VALUES('schema_version', '" +
+               std::to_string(kSchemaVersion) +
+               "') ON CONFLICT(key) DO UPDATE SET value=excluded.value");
       tx.done();
     }
     get_meta_ = Stmt(db_.get(), "SELECT value FROM cascade_meta WHERE key=?1");
@@ -160,8 +164,12 @@ class SqliteStore final : public Store {
                      "ON CONFLICT(key) DO UPDATE SET value=excluded.value");
     queue_ = std::make_unique<sqlite::SqliteQueue>(db_, clock);
     staging_ = std::make_unique<sqlite::SqliteStaging>(db_);
-    changes_ = std::make_unique<sqlite::SqliteChangeLog>(db_);
     warehouse_ = std::make_unique<sqlite::SqliteWarehouse>(db_);
+    changes_ = std::make_unique<sqlite::SqliteChangeLog>(db_, *warehouse_);
+    if (!options.read_only) {
+      Stmt view(db_.get(), "SELECT 1 FROM sqlite_schema WHERE name='cascade_change_log'");
+      if (!view.step()) changes_->define_view();
+    }
   }
 
   Queue& queue() override { return *queue_; }
