@@ -326,6 +326,46 @@ TEST(Paginate, PagesOfAKnownTotalAreFetchedInParallel) {
   EXPECT_LT(parallel * 2, sequential);
 }
 
+// Pages carry the source's credential like any request. A vendor that echoes an API key given in
+// the query into its next links puts it into the failed page's URL: the dead letter masks it.
+TEST(Paginate, PagesCarryTheCredentialAndAnEchoedKeyNeverReachesADeadLetter) {
+  const std::string key = "qk-Pg9-4410";
+  std::vector<std::string> flags = kCompany;
+  flags.insert(flags.end(), {"--paginate", "header_link", "--page-size", "3", "--auth",
+                             "api_key_query:api_key:" + key});
+  Workdir r;
+  std::string pipeline = write_pipeline(
+      r.dir, "", "header_link",
+      "  auth: { type: api_key, name: api_key, location: query, api_key: \"${DM_KEY}\" }\n");
+  auto env_of = [&](const SimServer& sim) {
+    auto env = r.env(sim);
+    env["DM_KEY"] = key;
+    return env;
+  };
+  {
+    SimServer sim(flags);
+    RunResult res = run({CASCADE_BIN, "sync", pipeline, "--json"}, env_of(sim));
+    ASSERT_EQ(res.exit_code, 0) << res.err;
+    EXPECT_EQ(parse_json(res.out).find("total")->find("dead_lettered")->as_int(), 0);
+    expect_warehouse_equals_truth(r.db, sim.truth());
+  }
+  flags.insert(flags.end(), {"--fail-page", "2"});
+  SimServer sim(flags);
+  RunResult res = run({CASCADE_BIN, "sync", pipeline, "--json"}, env_of(sim));
+  EXPECT_EQ(res.err.find(key), std::string::npos) << "the key is in the log";
+  RunResult list = run({CASCADE_BIN, "dlq", "list", "-p", pipeline, "--json"}, env_of(sim));
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  Value letters = parse_json(list.out);
+  ASSERT_GT(letters.as_array().size(), 0u);
+  for (const auto& d : letters.as_array()) {
+    const std::string& reason = d.find("reason")->as_string();
+    EXPECT_NE(reason.find("page 2"), std::string::npos) << reason;
+    EXPECT_EQ(reason.find(key), std::string::npos) << reason;
+    // The vendor did echo it: the page's URL shows where it was, masked.
+    EXPECT_NE(reason.find("api_key=***"), std::string::npos) << reason;
+  }
+}
+
 // A vendor whose pagination loops, or ignores the page parameter, or pages without end: each
 // listing ends in the DLQ with the reason, and the run completes instead of hanging.
 TEST(Paginate, LoopsAndRunawayListingsEndInTheDlqNotAHang) {
