@@ -212,6 +212,11 @@ TEST_P(EveryKind, SyncOfSmallPagesEqualsTheTruthAndResyncChangesNothing) {
   SimServer sim(flags);
   Workdir r;
   std::string pipeline = write_pipeline(r.dir, k.records, k.paginate);
+  RunResult validate = run({CASCADE_BIN, "validate", pipeline}, r.env(sim));
+  ASSERT_EQ(validate.exit_code, 0) << validate.err;
+  EXPECT_NE(validate.out.find("GET /sales?employee_id={employee_id} (paginate: "),
+            std::string::npos)
+      << validate.out;
   Value first = sync(sim, r, pipeline);
   ASSERT_TRUE(first.find("completed")) << to_json(first);
   EXPECT_TRUE(first.find("completed")->as_bool());
