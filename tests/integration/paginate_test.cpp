@@ -254,6 +254,28 @@ INSTANTIATE_TEST_SUITE_P(
                       Kind{"auto_cursor", "cursor", "data", "auto"}),
     [](const ::testing::TestParamInfo<Kind>& i) { return std::string(i.param.name); });
 
+// The paged example, as its header says to run it, against the simulator it names.
+TEST(Paginate, ThePagedExampleSyncsTheWholeCompany) {
+  SimServer sim({"--seed", "33", "--employees-per-branch", "12", "--sales-per-salesperson", "120",
+                 "--paginate", "header_link", "--page-size", "50"});
+  Workdir r;
+  std::string example = std::string(CASCADE_SOURCE_DIR) + "/examples/dunder-mifflin-paged.yaml";
+  auto env = r.env(sim);
+  RunResult res = run({CASCADE_BIN, "sync", example, "--json"}, env);
+  ASSERT_EQ(res.exit_code, 0) << res.err;
+  Value s = parse_json(res.out);
+  EXPECT_TRUE(s.find("completed")->as_bool());
+  EXPECT_GT(stat(s, "sales", "requests"), stat(s, "sales", "messages"));
+  Value truth = sim.truth();
+  // Every branch of the company is listed, not only the four of the other tests.
+  EXPECT_EQ(live_rows(r.db, "branches", {"branch_id"}).size(),
+            truth.find("branches")->as_array().size());
+  Expected e = expected_from(truth);
+  expect_equal(e.salespersons, live_rows(r.db, "salespersons", {"employee_id", "branch_id"}),
+               "salespersons");
+  expect_equal(e.sales, live_rows(r.db, "sales", {"sale_id", "employee_id"}), "sales");
+}
+
 // A page that keeps failing fails its whole listing: nothing of the listing is applied, nothing
 // is deleted, and the message is dead-lettered (after its retries) with a reason naming the page.
 TEST(Paginate, AFailedPageFailsTheListingAndDeletesNothing) {
