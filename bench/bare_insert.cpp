@@ -3,9 +3,10 @@
 // connection opened and set up exactly as the store opens its own (sqlite::Db and
 // sqlite_store_pragmas(), the store's definitions, not copies), so only the engine differs.
 //
-//   store mode (default): staging + change log + warehouse rows, on cascade's own DDL, with bare
-//     prepared INSERTs, one transaction per original message: the ceiling cascade's writer can
-//     approach with the same rows, tables and commits and none of the engine's work.
+//   store mode (default): the warehouse rows (which carry staging, history and change log) and
+//     each message's listing record, on cascade's own DDL, with bare prepared INSERTs, one
+//     transaction per original message: the ceiling cascade's writer can approach with the same
+//     rows, tables and commits and none of the engine's work.
 //   --plain: only the warehouse rows, into that one table (cascade's DDL for it), through one
 //     prepared INSERT in one transaction: the plain physical limit of SQLite on this disk.
 //
@@ -192,59 +193,55 @@ void fresh(const std::string& path) {
   for (const char* sfx : {"", "-wal", "-shm"}) std::filesystem::remove(path + sfx);
 }
 
-// Store mode: per original message, its staging, change-log and warehouse rows in one
-// transaction, table by table as cascade's apply() writes them.
+// Store mode: per original message, its warehouse rows (metadata, hash and listing columns
+// included) and its listing's record in one transaction, as cascade's apply() writes them.
 Totals replay_store(const Db& src, Db& dst, const std::string& stage, const std::string& wh_table) {
-  const std::string staging = cascade::staging_table_name(stage);
-  for (const auto& t : {staging, std::string("cascade_changes"), wh_table})
+  for (const auto& t : {std::string("cascade_listings"), wh_table})
     for (const auto& sql : schema_of(src, t)) dst.exec(sql);
   const auto wh_cols = columns_of(src, wh_table);
-  Stmt ins_s(dst, insert_sql(staging, {"key", "hash", "scope", "gone"}));
-  Stmt ins_c(dst, insert_sql("cascade_changes", {"stage", "kind", "key", "image", "run_id", "at"}));
+  Stmt ins_l(dst, insert_sql("cascade_listings", {"stage", "scope", "rows"}));
   Stmt ins_w(dst, insert_sql(wh_table, wh_cols));
+  // A message is a run of rows of one scope, in the order cascade numbered its changes.
+  Stmt rd_w(src, "SELECT * FROM " + quote(wh_table) + " ORDER BY _seq");
+  Stmt rd_l(src, "SELECT stage, scope, rows FROM cascade_listings WHERE stage=?1 AND scope=?2");
+  sqlite3_bind_text(rd_l.st, 1, stage.c_str(), -1, SQLITE_TRANSIENT);
+  int scope_col = -1;
+  for (size_t i = 0; i < wh_cols.size(); ++i)
+    if (wh_cols[i] == "_scope") scope_col = static_cast<int>(i);
+  if (scope_col < 0) throw std::runtime_error("source table " + wh_table + " has no _scope");
 
-  // Change i, its staging row and warehouse row i belong together: the loader upserted images
-  // in change order, so warehouse rowids follow change seqs. A message is a run of one scope.
-  Stmt rd_c(src,
-            "SELECT s.key, s.hash, s.scope, s.gone, c.stage, c.kind, c.key, c.image, c.run_id, "
-            "c.at FROM cascade_changes c JOIN " +
-                quote(staging) + " s ON s.key = c.key WHERE c.stage = ?1 ORDER BY c.seq");
-  sqlite3_bind_text(rd_c.st, 1, stage.c_str(), -1, SQLITE_TRANSIENT);
-  Stmt rd_w(src, "SELECT * FROM " + quote(wh_table) + " ORDER BY rowid");
-
-  Rows staged, changes, wh;
-  std::vector<size_t> tx_end;
+  Rows wh, listings;
+  std::vector<size_t> tx_end, listing_of_tx;
   Totals tot;
-  bool more = sqlite3_step(rd_c.st) == SQLITE_ROW;
+  bool more = sqlite3_step(rd_w.st) == SQLITE_ROW;
   while (more) {
     // Read whole messages until the chunk holds kChunkRows rows or the source ends.
-    staged.clear(), changes.clear(), wh.clear(), tx_end.clear();
-    while (more && staged.size() < kChunkRows) {
-      const int64_t scope = sqlite3_column_int64(rd_c.st, 2);
+    wh.clear(), listings.clear(), tx_end.clear();
+    while (more && wh.size() < kChunkRows) {
+      const int64_t scope = sqlite3_column_int64(rd_w.st, scope_col);
       do {
-        staged.add(rd_c.st, 0, 4);
-        changes.add(rd_c.st, 4, 6);
-        if (sqlite3_step(rd_w.st) != SQLITE_ROW)
-          throw std::runtime_error("source warehouse table " + wh_table + " has fewer rows than " +
-                                   stage + " has changes");
         wh.add(rd_w.st, 0, sqlite3_column_count(rd_w.st));
-        more = sqlite3_step(rd_c.st) == SQLITE_ROW;
-      } while (more && sqlite3_column_int64(rd_c.st, 2) == scope);
-      tx_end.push_back(staged.size());
+        more = sqlite3_step(rd_w.st) == SQLITE_ROW;
+      } while (more && sqlite3_column_int64(rd_w.st, scope_col) == scope);
+      sqlite3_bind_int64(rd_l.st, 2, scope);
+      if (sqlite3_step(rd_l.st) != SQLITE_ROW)
+        throw std::runtime_error("source has no listing record for a scope of " + stage);
+      listings.add(rd_l.st, 0, 3);
+      sqlite3_reset(rd_l.st);
+      tx_end.push_back(wh.size());
     }
-    tot.timed(staged.size(), tx_end.size(), [&] {
+    tot.timed(wh.size(), tx_end.size(), [&] {
       size_t begin = 0;
-      for (size_t end : tx_end) {
+      for (size_t m = 0; m < tx_end.size(); ++m) {
         dst.exec("BEGIN IMMEDIATE");
-        insert_all(dst, ins_s, staged, begin, end);
-        insert_all(dst, ins_c, changes, begin, end);
-        insert_all(dst, ins_w, wh, begin, end);
+        insert_all(dst, ins_w, wh, begin, tx_end[m]);
+        insert_all(dst, ins_l, listings, m, m + 1);
         dst.exec("COMMIT");
-        begin = end;
+        begin = tx_end[m];
       }
     });
   }
-  if (tot.rows == 0) throw std::runtime_error("source has no changes for stage " + stage);
+  if (tot.rows == 0) throw std::runtime_error("source has no rows for stage " + stage);
   return tot;
 }
 
@@ -252,7 +249,7 @@ Totals replay_store(const Db& src, Db& dst, const std::string& stage, const std:
 Totals replay_plain(const Db& src, Db& dst, const std::string& wh_table) {
   for (const auto& sql : schema_of(src, wh_table)) dst.exec(sql);
   Stmt ins(dst, insert_sql(wh_table, columns_of(src, wh_table)));
-  Stmt rd(src, "SELECT * FROM " + quote(wh_table) + " ORDER BY rowid");
+  Stmt rd(src, "SELECT * FROM " + quote(wh_table) + " ORDER BY _seq");
   Rows wh;
   Totals tot;
   tot.timed(0, 1, [&] { dst.exec("BEGIN IMMEDIATE"); });
@@ -280,7 +277,7 @@ int run(bool plain, const std::string& src_path, const std::string& dst_path,
   std::printf(
       "{\"mode\":\"%s\",\"tables\":%d,\"rows\":%zu,\"transactions\":%zu,\"seconds\":%.3f,"
       "\"cpu_seconds\":%.3f,\"rows_per_s\":%.0f}\n",
-      plain ? "plain" : "store", plain ? 1 : 3, t.rows, t.txs, t.secs, t.cpu,
+      plain ? "plain" : "store", plain ? 1 : 2, t.rows, t.txs, t.secs, t.cpu,
       static_cast<double>(t.rows) / t.secs);
   return 0;
 }

@@ -139,92 +139,38 @@ void run_bare(const std::string& path, size_t n) {
                    }));
 }
 
-// get_hashes alternative: one prepared point lookup per key, on a raw connection to the store's
-// own staging table (the store uses chunked `IN (...)` lists).
-double point_lookups(const std::string& path, size_t n) {
-  sqlite::Db conn(path, /*read_only=*/false);
-  conn.exec(sqlite_store_pragmas(/*read_only=*/false));
-  sqlite3* db = conn.get();
-  sqlite3_stmt* st =
-      prepare(db, "SELECT hash FROM " + sqlite::quote_ident(staging_table_name("sales")) +
-                      " WHERE key=?1 AND gone=0");
-  std::vector<std::string> keys;
-  size_t found = 0;
-  Timer t;
-  for (size_t i = 0; i < n; i += kBatch) {
-    keys.clear();
-    for (size_t j = i; j < std::min(n, i + kBatch); ++j) keys.push_back(key_of(j));
-    std::unordered_map<std::string, uint64_t> out;
-    exec(db, "BEGIN");
-    for (const auto& k : keys) {
-      sqlite3_bind_text(st, 1, k.data(), static_cast<int>(k.size()), SQLITE_STATIC);
-      if (sqlite3_step(st) == SQLITE_ROW)
-        out.emplace(k, static_cast<uint64_t>(sqlite3_column_int64(st, 0)));
-      sqlite3_reset(st);
-    }
-    exec(db, "COMMIT");
-    found += out.size();
-  }
-  double s = t.seconds();
-  if (found != n) std::fprintf(stderr, "point lookups found %zu of %zu\n", found, n);
-  sqlite3_finalize(st);
-  return s;
-}
-
 void run_store(const std::string& path, size_t n) {
   ManualClock clock;
   auto store = open_sqlite_store(path, clock);
   Staging& staging = store->staging();
   staging.create_stage("sales");
 
-  std::vector<StagedRow> rows(kBatch);
-  std::vector<StagedRef> refs(kBatch);
+  // Listing records as the engine writes them: one per message of ~2400 keys.
+  constexpr size_t kListing = 2400;
+  std::vector<std::string> keys(kListing);
+  std::vector<StagedRef> refs(kListing);
   Timer t;
-  for (size_t i = 0; i < n; i += kBatch) {
-    size_t m = std::min(n - i, kBatch);
+  size_t listings = 0;
+  for (size_t i = 0; i < n; i += kListing, ++listings) {
+    size_t m = std::min(n - i, kListing);
     for (size_t j = 0; j < m; ++j) {
-      rows[j] = {key_of(i + j), (i + j) * 2654435761u};
-      refs[j] = {rows[j].key, rows[j].hash};
+      keys[j] = key_of(i + j);
+      refs[j] = {keys[j], (i + j) * 2654435761u};
     }
     store->begin();
-    staging.upsert("sales", i / 50, std::span<const StagedRef>(refs.data(), m));
+    staging.set_scope_rows("sales", listings, std::span<const StagedRef>(refs.data(), m));
     store->commit();
   }
-  report("store staging.upsert", n, t.seconds());
-
-  std::vector<std::string> keys;
+  report("store staging.set_scope_rows (2400-key listings, per key)", n, t.seconds());
   size_t found = 0;
   t = Timer();
-  for (size_t i = 0; i < n; i += kBatch) {
-    keys.clear();
-    for (size_t j = i; j < std::min(n, i + kBatch); ++j) keys.push_back(key_of(j));
-    std::unordered_map<std::string, uint64_t> out;
-    staging.get_hashes("sales", keys, out);
-    found += out.size();
+  for (size_t l = 0; l < listings; ++l) {
+    std::vector<StagedRow> rows;
+    staging.scope_rows("sales", l, rows);
+    found += rows.size();
   }
-  report("store staging.get_hashes (IN 256 keys)", n, t.seconds());
-  if (found != n) std::fprintf(stderr, "get_hashes found %zu of %zu\n", found, n);
-  report("raw get_hashes alternative: point loop", n, point_lookups(path, n));
-
-  std::vector<Change> changes(kBatch);
-  std::string image(180, 'x');
-  t = Timer();
-  for (size_t i = 0; i < n; i += kBatch) {
-    size_t m = std::min(n - i, kBatch);
-    for (size_t j = 0; j < m; ++j) {
-      Change& c = changes[j];
-      c.stage = "sales";
-      c.kind = ChangeKind::New;
-      c.key = key_of(i + j);
-      c.image = image;
-      c.run_id = 1;
-      c.at = clock.now();
-    }
-    store->begin();
-    store->change_log().append(std::span(changes.data(), m));
-    store->commit();
-  }
-  report("store change_log.append", n, t.seconds());
+  report("store staging.scope_rows (per key)", found, t.seconds());
+  if (found != n) std::fprintf(stderr, "scope_rows found %zu of %zu\n", found, n);
 
   Warehouse& wh = store->warehouse();
   wh.create_table("sales", std::vector<Column>{{"sale_id", ColumnType::Integer},

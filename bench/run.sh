@@ -97,9 +97,10 @@ median_int() { median "$@" | awk '{ if ($1 == "null") print; else printf "%.0f\n
 rss_mb() { awk -v k="$(time_v 'Maximum resident set size (kbytes)' "$1")" 'BEGIN { printf "%.1f\n", k / 1024 }'; }
 maximum() { printf '%s\n' "$@" | sort -g | tail -n 1; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f\n", a / b; else print 0 }'; }
+# count_changes DB: how many change-log entries were ever written (the sequence counter).
 count_changes() {
   timeout "$STEP_TIMEOUT" "$CASCADE" sql -p "$PIPELINE" --storage "sqlite:$1" -f csv \
-    "SELECT count(*) FROM cascade_changes" | tail -n 1
+    "SELECT coalesce((SELECT value FROM cascade_meta WHERE key = 'change_seq'), 0)" | tail -n 1
 }
 # run_sync DB OUT: one `cascade sync --json` into DB; summary in OUT.json, time -v in OUT.time.
 run_sync() {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 
 #include "core/json_simd.h"
@@ -147,6 +148,25 @@ void append_json_string(std::string_view s, std::string& out) {
   out.push_back('"');
 }
 
+namespace {
+
+// Appends what fmt's "{}" spells, through a stack buffer: a back_inserter into a std::string
+// appends one character at a time.
+template <class T>
+void append_formatted(T v, std::string& out) {
+  fmt::memory_buffer buf;
+  fmt::format_to(std::back_inserter(buf), "{}", v);
+  out.append(buf.data(), buf.size());
+}
+
+void append_int(int64_t v, std::string& out) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  out.append(buf, static_cast<size_t>(r.ptr - buf));
+}
+
+}  // namespace
+
 void append_canonical_number(double d, std::string& out) {
   if (!std::isfinite(d)) {
     out += "null";
@@ -154,14 +174,14 @@ void append_canonical_number(double d, std::string& out) {
   }
   if (d == std::trunc(d)) {
     if (std::fabs(d) < 9007199254740992.0) {
-      fmt::format_to(std::back_inserter(out), "{}", static_cast<int64_t>(d));
+      append_int(static_cast<int64_t>(d), out);
     } else {
       // Digits, as number_from_token spells the same integral value read from a token.
       out += normalize_decimal(fmt::format("{}", d));
     }
     return;
   }
-  fmt::format_to(std::back_inserter(out), "{}", d);
+  append_formatted(d, out);
 }
 
 template <bool Canonical>
@@ -174,7 +194,7 @@ static void append_value(const Value& v, std::string& out) {
       out += v.as_bool() ? "true" : "false";
       break;
     case Value::Type::Int:
-      fmt::format_to(std::back_inserter(out), "{}", v.as_int());
+      append_int(v.as_int(), out);
       break;
     case Value::Type::Decimal:
       out += v.as_decimal();
@@ -184,7 +204,7 @@ static void append_value(const Value& v, std::string& out) {
         append_canonical_number(v.as_double(), out);
       } else {
         if (std::isfinite(v.as_double())) {
-          fmt::format_to(std::back_inserter(out), "{}", v.as_double());
+          append_formatted(v.as_double(), out);
         } else {
           out += "null";
         }

@@ -45,9 +45,10 @@ Processed process_response(const Plan& plan, const CompiledStage& stage, const V
   Processed out;
   out.children.reserve(stage.emit.size());
   for (const auto& e : stage.emit) out.children.emplace_back(e.child, std::vector<std::string>{});
-  std::unordered_map<std::string, size_t> by_key;
   (void)plan;
   size_t index = 0;
+  std::string scratch;  // the canonical JSON a row's hash is taken of, its buffer reused
+  std::vector<uint32_t> record_of;  // per row, the record's position in the response
   select_records(body, stage.spec->records_path, [&](Value&& record) {
     size_t i = index++;
     ++out.records_seen;
@@ -94,22 +95,50 @@ Processed process_response(const Plan& plan, const CompiledStage& stage, const V
     Row row;
     row.image = Value(std::move(image));
     row.key = key_string(stage, row.image);
-    append_canonical_json(row.image, row.json);
-    row.hash = hash_bytes(row.json);
-    auto [it, inserted] = by_key.emplace(row.key, out.rows.size());
-    if (inserted) {
-      out.rows.push_back(std::move(row));
-    } else if (out.rows[it->second].json == row.json) {
-      // The same record twice (overlapping pages, a repeated entry): one row, nothing lost.
-      ++out.duplicates;
-    } else {
-      // Keeping either would silently drop the other.
+    scratch.clear();
+    append_canonical_json(row.image, scratch);
+    row.hash = hash_bytes(scratch);
+    out.rows.push_back(std::move(row));
+    record_of.push_back(static_cast<uint32_t>(i));
+  });
+  // One row per key, found by sorting rather than a map of copied keys: the same record twice
+  // (overlapping pages, a repeated entry) is one row; the same key with other content would
+  // silently drop one of them, so the response is refused.
+  std::vector<uint32_t> order(out.rows.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<uint32_t>(i);
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    int c = out.rows[a].key.compare(out.rows[b].key);
+    return c < 0 || (c == 0 && a < b);
+  });
+  std::vector<char> drop;
+  for (size_t j = 1; j < order.size(); ++j) {
+    const Row& first = out.rows[order[j - 1]];
+    const Row& again = out.rows[order[j]];
+    if (first.key != again.key) continue;
+    // Equal hashes of canonical JSON: the same content whatever the field order or spelling.
+    if (first.hash != again.hash) {
+      std::string a = canonical_json(first.image), b = canonical_json(again.image);
       throw DataError(fmt::format(
           "record {}: key {} appears again with other content ({} vs {}); the key does not "
           "identify the records",
-          i, row.key, excerpt(out.rows[it->second].json, 200), excerpt(row.json, 200)));
+          record_of[order[j]], again.key, excerpt(a, 200), excerpt(b, 200)));
     }
-  });
+    if (drop.empty()) drop.resize(out.rows.size(), 0);
+    drop[order[j]] = 1;
+    order[j] = order[j - 1];  // a third copy compares with the first
+  }
+  if (!drop.empty()) {
+    size_t kept = 0;
+    for (size_t i = 0; i < out.rows.size(); ++i) {
+      if (drop[i]) {
+        ++out.duplicates;
+        continue;
+      }
+      if (kept != i) out.rows[kept] = std::move(out.rows[i]);
+      ++kept;
+    }
+    out.rows.resize(kept);
+  }
   return out;
 }
 

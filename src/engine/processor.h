@@ -13,8 +13,7 @@ namespace cascade {
 
 struct Row {
   std::string key;    // canonical JSON array of key values
-  uint64_t hash = 0;  // hash of `json`
-  std::string json;   // canonical JSON of the image
+  uint64_t hash = 0;  // hash of the image's canonical JSON
   Value image;        // object: key columns, attached columns, then record fields
 };
 

@@ -277,7 +277,7 @@ TEST(Export, AMillionRowsStreamInLittleMemory) {
   EXPECT_NE(r.err.find("1000000 rows"), std::string::npos) << r.err;
   struct rusage ru {};
   getrusage(RUSAGE_CHILDREN, &ru);
-  // The page cache (32 MiB) and the binary; ru_maxrss is in KiB. Under AddressSanitizer its
+  // The page cache (16 MiB) and the binary; ru_maxrss is in KiB. Under AddressSanitizer its
   // quarantine and shadow memory dwarf that, so the bound says nothing there.
 #ifndef __SANITIZE_ADDRESS__
   EXPECT_LT(ru.ru_maxrss, 80 * 1024) << "peak RSS of cascade export: " << ru.ru_maxrss << " KiB";

@@ -116,10 +116,11 @@ static int take_claim(const std::string& path_) {
 }  // namespace
 
 std::string sqlite_store_pragmas(bool read_only) {
-  // busy_timeout first: even reading the schema may meet a writer's lock. A 32 MiB page cache
-  // holds the hot index pages of a large run within the memory budget.
+  // busy_timeout first: even reading the schema may meet a writer's lock. A 16 MiB page cache
+  // holds the hot pages of a large run (one b-tree per table, written mostly in key order)
+  // within the memory budget.
   std::string pragmas =
-      "PRAGMA busy_timeout=10000; PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;";
+      "PRAGMA busy_timeout=10000; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;";
   if (read_only) return pragmas;
   // No mmap: mapped pages count as the process's memory and grow with the file, and the page
   // cache already holds what a run touches. Checkpoints copy WAL pages back into the database;
