@@ -161,13 +161,15 @@ Processed merge_pages(std::vector<Processed>& pages) {
       if (it == by_key.end()) {
         out.rows.push_back(std::move(row));
         by_key.emplace(out.rows.back().key, out.rows.size() - 1);
-      } else if (out.rows[it->second].json == row.json) {
+      } else if (out.rows[it->second].hash == row.hash) {
+        // Equal hashes of canonical JSON: the same content whatever the field order or spelling.
         ++out.duplicates;
       } else {
+        std::string a = canonical_json(out.rows[it->second].image), b = canonical_json(row.image);
         throw DataError(fmt::format(
             "page {}: key {} appeared on an earlier page with other content ({} vs {}); the key "
             "does not identify the records",
-            n + 1, row.key, excerpt(out.rows[it->second].json, 200), excerpt(row.json, 200)));
+            n + 1, row.key, excerpt(a, 200), excerpt(b, 200)));
       }
     }
     if (out.children.empty()) {
