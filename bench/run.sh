@@ -236,10 +236,13 @@ if [[ $m_sim != null ]] && awk -v a="$m_sim" -v b="$m_bare" 'BEGIN { exit !(a < 
 fi
 fraction=$(awk -v a="$m_init_rps" -v b="$limit" 'BEGIN { printf "%.2f\n", a / b }')
 verdict() { awk "BEGIN { exit !($1) }" && echo PASS || echo FAIL; }
-v_rate=$(verdict "$m_init_rps >= 100000")
-v_rss=$(verdict "$max_rss <= 100")
+# The warehouse issue's targets: 300k records/s end to end with history and change log on, an
+# unchanged re-sync at least 5x faster than the initial sync, peak RSS within 64 MB.
+v_rate=$(verdict "$m_init_rps >= 300000")
+v_rss=$(verdict "$max_rss <= 64")
 v_zero=$(verdict "$max_written == 0 && $max_delta == 0")
-v_faster=$(verdict "$m_re_s < $m_init_s")
+v_faster=$(verdict "$m_re_s * 5 <= $m_init_s")
+resync_speedup=$(awk -v a="$m_init_s" -v b="$m_re_s" 'BEGIN { if (b > 0) printf "%.2f\n", a / b; else print "null" }')
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 json_list() {
   local IFS=,
@@ -265,7 +268,8 @@ cat >"$RESULTS" <<EOF
              "peak_rss_mb_time_v": $(json_list "${re_rss_os[@]}"),
              "rows_written": $(json_list "${re_written[@]}"),
              "change_log_delta": $(json_list "${re_log_delta[@]}"),
-             "unchanged": $re_unchanged, "median_seconds": $m_re_s},
+             "unchanged": $re_unchanged, "median_seconds": $m_re_s,
+             "initial_over_resync": $resync_speedup},
   "max_peak_rss_mb": $max_rss,
   "max_peak_rss_mb_time_v": $max_rss_os,
   "simulator": {"tool": "wrk -t$WRK_THREADS -c$WRK_CONNECTIONS", "seconds": $(json_list "${wrk_s[@]}"),
@@ -273,7 +277,7 @@ cat >"$RESULTS" <<EOF
                 "note": "$wrk_note"},
   "sqlite_bare_insert": {"seconds": $(json_list "${bare_s[@]}"), "rows_per_s": $(json_list "${bare_rps[@]}"),
                          "median_rows_per_s": $m_bare,
-                         "what": "staging + change log + warehouse rows, one transaction per message, store pragmas"},
+                         "what": "warehouse rows (carrying staging, history and change log) + listing records, one transaction per message, store pragmas"},
   "sqlite_plain_insert": {"seconds": $(json_list "${plain_s[@]}"), "rows_per_s": $(json_list "${plain_rps[@]}"),
                           "median_rows_per_s": $m_plain,
                           "what": "warehouse rows only, one table, one prepared INSERT, one transaction, store pragmas"},
@@ -281,22 +285,23 @@ cat >"$RESULTS" <<EOF
   "cascade_over_plain_insert": $vs_plain,
   "limit": {"name": "$limit_name", "per_s": $limit},
   "fraction_of_limit": $fraction,
-  "targets": {"records_per_s_ge_100000": "$v_rate", "peak_rss_le_100mb": "$v_rss",
-              "resync_writes_zero_rows": "$v_zero", "resync_faster_than_sync": "$v_faster"}
+  "targets": {"records_per_s_ge_300000": "$v_rate", "peak_rss_le_64mb": "$v_rss",
+              "resync_writes_zero_rows": "$v_zero", "resync_5x_faster_than_sync": "$v_faster"}
 }
 EOF
 
 printf '\n%-44s %14s  %s\n' "cascade e2e benchmark ($RUNS runs, medians)" "value" "target"
 printf '%-44s %14s\n' "records (sales)" "$records ($sales_records)"
 printf '%-44s %14s\n' "initial sync wall s" "$m_init_s"
-printf '%-44s %14s  >= 100000  %s\n' "initial sync records/s" "$m_init_rps" "$v_rate"
+printf '%-44s %14s  >= 300000  %s\n' "initial sync records/s" "$m_init_rps" "$v_rate"
 printf '%-44s %14s\n' "initial sync cpu s (user+sys)" "$m_cpu"
-printf '%-44s %14s  <= 100     %s\n' "max peak RSS MB (summary)" "$max_rss" "$v_rss"
+printf '%-44s %14s  <= 64      %s\n' "max peak RSS MB (summary)" "$max_rss" "$v_rss"
 printf '%-44s %14s\n' "max peak RSS MB (/usr/bin/time -v)" "$max_rss_os"
-printf '%-44s %14s  < initial  %s\n' "re-sync wall s" "$m_re_s" "$v_faster"
+printf '%-44s %14s  <= init/5  %s\n' "re-sync wall s" "$m_re_s" "$v_faster"
+printf '%-44s %14s\n' "initial / re-sync" "$resync_speedup"
 printf '%-44s %14s  == 0       %s\n' "re-sync rows written / change-log delta" "$max_written / $max_delta" "$v_zero"
 printf '%-44s %14s\n' "peer: simulator sales/s (wrk)" "$m_sim"
-printf '%-44s %14s\n' "peer: sqlite bare insert rows/s (3 tables)" "$m_bare"
+printf '%-44s %14s\n' "peer: sqlite bare insert rows/s (same work)" "$m_bare"
 printf '%-44s %14s\n' "peer: sqlite plain insert rows/s (1 table)" "$m_plain"
 printf '%-44s %14s\n' "cascade / bare insert (store pragmas)" "$vs_bare"
 printf '%-44s %14s\n' "cascade / plain insert (physical limit)" "$vs_plain"
