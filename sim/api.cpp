@@ -43,11 +43,11 @@ std::string summary_json(const AdvanceSummary& s, int64_t tick) {
       s.promotions);
 }
 
-ApiService::ApiService(SimConfig cfg, std::shared_ptr<FaultPlan> faults)
+ApiService::ApiService(SimConfig cfg, std::shared_ptr<FaultPlan> faults, PagingConfig paging)
     : company_(cfg),
       faults_(faults ? std::move(faults)
-                     : std::make_shared<Faults>(FaultConfig{}, cfg.seed, SystemClock::instance())) {
-}
+                     : std::make_shared<Faults>(FaultConfig{}, cfg.seed, SystemClock::instance())),
+      paging_(paging) {}
 
 AdvanceSummary ApiService::advance(int64_t ticks) {
   std::unique_lock lock(mu_);
@@ -156,6 +156,8 @@ void ApiService::serve_true(const HttpRequest& req, HttpResponse& res) {
   }
   if (req.method != "GET" && req.method != "HEAD") {
     error(res, 405, "use GET");
+  } else if (paging_.mode != PageMode::none) {
+    serve_paged(req, res);
   } else if (req.path == "/branches") {
     const std::string* name = req.param("branch");
     if (!name) {
@@ -180,6 +182,37 @@ void ApiService::serve_true(const HttpRequest& req, HttpResponse& res) {
       error(res, 400, "employee_id must be a non-negative integer");
     }
   }
+}
+
+void ApiService::serve_paged(const HttpRequest& req, HttpResponse& res) {
+  // The same records as the unpaged responses, in the same order, one page at a time.
+  std::vector<std::string> records;
+  auto add = [&records](auto write) {
+    records.emplace_back();
+    write(records.back());
+  };
+  if (req.path == "/branches") {
+    const std::string* name = req.param("branch");
+    if (!name) return error(res, 400, "missing parameter: branch");
+    std::shared_lock lock(mu_);
+    if (auto b = company_.branch_by_name(*name))
+      add([&](std::string& out) { Company::write_branch(*b, out); });
+  } else if (req.path == "/employees") {
+    auto id = id_param(req, "branch_id");
+    if (!id) return error(res, 400, "branch_id must be a non-negative integer");
+    std::shared_lock lock(mu_);
+    company_.for_each_employee(*id, [&](const Employee& e) {
+      add([&](std::string& out) { Company::write_employee(e, false, out); });
+    });
+  } else {
+    auto id = id_param(req, "employee_id");
+    if (!id) return error(res, 400, "employee_id must be a non-negative integer");
+    std::shared_lock lock(mu_);
+    company_.for_each_sale(*id, [&](const Sale& s) {
+      add([&](std::string& out) { Company::write_sale(s, false, out); });
+    });
+  }
+  write_page(paging_, req, records, res);
 }
 
 }  // namespace cascade::sim

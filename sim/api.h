@@ -13,6 +13,7 @@
 #include "sim/auth.h"
 #include "sim/company.h"
 #include "sim/http_server.h"
+#include "sim/paging.h"
 
 namespace cascade::sim {
 
@@ -45,7 +46,9 @@ class ApiService {
  public:
   // Throws std::invalid_argument if the config is invalid. A null plan means an empty Faults plan
   // (on the system clock) that /admin/faults can still change.
-  explicit ApiService(SimConfig cfg, std::shared_ptr<FaultPlan> faults = nullptr);
+  // `paging` splits the listings into pages; the default serves each listing whole.
+  explicit ApiService(SimConfig cfg, std::shared_ptr<FaultPlan> faults = nullptr,
+                      PagingConfig paging = {});
 
   // Answers one request (any path); never throws for bad input, which becomes a 4xx JSON error.
   // Vendor paths: GET /branches?branch=, /employees?branch_id=, /sales?employee_id=, and
@@ -71,11 +74,13 @@ class ApiService {
  private:
   void serve_api(const HttpRequest& req, HttpResponse& res);
   void serve_true(const HttpRequest& req, HttpResponse& res);
+  void serve_paged(const HttpRequest& req, HttpResponse& res);
   void count(const std::string& path, int status);
 
   mutable std::shared_mutex mu_;
   Company company_;
   std::shared_ptr<FaultPlan> faults_;
+  PagingConfig paging_;
   std::shared_ptr<SimAuth> auth_;
   mutable std::mutex stats_mu_;
   std::map<std::string, std::map<int, uint64_t>> stats_;

@@ -11,6 +11,7 @@
 #include "sim/company.h"
 #include "sim/faults.h"
 #include "sim/http_server.h"
+#include "sim/paging.h"
 #include "sim/truth.h"
 
 namespace {
@@ -166,6 +167,29 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   FaultFlags fault_flags;
   fault_flags.add(app);
+  cascade::sim::PagingConfig paging;
+  std::string page_mode = "none";
+  app.add_option("--paginate", page_mode,
+                 "How listings (branches, employees, sales) are paged: none (each listing whole, "
+                 "the default), json_link ({records, next: URL}), header_link (a bare array with "
+                 "a Link header), offset ({records, total}; ?offset=&limit=), page_number ({data, "
+                 "page, total_pages}; ?page= from 1), cursor ({data, cursors: {next}}; ?cursor=)")
+      ->check(
+          CLI::IsMember({"none", "json_link", "header_link", "offset", "page_number", "cursor"}))
+      ->group("Pagination");
+  app.add_option("--page-size", paging.page_size, "Records per page (offset: the default limit)")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}))
+      ->capture_default_str()
+      ->group("Pagination");
+  app.add_option("--fail-page", paging.fail_page,
+                 "This page (1-based) of every listing that has as many pages answers HTTP 500")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
+      ->group("Pagination");
+  app.add_flag("--page-loop", paging.loop,
+               "A broken vendor: the last page links back to the first (json_link, header_link, "
+               "cursor), or the page parameter is ignored and no total given (offset, "
+               "page_number)")
+      ->group("Pagination");
   std::string auth_spec;
   double token_ttl = 3600, token_reported_ttl = -1;
   app.add_option("--auth", auth_spec,
@@ -218,7 +242,8 @@ int main(int argc, char** argv) {
 
     auto faults = std::make_shared<cascade::sim::Faults>(fault_flags.build(), cfg.seed,
                                                          cascade::SystemClock::instance());
-    cascade::sim::ApiService api(cfg, faults);
+    paging.mode = cascade::sim::parse_page_mode(page_mode);
+    cascade::sim::ApiService api(cfg, faults, paging);
     if (!auth_spec.empty()) {
       cascade::sim::SimAuthConfig ac = cascade::sim::parse_sim_auth(auth_spec);
       ac.token_ttl = cascade::Duration(static_cast<int64_t>(token_ttl * 1000));

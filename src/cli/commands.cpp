@@ -148,6 +148,8 @@ int cmd_validate(const Common& c) {
         flow += fmt::format(" (params: {})", fmt::join(names, ", "));
       }
       if (st.body) flow += " (JSON body)";
+      if (st.spec->paginate.kind != PaginateOptions::Kind::None)
+        flow += fmt::format(" (paginate: {})", paginate_kind_name(st.spec->paginate.kind));
       std::vector<std::string> kids;
       for (const auto& e : st.emit) kids.push_back(plan.stages()[e.child].name);
       if (!kids.empty()) flow += fmt::format(" -> {}", fmt::join(kids, ", "));

@@ -799,11 +799,11 @@ class Loader {
     if (is_reserved_table_name(st.name))
       fail(se.k, "stage name '" + st.name + "' is reserved: " + kReservedWhy);
     std::string ctx = "stage '" + st.name + "'";
-    Entries es = entries(se.v, ctx,
-                         {"request",     "records",   "where",     "key",      "attach",   "emit",
-                          "concurrency", "schedule",  "timezone",  "inputs",   "event",    "table",
-                          "queue",       "deletions", "effective", "flatten",  "contract", "method",
-                          "body",        "params",    "headers",   "responses"});
+    Entries es = entries(
+        se.v, ctx, {"request",     "records",   "where",     "key",       "attach",   "emit",
+                    "concurrency", "schedule",  "timezone",  "inputs",    "event",    "table",
+                    "queue",       "deletions", "effective", "flatten",   "contract", "method",
+                    "body",        "params",    "headers",   "responses", "paginate"});
     st.table = st.name;
     st.queue = spec.queues;
     const Entry* e = require(es, se.v, "request", ctx);
@@ -1023,6 +1023,158 @@ class Loader {
         st.schema.contract = SchemaSpec::Contract::Discard;
       else
         fail(e->v, "contract must be evolve, freeze or discard, found '" + v + "'");
+    }
+    if ((e = get(es, "paginate"))) parse_paginate(e->v, ctx, st.paginate);
+  }
+
+  // `paginate:` in dlt's words: a kind alone (`paginate: json_link`), or a map with `type:` and
+  // the kind's parameters, each checked against what that kind takes.
+  void parse_paginate(const YAML::Node& n, const std::string& ctx, PaginateOptions& p) {
+    using K = PaginateOptions::Kind;
+    static const std::vector<std::pair<std::string, K>> kKinds = {
+        {"auto", K::Auto},          {"single_page", K::SinglePage},
+        {"json_link", K::JsonLink}, {"header_link", K::HeaderLink},
+        {"offset", K::Offset},      {"page_number", K::PageNumber},
+        {"cursor", K::Cursor},      {"json_response", K::JsonLink}};
+    static const std::vector<std::string> kNames = {
+        "auto", "single_page", "json_link", "header_link", "offset", "page_number", "cursor"};
+    std::string what = ctx + " paginate";
+    auto kind_of = [&](const YAML::Node& t) {
+      std::string name = string(t, "a paginator type");
+      for (const auto& [k, v] : kKinds)
+        if (k == name) return v;
+      std::string hint = closest(name, kNames);
+      fail(t, "unknown paginator type '" + name + "'" +
+                  (hint.empty() ? "" : ": did you mean '" + hint + "'?") +
+                  " (expected one of: " + join(kNames) + ")");
+    };
+    if (n.IsScalar()) {
+      p.kind = kind_of(n);
+      if (p.kind == K::Offset)
+        fail(n, "the offset paginator needs a limit: write paginate: { type: offset, limit: 100 }");
+      return;
+    }
+    if (!n.IsMap())
+      fail(n,
+           "expected a paginator type such as json_link, or a map such as { type: offset, limit: "
+           "100 }, for " +
+               what + ", found " + found(n));
+    const YAML::Node type_node = n["type"];
+    if (!type_node || type_node.IsNull())
+      fail(n,
+           "missing required key 'type' in " + what + " (expected one of: " + join(kNames) + ")");
+    p.kind = kind_of(type_node);
+    std::vector<std::string> allowed = {"type", "max_pages"};
+    switch (p.kind) {
+      case K::JsonLink:
+        allowed.push_back("next_url_path");
+        break;
+      case K::HeaderLink:
+        allowed.push_back("links_next_key");
+        break;
+      case K::Offset:
+        allowed.insert(allowed.end(), {"limit", "offset", "offset_param", "limit_param",
+                                       "total_path", "maximum_offset", "stop_after_empty_page"});
+        break;
+      case K::PageNumber:
+        allowed.insert(allowed.end(), {"base_page", "page", "page_param", "total_path",
+                                       "maximum_page", "stop_after_empty_page"});
+        break;
+      case K::Cursor:
+        allowed.insert(allowed.end(), {"cursor_path", "cursor_param"});
+        break;
+      case K::Auto:
+        allowed.push_back("cursor_param");
+        break;
+      default:
+        break;
+    }
+    std::string kind_what = what + " (type " + std::string(paginate_kind_name(p.kind)) + ")";
+    Entries es = entries(n, kind_what, allowed);
+    auto path_of = [&](const Entry& e) {
+      std::string s = string(e.v, "a dotted path into the response");
+      if (s.starts_with("$.")) s = s.substr(2);
+      if (!is_path(s))
+        fail(e.v,
+             "paginate." + e.key + " must be a dotted path such as links.next, found '" + s + "'");
+      return s;
+    };
+    auto param_of = [&](const Entry& e) {
+      std::string s = string(e.v, "a query parameter name");
+      if (s.empty() || s.find_first_of("&=#?% \t\r\n") != std::string::npos)
+        fail(e.v, "paginate." + e.key + " must be a query parameter name, found '" + s + "'");
+      return s;
+    };
+    auto flag_of = [&](const Entry& e) {
+      std::string s = string(e.v, "true or false");
+      if (s == "true" || s == "True" || s == "TRUE") return true;
+      if (s == "false" || s == "False" || s == "FALSE") return false;
+      fail(e.v, "paginate." + e.key + " must be true or false, found '" + s + "'");
+    };
+    const Entry* limit_entry = nullptr;
+    bool has_maximum = false;
+    for (const Entry& e : es) {
+      const std::string& k = e.key;
+      if (k == "type") continue;
+      if (k == "total_path") {
+        // `total_path: null` says the API gives no total, as in dlt.
+        if (e.v.IsNull() || (e.v.IsScalar() && e.v.Tag() == "?" && e.v.Scalar() == "~")) {
+          p.total_path.reset();
+        } else {
+          p.total_path = path_of(e);
+          p.total_path_explicit = true;
+        }
+        continue;
+      }
+      if (e.v.IsNull()) fail(e.k, "paginate." + k + " has no value");
+      if (k == "max_pages")
+        p.max_pages = integer(e.v, "paginate.max_pages", 1, 1'000'000'000);
+      else if (k == "next_url_path")
+        p.next_url_path = path_of(e);
+      else if (k == "links_next_key") {
+        p.links_next_key = string(e.v, "a link relation such as next");
+        if (p.links_next_key.empty() ||
+            p.links_next_key.find_first_of(" \t\"") != std::string::npos)
+          fail(e.v, "paginate.links_next_key must be one link relation such as next");
+      } else if (k == "limit") {
+        p.limit = integer(e.v, "paginate.limit", 1, 1'000'000'000);
+        limit_entry = &e;
+      } else if (k == "offset")
+        p.offset = integer(e.v, "paginate.offset", 0, INT64_MAX / 4);
+      else if (k == "offset_param")
+        p.offset_param = param_of(e);
+      else if (k == "limit_param")
+        p.limit_param = param_of(e);
+      else if (k == "maximum_offset") {
+        p.maximum_offset = integer(e.v, "paginate.maximum_offset", 1, INT64_MAX / 4);
+        has_maximum = true;
+      } else if (k == "stop_after_empty_page")
+        p.stop_after_empty_page = flag_of(e);
+      else if (k == "base_page")
+        p.base_page = integer(e.v, "paginate.base_page", 0, 1'000'000'000);
+      else if (k == "page")
+        p.page = integer(e.v, "paginate.page", 0, 1'000'000'000);
+      else if (k == "page_param")
+        p.page_param = param_of(e);
+      else if (k == "maximum_page") {
+        p.maximum_page = integer(e.v, "paginate.maximum_page", 1, 1'000'000'000);
+        has_maximum = true;
+      } else if (k == "cursor_path")
+        p.cursor_path = path_of(e);
+      else if (k == "cursor_param")
+        p.cursor_param = param_of(e);
+    }
+    if (p.kind == K::Offset && !limit_entry)
+      fail(n, "missing required key 'limit' in " + kind_what + " (the page size, e.g. limit: 100)");
+    if (p.kind == K::Offset || p.kind == K::PageNumber) {
+      if (p.page && *p.page < p.base_page) fail(n, "paginate.page must not be below base_page");
+      if (!p.total_path && !has_maximum && !p.stop_after_empty_page)
+        fail(n, "the " + std::string(paginate_kind_name(p.kind)) +
+                    " paginator would never stop: give total_path, a " +
+                    (p.kind == K::Offset ? "maximum_offset" : "maximum_page") +
+                    ", or leave stop_after_empty_page true");
+      // With nothing else to stop on, a missing total must be an error rather than endless pages.
+      if (p.total_path && !has_maximum && !p.stop_after_empty_page) p.total_path_explicit = true;
     }
   }
 

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/value.h"
 #include "source/auth.h"
+#include "source/paginate_options.h"
 #include "store/queue.h"
 
 namespace cascade {
@@ -150,6 +151,8 @@ struct StageSpec {
   // branch_since): history intervals start there rather than when the change was observed.
   std::optional<std::string> effective;
   SchemaSpec schema;
+  // How the listing is paged (`paginate:`); Kind::None: one request per message.
+  PaginateOptions paginate;
 };
 
 // An analysts' view over the warehouse tables: `CREATE VIEW name AS select`.

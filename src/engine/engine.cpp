@@ -21,6 +21,7 @@
 #include "engine/worker_pool.h"
 #include "observe/log.h"
 #include "source/auth.h"
+#include "source/paginator.h"
 #include "source/retry.h"
 
 namespace cascade {
@@ -82,6 +83,21 @@ namespace {
 // message.
 enum class Outcome { Ok, Transient, Permanent, Cancelled, Throttled };
 
+// The pages of one paged message. Each page is processed as it arrives; when the last one is in,
+// the pages are merged so that the message is applied as one complete listing. Page callbacks
+// run on the pool, several at once when pages are fetched in parallel: `mu` guards it all.
+struct Listing {
+  explicit Listing(Paginator p) : paginator(std::move(p)) {}
+  std::mutex mu;
+  Paginator paginator;
+  std::vector<Processed> pages;                        // by page number
+  std::deque<std::pair<size_t, std::string>> waiting;  // known pages not yet requested
+  size_t fetching = 0;                                 // requested, response not yet in
+  size_t open = 0;                                     // requested, not yet processed
+  bool failed = false;  // the first failure decides the message's outcome; no page follows it
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+};
+
 struct Task {
   size_t stage = 0;
   std::string receipt;  // empty for direct (invoked) messages
@@ -100,6 +116,7 @@ struct Task {
   std::array<int, 5> by_class{};
   Duration elapsed{};
   std::optional<TimePoint> retry_at;  // when the vendor said it takes requests again
+  std::shared_ptr<Listing> listing;   // a paged stage's pages, until they are merged
 };
 
 }  // namespace
@@ -130,6 +147,19 @@ struct Engine::Impl {
   WorkerPool pool;
   // Values that must not reach a dead letter even when a vendor echoes them in an error body.
   std::vector<std::string> secrets;
+  // Set when in-flight requests are being cancelled: paged listings request no further page.
+  std::atomic<bool> halt{false};
+  std::mutex warned_mu;
+  std::vector<bool> warned;  // per stage: its auto pagination doubt was logged
+
+  // True the first time it is called for `stage`. Thread-safe.
+  bool warn_once(size_t stage) {
+    std::lock_guard lock(warned_mu);
+    if (warned.empty()) warned.resize(plan.stages().size());
+    if (warned[stage]) return false;
+    warned[stage] = true;
+    return true;
+  }
 
   Impl(Engine& engine)
       : e(engine),
@@ -163,6 +193,7 @@ struct Engine::Impl {
     std::unique_lock lock(mu);
     if (done.size() < outstanding) {
       lock.unlock();
+      halt = true;
       e.http_.cancel_all();
       lock.lock();
     }
@@ -208,19 +239,76 @@ struct Engine::Impl {
     }
     // Two bodies to one URL are two listings.
     t->scope = scope_of(st, t->body.empty() ? t->request : t->request + '\0' + t->body);
-    HttpRequest req;
-    req.method = st.method;
-    req.url = url_of(*t);
-    req.headers = st.headers;
-    req.body = t->body;
-    req.quota_class = t->stage;
-    for (const auto& rule : st.spec->responses)
-      req.status_retry.push_back({rule.lo, rule.hi, rule.action == ResponseRule::Action::Retry});
+    if (st.spec->paginate.kind != PaginateOptions::Kind::None) {
+      t->listing = std::make_shared<Listing>(
+          Paginator(st.spec->paginate, url_of(*t), st.spec->records_path));
+      Listing& l = *t->listing;
+      l.pages.resize(1);
+      l.fetching = l.open = 1;
+      std::string first = l.paginator.first_url();
+      Task* raw = t.release();
+      send_page(raw, 0, std::move(first));
+      return;
+    }
+    HttpRequest req = request_for(*t, url_of(*t));
     Task* raw = t.release();
     e.http_.submit(std::move(req), [this, raw](HttpResponse&& resp) {
       auto shared = std::make_shared<HttpResponse>(std::move(resp));
       pool.post([this, raw, shared] { process(std::unique_ptr<Task>(raw), *shared); });
     });
+  }
+
+  // The request of one of a task's pages (the first is its rendered request): the stage's
+  // method, headers, body and status rules.
+  HttpRequest request_for(const Task& t, std::string url) const {
+    const CompiledStage& st = plan.stages()[t.stage];
+    HttpRequest req;
+    req.method = st.method;
+    req.url = std::move(url);
+    req.headers = st.headers;
+    req.body = t.body;
+    req.quota_class = t.stage;
+    for (const auto& rule : st.spec->responses)
+      req.status_retry.push_back({rule.lo, rule.hi, rule.action == ResponseRule::Action::Retry});
+    return req;
+  }
+
+  // What a response means for its message before its records are read: Ok (read them), Ok and
+  // empty (the stage's `responses:` rule makes it a listing with no records), or a failure with
+  // its reason (`what` names the request).
+  struct Verdict {
+    Outcome outcome = Outcome::Ok;
+    bool empty = false;
+    std::string reason;
+  };
+  static Verdict judge(const CompiledStage& st, const HttpResponse& resp, const std::string& what) {
+    Verdict v;
+    const ResponseRule* rule = nullptr;
+    for (const auto& r : st.spec->responses)
+      if (resp.status >= r.lo && resp.status <= r.hi) {
+        rule = &r;
+        break;
+      }
+    if (resp.status == 0 && resp.error == "cancelled") {
+      v.outcome = Outcome::Cancelled;
+    } else if (resp.status == 0) {
+      v.outcome = resp.permanent ? Outcome::Permanent : Outcome::Transient;
+      v.reason = fmt::format("{}: {} (after {} tries)", what, resp.error, resp.attempts);
+    } else if (rule && rule->action == ResponseRule::Action::Empty) {
+      v.empty = true;
+    } else if (rule) {
+      bool retry = rule->action == ResponseRule::Action::Retry;
+      v.outcome = retry ? Outcome::Transient : Outcome::Permanent;
+      if (retry && resp.held_off == resp.attempts) v.outcome = Outcome::Throttled;
+      v.reason = fmt::format("{}: HTTP {} (after {} tries; responses: {}): {}", what, resp.status,
+                             resp.attempts, retry ? "retry" : "dead_letter", excerpt(resp.body));
+    } else if (resp.status < 200 || resp.status >= 300) {
+      v.outcome = is_retryable_status(resp.status) ? Outcome::Transient : Outcome::Permanent;
+      if (resp.held_off == resp.attempts) v.outcome = Outcome::Throttled;
+      v.reason = fmt::format("{}: HTTP {} (after {} tries): {}", what, resp.status, resp.attempts,
+                             excerpt(resp.body));
+    }
+    return v;
   }
 
   void process(std::unique_ptr<Task> t, HttpResponse& resp) {
@@ -231,30 +319,12 @@ struct Engine::Impl {
     t->elapsed = resp.elapsed;
     t->retry_at = resp.retry_at;
     std::string what = fmt::format("{} {}", st.method, url_of(*t));
-    const ResponseRule* rule = nullptr;
-    for (const auto& r : st.spec->responses)
-      if (resp.status >= r.lo && resp.status <= r.hi) {
-        rule = &r;
-        break;
-      }
-    if (resp.status == 0 && resp.error == "cancelled") {
-      t->outcome = Outcome::Cancelled;
-    } else if (resp.status == 0) {
-      t->outcome = resp.permanent ? Outcome::Permanent : Outcome::Transient;
-      t->reason = fmt::format("{}: {} (after {} tries)", what, resp.error, resp.attempts);
-    } else if (rule && rule->action == ResponseRule::Action::Empty) {
+    Verdict v = judge(st, resp, what);
+    if (v.outcome != Outcome::Ok) {
+      t->outcome = v.outcome;
+      t->reason = std::move(v.reason);
+    } else if (v.empty) {
       t->processed = Processed{};  // the stage's rule: this status is a listing with no records
-    } else if (rule) {
-      bool retry = rule->action == ResponseRule::Action::Retry;
-      t->outcome = retry ? Outcome::Transient : Outcome::Permanent;
-      if (retry && resp.held_off == resp.attempts) t->outcome = Outcome::Throttled;
-      t->reason = fmt::format("{}: HTTP {} (after {} tries; responses: {}): {}", what, resp.status,
-                              resp.attempts, retry ? "retry" : "dead_letter", excerpt(resp.body));
-    } else if (resp.status < 200 || resp.status >= 300) {
-      t->outcome = is_retryable_status(resp.status) ? Outcome::Transient : Outcome::Permanent;
-      if (resp.held_off == resp.attempts) t->outcome = Outcome::Throttled;
-      t->reason = fmt::format("{}: HTTP {} (after {} tries): {}", what, resp.status, resp.attempts,
-                              excerpt(resp.body));
     } else {
       try {
         t->processed = process_response(plan, st, t->message, resp.body);
@@ -269,6 +339,142 @@ struct Engine::Impl {
     if (!t->reason.empty() && !secrets.empty())
       t->reason = mask_secrets(std::move(t->reason), secrets);
     finish(std::move(t));
+  }
+
+  // ---- paged listings ----
+
+  // Requests page `index` of a paged task; its response is handled by page_done on the pool.
+  void send_page(Task* t, size_t index, std::string url) {
+    HttpRequest req = request_for(*t, std::move(url));
+    e.http_.submit(std::move(req), [this, t, index](HttpResponse&& resp) {
+      auto shared = std::make_shared<HttpResponse>(std::move(resp));
+      pool.post([this, t, index, shared] { page_done(t, index, *shared); });
+    });
+  }
+
+  // Records the listing's first failure; later pages are neither requested nor kept. Holds l.mu.
+  static void fail_locked(Listing& l, Task& t, Outcome outcome, std::string reason,
+                          std::optional<TimePoint> retry_at = std::nullopt) {
+    if (!l.failed) {
+      l.failed = true;
+      t.outcome = outcome;
+      t.reason = std::move(reason);
+      t.retry_at = retry_at;
+    }
+    l.waiting.clear();
+  }
+
+  // Pages to request now: as many waiting ones as the stage's concurrency allows in flight for
+  // one listing. None once the listing failed or the run is stopping. Holds l.mu.
+  void take_sends(Listing& l, Task& t, std::vector<std::pair<size_t, std::string>>& sends) {
+    if (l.failed) return;
+    if (!l.waiting.empty() && (e.stop_.load() || halt.load())) {
+      // Stopped in the middle of a listing: the message goes back to its queue whole.
+      fail_locked(l, t, Outcome::Cancelled, {});
+      return;
+    }
+    size_t cap = static_cast<size_t>(std::max(1, plan.stages()[t.stage].spec->concurrency));
+    while (!l.waiting.empty() && l.fetching < cap) {
+      sends.push_back(std::move(l.waiting.front()));
+      l.waiting.pop_front();
+      ++l.fetching;
+      ++l.open;
+    }
+  }
+
+  // One page's response: find the next page(s) and request them first, then process this page.
+  // The last page to finish merges the listing and hands the task to the writer.
+  void page_done(Task* t, size_t index, HttpResponse& resp) {
+    const CompiledStage& st = plan.stages()[t->stage];
+    Listing& l = *t->listing;
+    std::string what;
+    std::vector<std::pair<size_t, std::string>> sends;
+    bool failed;
+    bool empty = false;  // the stage's `responses:` rule: a page with no records, the last one
+    {
+      std::lock_guard lock(l.mu);
+      --l.fetching;
+      t->attempts += resp.attempts;
+      t->throttled += resp.throttled;
+      for (size_t k = 0; k < t->by_class.size(); ++k) t->by_class[k] += resp.by_class[k];
+      what = fmt::format("{} {}: page {} ({})", st.method, url_of(*t), index + 1,
+                         l.paginator.url(index));
+      Verdict v = judge(st, resp, what);
+      empty = v.empty;
+      if (v.outcome != Outcome::Ok) {
+        fail_locked(l, *t, v.outcome, std::move(v.reason), resp.retry_at);
+      } else if (!l.failed && !v.empty) {
+        PaginateOptions::Kind before = l.paginator.kind();
+        try {
+          for (auto& url : l.paginator.next(index, resp.headers, resp.body)) {
+            l.waiting.emplace_back(l.pages.size(), std::move(url));
+            l.pages.emplace_back();
+          }
+        } catch (const DataError& ex) {
+          fail_locked(l, *t, Outcome::Permanent, fmt::format("{}: {}", what, ex.what()));
+        }
+        if (before != l.paginator.kind()) {
+          spdlog::debug("{}: {} is paged as {}", st.name, url_of(*t),
+                        paginate_kind_name(l.paginator.kind()));
+          if (!l.paginator.auto_doubt().empty() && warn_once(st.index))
+            spdlog::warn(
+                "{}: paginate: auto found no next link, Link header or cursor in {}, so each "
+                "listing is read as one page, but its first page has {}: if the API pages by "
+                "offset or page number, name that kind in paginate:",
+                st.name, url_of(*t), l.paginator.auto_doubt());
+        }
+      }
+      take_sends(l, *t, sends);
+      failed = l.failed;
+    }
+    for (auto& [i, url] : sends) send_page(t, i, std::move(url));
+    if (!failed && !empty) {
+      Processed p;
+      std::string why;
+      try {
+        p = process_response(plan, st, t->message, resp.body);
+      } catch (const DataError& ex) {
+        why = fmt::format("{}: HTTP {}: {}", what, resp.status, ex.what());
+      } catch (const std::exception& ex) {
+        why = fmt::format("{}: HTTP {}: unusable response: {}", what, resp.status, ex.what());
+      }
+      std::lock_guard lock(l.mu);
+      if (why.empty())
+        l.pages[index] = std::move(p);
+      else
+        fail_locked(l, *t, Outcome::Permanent, std::move(why));
+    }
+    page_closed(t);
+  }
+
+  // A page is done with (processed, failed or ignored): request what may go now, and finish the
+  // task when it was the last open page.
+  void page_closed(Task* t) {
+    Listing& l = *t->listing;
+    std::vector<std::pair<size_t, std::string>> sends;
+    bool last;
+    {
+      std::lock_guard lock(l.mu);
+      --l.open;
+      take_sends(l, *t, sends);
+      last = l.open == 0 && l.waiting.empty();
+    }
+    for (auto& [i, url] : sends) send_page(t, i, std::move(url));
+    if (!last) return;
+    t->elapsed = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - l.t0);
+    if (!l.failed) {
+      try {
+        t->processed = merge_pages(l.pages);
+      } catch (const DataError& ex) {
+        const CompiledStage& st = plan.stages()[t->stage];
+        t->outcome = Outcome::Permanent;
+        t->reason = fmt::format("{} {}: {}", st.method, url_of(*t), ex.what());
+      }
+    }
+    if (!t->reason.empty() && !secrets.empty())
+      t->reason = mask_secrets(std::move(t->reason), secrets);
+    t->listing.reset();
+    finish(std::unique_ptr<Task>(t));
   }
 
   // Whether the deletions a complete listing would cause in its scope wait for confirmation:
@@ -688,6 +894,7 @@ struct Engine::Impl {
         auto now = std::chrono::steady_clock::now();
         if (!stop_seen) stop_seen = now;
         if (now - *stop_seen > e.options_.stop_grace) {
+          halt = true;
           e.http_.cancel_all();
           cancelled = true;
         }

@@ -142,4 +142,47 @@ Processed process_response(const Plan& plan, const CompiledStage& stage, const V
   return out;
 }
 
+Processed merge_pages(std::vector<Processed>& pages) {
+  if (pages.size() == 1) return std::move(pages.front());
+  Processed out;
+  size_t total = 0;
+  for (const auto& p : pages) total += p.rows.size();
+  // Reserved up front: `by_key` views the keys where they finally live.
+  out.rows.reserve(total);
+  std::unordered_map<std::string_view, size_t> by_key;
+  by_key.reserve(total);
+  for (size_t n = 0; n < pages.size(); ++n) {
+    Processed& p = pages[n];
+    out.records_seen += p.records_seen;
+    out.filtered_out += p.filtered_out;
+    out.duplicates += p.duplicates;
+    for (auto& row : p.rows) {
+      auto it = by_key.find(row.key);
+      if (it == by_key.end()) {
+        out.rows.push_back(std::move(row));
+        by_key.emplace(out.rows.back().key, out.rows.size() - 1);
+      } else if (out.rows[it->second].hash == row.hash) {
+        // Equal hashes of canonical JSON: the same content whatever the field order or spelling.
+        ++out.duplicates;
+      } else {
+        std::string a = canonical_json(out.rows[it->second].image), b = canonical_json(row.image);
+        throw DataError(fmt::format(
+            "page {}: key {} appeared on an earlier page with other content ({} vs {}); the key "
+            "does not identify the records",
+            n + 1, row.key, excerpt(a, 200), excerpt(b, 200)));
+      }
+    }
+    if (out.children.empty()) {
+      out.children = std::move(p.children);
+    } else {
+      for (size_t e = 0; e < p.children.size() && e < out.children.size(); ++e) {
+        auto& into = out.children[e].second;
+        for (auto& body : p.children[e].second) into.push_back(std::move(body));
+      }
+    }
+    p = Processed{};
+  }
+  return out;
+}
+
 }  // namespace cascade

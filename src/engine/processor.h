@@ -34,6 +34,11 @@ uint64_t scope_of(const CompiledStage& stage, const std::string& rendered_reques
 Processed process_response(const Plan& plan, const CompiledStage& stage, const Value& message,
                            std::string& body);
 
+// Joins the pages of one listing, in page order, into one Processed (the pages are consumed): a
+// record on two pages (an overlap while the listing shifted) is kept once, a key on two pages
+// with other content is refused with DataError, as within one page.
+Processed merge_pages(std::vector<Processed>& pages);
+
 // Canonical JSON array of key values: the staging key.
 std::string key_string(const CompiledStage& stage, const Value& image);
 

@@ -459,3 +459,48 @@ notify: [ { type: webhook, url: "https://hooks.example.com/T0/${TOKEN} x" } ]
     EXPECT_NE(std::string(e.what()).find("webhook url must be"), std::string::npos) << e.what();
   }
 }
+
+TEST(ConfigLoader, PaginateTakesDltsKindsParametersAndDefaults) {
+  auto stage_with = [](const std::string& paginate) {
+    std::string text = std::string(kReference);
+    std::string from = "    records: result.sales\n";
+    text.replace(text.find(from), from.size(), from + "    paginate: " + paginate + "\n");
+    PipelineSpec p = load_pipeline_text(text, "p.yaml", env_of({}));
+    return p.stage("sales")->paginate;
+  };
+  using K = PaginateOptions::Kind;
+  EXPECT_EQ(load_pipeline_text(kReference, "p.yaml", env_of({})).stage("sales")->paginate.kind,
+            K::None);
+  PaginateOptions o = stage_with("{ type: offset, limit: 50 }");
+  EXPECT_EQ(o.kind, K::Offset);
+  EXPECT_EQ(o.limit, 50);
+  EXPECT_EQ(o.offset, 0);
+  EXPECT_EQ(o.offset_param, "offset");
+  EXPECT_EQ(o.limit_param, "limit");
+  EXPECT_EQ(o.total_path, "total");
+  EXPECT_FALSE(o.total_path_explicit);
+  EXPECT_TRUE(o.stop_after_empty_page);
+  EXPECT_EQ(o.max_pages, 100000);
+  o = stage_with(
+      "{ type: page_number, base_page: 1, page: 3, page_param: p, total_path: null, "
+      "maximum_page: 9, stop_after_empty_page: false, max_pages: 20 }");
+  EXPECT_EQ(o.kind, K::PageNumber);
+  EXPECT_EQ(o.base_page, 1);
+  EXPECT_EQ(o.page, 3);
+  EXPECT_EQ(o.page_param, "p");
+  EXPECT_FALSE(o.total_path);
+  EXPECT_EQ(o.maximum_page, 9);
+  EXPECT_FALSE(o.stop_after_empty_page);
+  EXPECT_EQ(o.max_pages, 20);
+  o = stage_with("{ type: json_link, next_url_path: $.links.next }");
+  EXPECT_EQ(o.next_url_path, "links.next");
+  o = stage_with("cursor");
+  EXPECT_EQ(o.cursor_path, "cursors.next");
+  EXPECT_EQ(o.cursor_param, "cursor");
+  EXPECT_EQ(stage_with("header_link").links_next_key, "next");
+  EXPECT_EQ(stage_with("json_response").kind, K::JsonLink);  // dlt's older name
+  EXPECT_EQ(stage_with("auto").kind, K::Auto);
+  EXPECT_EQ(stage_with("{ type: single_page }").kind, K::SinglePage);
+  o = stage_with("{ type: offset, limit: 5, total_path: meta.count }");
+  EXPECT_TRUE(o.total_path_explicit);
+}

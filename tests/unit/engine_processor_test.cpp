@@ -301,3 +301,38 @@ stages:
   ASSERT_EQ(q.children.size(), 1u);
   EXPECT_EQ(q.children[0].second, std::vector<std::string>{R"({"branch_id":70})"});
 }
+
+TEST_F(EngineProcessor, PagesMergeIntoOneListingKeepingARepeatedRecordOnce) {
+  const char* msg = R"({"branch_id":2})";
+  std::vector<Processed> pages;
+  pages.push_back(run("salespersons", msg,
+                      R"({"result":{"employees":[{"id":10,"occupation":"salesperson"},
+                                                 {"id":11,"occupation":"salesperson"}]}})"));
+  // A record that shifted onto the next page while the listing was read.
+  pages.push_back(run("salespersons", msg,
+                      R"({"result":{"employees":[{"id":11,"occupation":"salesperson"},
+                                                 {"id":12,"occupation":"clerk"},
+                                                 {"id":13,"occupation":"salesperson"}]}})"));
+  Processed all = merge_pages(pages);
+  ASSERT_EQ(all.rows.size(), 3u);
+  EXPECT_EQ(all.rows[0].key, "[10,2]");
+  EXPECT_EQ(all.rows[1].key, "[11,2]");
+  EXPECT_EQ(all.rows[2].key, "[13,2]");
+  EXPECT_EQ(all.records_seen, 5u);
+  EXPECT_EQ(all.filtered_out, 1u);
+  EXPECT_EQ(all.duplicates, 1u);
+  ASSERT_EQ(all.children.size(), 1u);
+  EXPECT_EQ(all.children[0].second.size(), 4u);  // the repeat's child coalesces in the queue
+
+  std::vector<Processed> clash;
+  clash.push_back(run("salespersons", msg,
+                      R"({"result":{"employees":[{"id":10,"occupation":"salesperson"}]}})"));
+  clash.push_back(run("salespersons", msg,
+                      R"({"result":{"employees":[{"id":10,"occupation":"salesperson","x":1}]}})"));
+  try {
+    merge_pages(clash);
+    FAIL() << "a key on two pages with other content must be refused";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("page 2: key [10,2]"), std::string::npos) << e.what();
+  }
+}
