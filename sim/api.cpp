@@ -153,9 +153,13 @@ void ApiService::serve_true(const HttpRequest& req, HttpResponse& res) {
     const Value* id = body.is_object() ? body.find("employee_id") : nullptr;
     if (!id || !id->is_int() || id->as_int() < 0)
       return error(res, 400, "employee_id must be a non-negative JSON integer");
+    // In the body or, as an incremental pipeline sends it, in the query.
     std::optional<int64_t> since;
     if (const Value* u = body.find("updated_since")) {
       since = u->is_string() ? parse_timestamp(u->as_string()) : std::nullopt;
+      if (!since) return error(res, 400, kBadSince);
+    } else if (const std::string* q = req.param("updated_since")) {
+      since = parse_timestamp(*q);
       if (!since) return error(res, 400, kBadSince);
     }
     std::shared_lock lock(mu_);

@@ -154,6 +154,8 @@ int cmd_validate(const Common& c) {
         flow += fmt::format(" (params: {})", fmt::join(names, ", "));
       }
       if (st.body) flow += " (JSON body)";
+      if (const auto& inc = st.spec->incremental)
+        flow += fmt::format(" (incremental: {} -> {})", inc->cursor_path, inc->param);
       std::vector<std::string> kids;
       for (const auto& e : st.emit) kids.push_back(plan.stages()[e.child].name);
       if (!kids.empty()) flow += fmt::format(" -> {}", fmt::join(kids, ", "));

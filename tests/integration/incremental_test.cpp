@@ -15,6 +15,7 @@
 #include "core/json.h"
 #include "load/column_names.h"
 #include "support/cascade.h"
+#include "support/http.h"
 #include "support/sim.h"
 #include "support/subprocess.h"
 
@@ -423,4 +424,40 @@ TEST(Incremental, ABadIncrementalKeyIsRefusedWithItsPosition) {
   r = run({CASCADE_BIN, "validate", missing});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("missing required key 'cursor_path'"), std::string::npos) << r.err;
+  r = run({CASCADE_BIN, "validate", incremental_pipeline(dir)});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("/sales?employee_id={employee_id} (incremental: updated_at -> "
+                       "updated_since)"),
+            std::string::npos)
+      << r.out;
+}
+
+TEST(Incremental, TheSimulatorFiltersSalesByUpdatedSinceAndRefusesABadTime) {
+  SimServer sim(quiet_sim("5", "40"));
+  Truth t = truth_of(sim.truth());
+  const auto& [emp, ids] = *t.sales_of.begin();
+  std::string cursor = cursors_of(t).at(emp);
+  int64_t expected = 0;
+  for (int64_t id : ids) expected += t.sales.at(id).find("updated_at")->as_string() >= cursor;
+  ASSERT_LT(expected, static_cast<int64_t>(ids.size()));
+  auto listed = [](const std::string& body) {
+    return static_cast<int64_t>(parse_json(body).find_path("result.sales")->as_array().size());
+  };
+  std::string encoded = cursor;
+  encoded.replace(encoded.find(' '), 1, "%20");
+  long status = 0;
+  std::string q = "/sales?employee_id=" + std::to_string(emp) + "&updated_since=";
+  EXPECT_EQ(listed(http_get(sim.url() + q + encoded, &status)), expected);
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(listed(http_get(sim.url() + q + "2020-01-01T00:00:00Z")),
+            static_cast<int64_t>(ids.size()));
+  std::string search = "{\"employee_id\":" + std::to_string(emp) + "}";
+  EXPECT_EQ(listed(http_post(sim.url() + "/sales/search?updated_since=" + encoded, search)),
+            expected);
+  EXPECT_EQ(
+      listed(http_post(sim.url() + "/sales/search", "{\"employee_id\":" + std::to_string(emp) +
+                                                        ",\"updated_since\":\"" + cursor + "\"}")),
+      expected);
+  http_get(sim.url() + q + "last%20tuesday", &status);
+  EXPECT_EQ(status, 400);
 }
