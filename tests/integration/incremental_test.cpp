@@ -461,3 +461,50 @@ TEST(Incremental, TheSimulatorFiltersSalesByUpdatedSinceAndRefusesABadTime) {
   http_get(sim.url() + q + "last%20tuesday", &status);
   EXPECT_EQ(status, 400);
 }
+
+TEST(Incremental, TwoMessagesOfOneListingInFlightNeverApplyAnOlderResponseLast) {
+  // Two parents emit the same listing request (/items?group=7): both messages are in flight at
+  // once with no cursor. The first to commit moves the cursor; the other, whose response may
+  // be older, asks again from the new cursor instead of writing over newer rows.
+  std::mutex mu;
+  std::vector<std::string> asked;
+  CannedServer vendor([&](const sim::HttpRequest& req, sim::HttpResponse& res) {
+    if (req.path == "/parents") {
+      res.body = R"([{"id":1,"group":7},{"id":2,"group":7}])";
+      return;
+    }
+    const std::string* since = req.param("since");
+    {
+      std::lock_guard lock(mu);
+      asked.push_back(since ? *since : "-");
+    }
+    res.body = R"([{"id":1,"v":"2024-01-01"},{"id":2,"v":"2024-01-02"}])";
+  });
+  std::string dir = temp_dir();
+  std::string db = dir + "/items.db", pipeline = dir + "/items.yaml";
+  std::ofstream(pipeline) << "name: items\nsource: { base_url: \"" << vendor.url()
+                          << "\" }\nstorage: sqlite:" << db
+                          << "\nstages:\n"
+                             "  parents:\n"
+                             "    inputs: { all: [1] }\n"
+                             "    request: /parents\n"
+                             "    key: { parent_id: id }\n"
+                             "    emit: { items: { group: \"{record.group}\", via: \"{record.id}\" "
+                             "} }\n"
+                             "  items:\n"
+                             "    request: /items?group={group}\n"
+                             "    key: { item_id: id, group: \"{message.group}\" }\n"
+                             "    concurrency: 4\n"
+                             "    incremental: { cursor_path: v, param: since, initial_value: "
+                             "\"2000-01-01\" }\n";
+  RunResult r = run({CASCADE_BIN, "sync", pipeline, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Value s = parse_json(r.out);
+  EXPECT_EQ(stat(s, "items", "messages"), 2);
+  EXPECT_EQ(stat(s, "items", "new"), 2);
+  EXPECT_EQ(stat(s, "items", "dead_lettered"), 0);
+  std::lock_guard lock(mu);
+  std::multiset<std::string> got(asked.begin(), asked.end());
+  EXPECT_EQ(got, (std::multiset<std::string>{"2000-01-01", "2000-01-01", "2024-01-02"}));
+  EXPECT_EQ(count(db, "SELECT count(*) FROM cascade_change_log WHERE table_name='items'"), 2);
+}
