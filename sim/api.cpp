@@ -33,6 +33,9 @@ std::optional<int64_t> id_param(const HttpRequest& req, std::string_view name) {
   return id;
 }
 
+constexpr std::string_view kBadSince =
+    "updated_since must be a UTC time such as 2024-01-01T00:00:00Z or 2024-01-01 00:00:00";
+
 }  // namespace
 
 std::string summary_json(const AdvanceSummary& s, int64_t tick) {
@@ -150,8 +153,17 @@ void ApiService::serve_true(const HttpRequest& req, HttpResponse& res) {
     const Value* id = body.is_object() ? body.find("employee_id") : nullptr;
     if (!id || !id->is_int() || id->as_int() < 0)
       return error(res, 400, "employee_id must be a non-negative JSON integer");
+    // In the body or, as an incremental pipeline sends it, in the query.
+    std::optional<int64_t> since;
+    if (const Value* u = body.find("updated_since")) {
+      since = u->is_string() ? parse_timestamp(u->as_string()) : std::nullopt;
+      if (!since) return error(res, 400, kBadSince);
+    } else if (const std::string* q = req.param("updated_since")) {
+      since = parse_timestamp(*q);
+      if (!since) return error(res, 400, kBadSince);
+    }
     std::shared_lock lock(mu_);
-    company_.write_sales_response(id->as_int(), res.body);
+    company_.write_sales_response(id->as_int(), res.body, since);
     return;
   }
   if (req.method != "GET" && req.method != "HEAD") {
@@ -176,8 +188,13 @@ void ApiService::serve_true(const HttpRequest& req, HttpResponse& res) {
     }
   } else {
     if (auto id = id_param(req, "employee_id")) {
+      std::optional<int64_t> since;
+      if (const std::string* u = req.param("updated_since")) {
+        since = parse_timestamp(*u);
+        if (!since) return error(res, 400, kBadSince);
+      }
       std::shared_lock lock(mu_);
-      company_.write_sales_response(*id, res.body);
+      company_.write_sales_response(*id, res.body, since);
     } else {
       error(res, 400, "employee_id must be a non-negative integer");
     }

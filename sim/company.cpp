@@ -189,6 +189,46 @@ std::string format_timestamp(int64_t unix_seconds) {
   return s;
 }
 
+std::optional<int64_t> parse_timestamp(std::string_view t) {
+  auto num = [&](size_t at, size_t n) -> std::optional<int64_t> {
+    if (at + n > t.size()) return std::nullopt;
+    int64_t v = 0;
+    for (size_t i = at; i < at + n; ++i) {
+      if (t[i] < '0' || t[i] > '9') return std::nullopt;
+      v = v * 10 + (t[i] - '0');
+    }
+    return v;
+  };
+  auto y = num(0, 4), mo = num(5, 2), d = num(8, 2);
+  if (!y || !mo || !d || t[4] != '-' || t[7] != '-' || *mo < 1 || *mo > 12 || *d < 1 || *d > 31)
+    return std::nullopt;
+  // Howard Hinnant's days_from_civil.
+  const int64_t yy = *y - (*mo <= 2);
+  const int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
+  const int64_t yoe = yy - era * 400;
+  const int64_t doy = (153 * (*mo > 2 ? *mo - 3 : *mo + 9) + 2) / 5 + *d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  int64_t secs = (era * 146097 + doe - 719468) * kDay;
+  size_t i = 10;
+  if (i == t.size()) return secs;
+  if (t[i] != 'T' && t[i] != ' ') return std::nullopt;
+  auto h = num(11, 2), mi = num(14, 2), se = num(17, 2);
+  if (!h || !mi || !se || t[13] != ':' || t[16] != ':' || *h > 23 || *mi > 59 || *se > 60)
+    return std::nullopt;
+  secs += *h * kHour + *mi * 60 + *se;
+  i = 19;
+  if (i < t.size() && t[i] == '.') {
+    bool above = false;
+    size_t f = ++i;
+    for (; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) above = above || t[i] != '0';
+    if (i == f) return std::nullopt;
+    if (above) ++secs;
+  }
+  std::string_view zone = t.substr(i);
+  if (!zone.empty() && zone != "Z" && zone != "+00:00") return std::nullopt;
+  return secs;
+}
+
 std::string format_date(int64_t unix_seconds) {
   std::string s;
   append_date(s, unix_seconds);
@@ -527,13 +567,15 @@ void Company::write_employees_response(int64_t branch_id, std::string& out) cons
   out += "]}}";
 }
 
-void Company::write_sales_response(int64_t employee_id, std::string& out) const {
+void Company::write_sales_response(int64_t employee_id, std::string& out,
+                                   std::optional<int64_t> updated_since) const {
   out += "{\"result\":{\"employee_id\":";
   append_int(out, employee_id);
   out += ",\"sales\":[";
   if (is_current_salesperson(employee_id)) out.reserve(out.size() + 240 * sales_count(employee_id));
   bool first = true;
   for_each_sale(employee_id, [&](const Sale& s) {
+    if (updated_since && s.updated_at < *updated_since) return;
     if (!first) out += ',';
     first = false;
     write_sale(s, false, out);

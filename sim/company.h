@@ -127,7 +127,10 @@ class Company {
   // --- response bodies (exact bytes the API serves), appended to out ---
   void write_branches_response(std::string_view name, std::string& out) const;
   void write_employees_response(int64_t branch_id, std::string& out) const;
-  void write_sales_response(int64_t employee_id, std::string& out) const;
+  // With updated_since (Unix seconds), only the sales whose updated_at is at or after it, as a
+  // vendor's `updated_since` filter does.
+  void write_sales_response(int64_t employee_id, std::string& out,
+                            std::optional<int64_t> updated_since = std::nullopt) const;
   // One record as served; with_parent adds "branch_id" / "employee_id" for the ground truth.
   static void write_branch(const Branch& b, std::string& out);
   static void write_employee(const Employee& e, bool with_parent, std::string& out);
@@ -208,5 +211,9 @@ class Company {
 // "YYYY-MM-DD HH:MM:SS" (UTC) for Unix seconds.
 std::string format_timestamp(int64_t unix_seconds);
 std::string format_date(int64_t unix_seconds);
+// Unix seconds for a UTC time written YYYY-MM-DD, or YYYY-MM-DD HH:MM:SS with a 'T' or a space
+// between date and time, an optional fraction (rounded up: whole seconds at or after it) and an
+// optional Z or +00:00; nullopt for anything else.
+std::optional<int64_t> parse_timestamp(std::string_view text);
 
 }  // namespace cascade::sim

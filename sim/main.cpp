@@ -216,7 +216,11 @@ int main(int argc, char** argv) {
       "branch_since (hire or last transfer date); the truth adds each employee's branch_history "
       "and "
       "each sale's branch_at_sale (the branch on its transaction date). POST /sales/search with "
-      "{\"employee_id\": N} answers as GET /sales?employee_id=N. With --auth every vendor path "
+      "{\"employee_id\": N} answers as GET /sales?employee_id=N. GET /sales takes "
+      "updated_since=TIME (as does /sales/search, in its query or body): only sales whose "
+      "updated_at is "
+      "at or after that UTC time (2024-01-01T00:00:00Z or 2024-01-01 00:00:00), as an "
+      "incremental vendor does. With --auth every vendor path "
       "answers 401 without the credential, and /admin/stats counts tokens issued and requests "
       "rejected under \"auth\".");
 

@@ -127,6 +127,12 @@ std::unique_ptr<Runtime> open_runtime(PipelineSpec spec, const std::string& stor
   return rt;
 }
 
+// `sync --full-refresh`: before the run, in one unit of work.
+void reset_cursors(Engine& engine) {
+  size_t n = engine.reset_cursors();
+  spdlog::info("full refresh: {} incremental cursor{} reset", n, n == 1 ? "" : "s");
+}
+
 }  // namespace
 
 std::optional<PipelineSpec> load_pipeline_or_report(const std::string& file) {
@@ -150,6 +156,8 @@ int cmd_validate(const Common& c) {
       if (st.body) flow += " (JSON body)";
       if (st.spec->paginate.kind != PaginateOptions::Kind::None)
         flow += fmt::format(" (paginate: {})", paginate_kind_name(st.spec->paginate.kind));
+      if (const auto& inc = st.spec->incremental)
+        flow += fmt::format(" (incremental: {} -> {})", inc->cursor_path, inc->param);
       std::vector<std::string> kids;
       for (const auto& e : st.emit) kids.push_back(plan.stages()[e.child].name);
       if (!kids.empty()) flow += fmt::format(" -> {}", fmt::join(kids, ", "));
@@ -168,12 +176,13 @@ int cmd_validate(const Common& c) {
 
 int run_sync(const std::string& pipeline_file, const std::map<std::string, std::string>& env,
              bool json, const std::string& storage_override, bool drain_only,
-             std::chrono::seconds progress_every) {
+             std::chrono::seconds progress_every, bool full_refresh) {
   auto spec = load(pipeline_file, env_with(env));
   if (!spec) return 2;
   std::string name = spec->name;
   try {
     auto rt = open_runtime(std::move(*spec), storage_override);
+    if (full_refresh) reset_cursors(*rt->engine);
     RunSummary s;
     {
       std::optional<Progress> progress;
@@ -272,9 +281,9 @@ int cmd_run(const Common& c, const RunOptions& o) {
 }
 
 int cmd_sync(const Common& c, const std::string& event_file, bool drain_only,
-             std::chrono::seconds progress_every) {
+             std::chrono::seconds progress_every, bool full_refresh) {
   if (event_file.empty())
-    return run_sync(c.pipeline, {}, c.json, c.storage, drain_only, progress_every);
+    return run_sync(c.pipeline, {}, c.json, c.storage, drain_only, progress_every, full_refresh);
   auto spec = load(c.pipeline, process_env());
   if (!spec) return 2;
   std::string name = spec->name;
@@ -292,6 +301,7 @@ int cmd_sync(const Common& c, const std::string& event_file, bool drain_only,
     return 2;
   }
   auto rt = open_runtime(std::move(*spec), c.storage);
+  if (full_refresh) reset_cursors(*rt->engine);
   RunSummary s;
   {
     StopOnSignal guard(*rt->engine);

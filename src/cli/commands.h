@@ -39,8 +39,10 @@ extern const char* const kCascadeVersion;
 int cmd_run(const Common& c, const RunOptions& o);
 // progress_every: how often a sync whose output is not a terminal prints plain progress lines
 // (0: never).
+// full_refresh: the cursors of incremental stages are forgotten first, so they list everything.
 int cmd_sync(const Common& c, const std::string& event_file, bool drain_only = false,
-             std::chrono::seconds progress_every = std::chrono::seconds(10));
+             std::chrono::seconds progress_every = std::chrono::seconds(10),
+             bool full_refresh = false);
 int cmd_invoke(const Common& c, const std::string& stage, const std::string& event_file);
 struct SqlOptions {
   std::string format;     // table, csv or json; empty: table on a terminal, csv otherwise
@@ -95,7 +97,8 @@ int cmd_demo(const DemoOptions& o);
 // Shared by commands: runs a sync of `pipeline_file` with extra environment values (demo).
 int run_sync(const std::string& pipeline_file, const std::map<std::string, std::string>& env,
              bool json, const std::string& storage_override, bool drain_only = false,
-             std::chrono::seconds progress_every = std::chrono::seconds(10));
+             std::chrono::seconds progress_every = std::chrono::seconds(10),
+             bool full_refresh = false);
 
 // Loads a pipeline from the process environment; prints a ConfigError (file:line:column) and
 // returns nullopt when it cannot be used.

@@ -90,6 +90,10 @@ int main(int argc, char** argv) {
                    "when stdout is not a terminal, print plain progress lines this often "
                    "(0 never)")
       ->capture_default_str();
+  bool full_refresh = false;
+  sync->add_flag("--full-refresh", full_refresh,
+                 "forget the cursors of incremental stages first, so they list everything "
+                 "again (unchanged rows are not rewritten)");
   bool drain_only = false;
   sync->add_flag("--drain", drain_only,
                  "only process what is already queued (e.g. after `dlq redrive`); do not enqueue "
@@ -234,7 +238,7 @@ int main(int argc, char** argv) {
         return 2;
       }
       return cmd_sync(c, event_file, drain_only,
-                      std::chrono::duration_cast<std::chrono::seconds>(*every));
+                      std::chrono::duration_cast<std::chrono::seconds>(*every), full_refresh);
     }
     if (*dlq) return cmd_dlq(c, dlq_action, dlq_filter);
     if (*invoke) return cmd_invoke(c, stage, event_file);

@@ -803,7 +803,7 @@ class Loader {
         se.v, ctx, {"request",     "records",   "where",     "key",       "attach",   "emit",
                     "concurrency", "schedule",  "timezone",  "inputs",    "event",    "table",
                     "queue",       "deletions", "effective", "flatten",   "contract", "method",
-                    "body",        "params",    "headers",   "responses", "paginate"});
+                    "body",        "params",    "headers",   "responses", "paginate", "incremental"});
     st.table = st.name;
     st.queue = spec.queues;
     const Entry* e = require(es, se.v, "request", ctx);
@@ -1025,6 +1025,7 @@ class Loader {
         fail(e->v, "contract must be evolve, freeze or discard, found '" + v + "'");
     }
     if ((e = get(es, "paginate"))) parse_paginate(e->v, ctx, st.paginate);
+    if ((e = get(es, "incremental"))) parse_incremental(*e, es, ctx, st);
   }
 
   // `paginate:` in dlt's words: a kind alone (`paginate: json_link`), or a map with `type:` and
@@ -1176,6 +1177,57 @@ class Loader {
       // With nothing else to stop on, a missing total must be an error rather than endless pages.
       if (p.total_path && !has_maximum && !p.stop_after_empty_page) p.total_path_explicit = true;
     }
+  }
+
+  void parse_incremental(const Entry& e, const Entries& stage, const std::string& ctx,
+                         StageSpec& st) {
+    std::string what = ctx + " incremental";
+    Entries es = entries(e.v, what, {"cursor_path", "param", "initial_value"});
+    IncrementalSpec inc;
+    inc.pos = pos(e.k);
+    const Entry* c = require(es, e.v, "cursor_path", what + " (the record field to follow)");
+    inc.cursor_path = string(c->v, "a record path such as updated_at");
+    if (inc.cursor_path.starts_with("record.")) inc.cursor_path = inc.cursor_path.substr(7);
+    if (!is_path(inc.cursor_path))
+      fail(c->v,
+           "incremental.cursor_path must be a record path such as updated_at or meta.updated");
+    const Entry* p =
+        require(es, e.v, "param", what + " (the query parameter the cursor goes into)");
+    inc.param = string(p->v, "a query parameter name such as updated_since");
+    if (inc.param.empty() || inc.param.find_first_of("\r\n") != std::string::npos)
+      fail(p->v, "incremental.param must be a query parameter name such as updated_since");
+    for (const auto& [name, value] : st.params)
+      if (name == inc.param)
+        fail(p->v, "incremental.param '" + inc.param + "' is also in " + ctx +
+                       " params: the cursor would be sent twice");
+    if (size_t q = st.request.text.find('?'); q != std::string::npos) {
+      std::string_view query = std::string_view(st.request.text).substr(q + 1);
+      for (size_t at = 0; at <= query.size();) {
+        size_t amp = query.find('&', at);
+        std::string_view part = query.substr(at, amp == std::string_view::npos ? amp : amp - at);
+        if (part.substr(0, part.find('=')) == inc.param)
+          fail(p->v, "incremental.param '" + inc.param + "' is also in the request of " + ctx +
+                         ": the cursor would be sent twice");
+        if (amp == std::string_view::npos) break;
+        at = amp + 1;
+      }
+    }
+    if (const Entry* i = get(es, "initial_value")) {
+      if (!i->v.IsScalar())
+        fail(i->v,
+             "expected a string or a number for incremental.initial_value, found " + found(i->v));
+      inc.initial_value = scalar_value(i->v, "a string or a number");
+      if (!inc.initial_value.is_string() && !inc.initial_value.is_number())
+        fail(i->v,
+             "incremental.initial_value must be a string or a number, such as "
+             "\"2020-01-01T00:00:00Z\" or 0");
+    }
+    // An incremental listing holds only what changed: nothing is ever inferred gone from it.
+    if (const Entry* d = get(stage, "deletions"))
+      fail(d->k, ctx +
+                     " is incremental: its listings hold only what changed, so it never "
+                     "infers deletions and takes no deletions settings");
+    st.incremental = std::move(inc);
   }
 
   // Every stage table has a history table beside it, and views share the tables' namespace:

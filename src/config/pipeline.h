@@ -112,6 +112,18 @@ struct ResponseRule {
   SourcePos pos;
 };
 
+// `incremental:` a stage whose vendor lists only what changed since a value the request names
+// (dlt's names): each message scope (one parent's listing) keeps its own cursor, the largest
+// `cursor_path` value of the records it loaded, and sends it as query parameter `param`; a
+// scope with none sends `initial_value`. Such a listing is partial, so it never infers
+// deletions.
+struct IncrementalSpec {
+  std::string cursor_path;  // dotted path into each record, e.g. updated_at
+  std::string param;        // query parameter the cursor goes into, e.g. updated_since
+  Value initial_value;      // a string or a number
+  SourcePos pos;
+};
+
 struct StageSpec {
   std::string name;
   SourcePos pos;
@@ -153,6 +165,7 @@ struct StageSpec {
   SchemaSpec schema;
   // How the listing is paged (`paginate:`); Kind::None: one request per message.
   PaginateOptions paginate;
+  std::optional<IncrementalSpec> incremental;
 };
 
 // An analysts' view over the warehouse tables: `CREATE VIEW name AS select`.

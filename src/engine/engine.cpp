@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/json.h"
+#include "engine/cursor.h"
 #include "engine/processor.h"
 #include "engine/select.h"
 #include "engine/worker_pool.h"
@@ -107,6 +108,9 @@ struct Task {
   std::string request;  // rendered path + query
   std::string body;     // rendered JSON body; empty for none
   uint64_t scope = 0;
+  // Incremental stages: the stored cursor the request was made with (canonical JSON; none
+  // when the scope had none).
+  std::optional<std::string> cursor_sent;
   // Filled in when done:
   Outcome outcome = Outcome::Ok;
   std::string reason;
@@ -239,6 +243,7 @@ struct Engine::Impl {
     }
     // Two bodies to one URL are two listings.
     t->scope = scope_of(st, t->body.empty() ? t->request : t->request + '\0' + t->body);
+    if (st.spec->incremental) add_cursor(*t, st);  // after the scope: a cursor is no new listing
     if (st.spec->paginate.kind != PaginateOptions::Kind::None) {
       t->listing = std::make_shared<Listing>(
           Paginator(st.spec->paginate, url_of(*t), st.spec->records_path));
@@ -477,6 +482,21 @@ struct Engine::Impl {
     finish(std::unique_ptr<Task>(t));
   }
 
+  // An incremental request lists from its scope's cursor, or from the initial value when the
+  // scope has none yet (no parameter at all without one).
+  void add_cursor(Task& t, const CompiledStage& st) {
+    const IncrementalSpec& inc = *st.spec->incremental;
+    t.cursor_sent = e.store_.staging().cursor(st.name, t.scope);
+    Value from = t.cursor_sent ? parse_json(*t.cursor_sent) : inc.initial_value;
+    if (from.is_null()) return;
+    t.request += t.request.find('?') == std::string::npos               ? "?"
+                 : t.request.ends_with('?') || t.request.ends_with('&') ? ""
+                                                                        : "&";
+    append_url_encoded(t.request, inc.param);
+    t.request += '=';
+    append_url_encoded(t.request, from.to_text());
+  }
+
   // Whether the deletions a complete listing would cause in its scope wait for confirmation:
   // more than `hold_above` of the scope's `old` rows missing (with at least `min_rows` of them)
   // is what a vendor glitch looks like, so the first run to see it holds the deletions and
@@ -600,6 +620,33 @@ struct Engine::Impl {
         return;
       }
     }
+    // Incremental stages: where this response moves its scope's cursor, found before anything
+    // is written, so a cursor field of the wrong type fails the whole message.
+    std::optional<Value> moved;
+    if (st.spec->incremental) {
+      std::optional<std::string> stored = e.store_.staging().cursor(st.name, t.scope);
+      if (stored != t.cursor_sent && !t.receipt.empty()) {
+        // Another message of this scope committed since this request was made: this response
+        // may be older than rows already written. It asks again, from the newer cursor.
+        q.release(st.queue, t.receipt, Duration::zero());
+        maybe_ready[t.stage] = true;
+        return;
+      }
+      Value current = stored ? parse_json(*stored) : st.spec->incremental->initial_value;
+      try {
+        moved = advance_cursor(t.processed.rows, cursor_image_path(st),
+                               current.is_null() ? nullptr : &current);
+      } catch (const DataError& ex) {
+        t.outcome = Outcome::Permanent;
+        t.reason = fmt::format("{} {}{}: {}", st.method, plan.spec().source.base_url, t.request,
+                               ex.what());
+        t.attempts = 0;
+        t.throttled = 0;
+        t.by_class = {};
+        apply(t);
+        return;
+      }
+    }
     // Ack first: a stale receipt means another consumer owns the message now, and its effects
     // are that consumer's to apply.
     if (!t.receipt.empty() && !q.remove(st.queue, t.receipt)) {
@@ -614,8 +661,11 @@ struct Engine::Impl {
     c.filtered += p.filtered_out;
 
     Staging& staging = e.store_.staging();
+    // An incremental listing holds only what changed: there is no earlier listing to compare
+    // it with, nothing is inferred gone from it, and each row's write compares hashes itself.
+    const bool incremental = st.spec->incremental.has_value();
     std::vector<StagedRow> old;
-    staging.scope_rows(st.name, t.scope, old);
+    if (!incremental) staging.scope_rows(st.name, t.scope, old);
     std::unordered_map<std::string_view, uint64_t> prev;
     prev.reserve(old.size());
     for (const auto& r : old) prev.emplace(r.key, r.hash);
@@ -651,7 +701,7 @@ struct Engine::Impl {
     }
     // Rows this request produced last time and not now are gone, unless their deletion is held
     // (then the listing's record keeps them, so the next run sees the same difference).
-    bool held = hold_deletions(t, old, present);
+    bool held = !incremental && hold_deletions(t, old, present);
     std::vector<Value> gone_keys;
     std::vector<StagedRef> kept;
     for (const auto& r : old) {
@@ -667,13 +717,15 @@ struct Engine::Impl {
       for (const auto& g : gone_keys) ptrs.push_back(&g);
       c.gone += loader.mark_deleted(tables[t.stage], ptrs, stamp, t.scope);
     }
-    if (same != old.size() || p.rows.size() != old.size()) {
+    if (!incremental && (same != old.size() || p.rows.size() != old.size())) {
       std::vector<StagedRef> listing;
       listing.reserve(p.rows.size() + kept.size());
       for (const auto& row : p.rows) listing.push_back({row.key, row.hash});
       listing.insert(listing.end(), kept.begin(), kept.end());
       staging.set_scope_rows(st.name, t.scope, listing);
     }
+    // In the same unit of work as the rows: a crash never skips or repeats a record.
+    if (moved) staging.set_cursor(st.name, t.scope, canonical_json(*moved));
     for (auto& [child, bodies] : p.children) {
       if (bodies.empty()) continue;
       size_t sent = q.send(plan.stages()[child].queue, bodies);
@@ -700,7 +752,7 @@ struct Engine::Impl {
       if (c.dead_lettered || c.held) return;
     Staging& staging = e.store_.staging();
     for (const auto& st : plan.stages()) {
-      if (st.root || st.spec->deletions.keep_orphans) continue;
+      if (st.root || st.spec->deletions.keep_orphans || st.spec->incremental) continue;
       std::vector<uint64_t> all;
       staging.scopes(st.name, all);
       std::vector<uint64_t> orphans;  // listings this crawl did not request
@@ -996,6 +1048,20 @@ Engine::Engine(const Plan& plan, Store& store, HttpClient& http, Clock& clock,
 void Engine::define_views() {
   store_.change_log().define_view();
   for (const auto& v : plan_.spec().views) store_.warehouse().define_view(v.name, v.select);
+}
+
+size_t Engine::reset_cursors() {
+  size_t n = 0;
+  store_.begin();
+  try {
+    for (const auto& st : plan_.stages())
+      if (st.spec->incremental) n += store_.staging().clear_cursors(st.name);
+    store_.commit();
+  } catch (...) {
+    store_.rollback();
+    throw;
+  }
+  return n;
 }
 
 void Engine::prepare() {

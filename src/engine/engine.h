@@ -82,6 +82,11 @@ class Engine {
   // (idempotent).
   void prepare();
 
+  // Forgets the cursors of every incremental stage in one unit of work, so that their next
+  // requests list everything again (`sync --full-refresh`); unchanged rows are then rewritten
+  // nowhere. Call only while no run is under way. Returns how many cursors were forgotten.
+  size_t reset_cursors();
+
   // One run: enqueues each root stage's messages (from its inputs, or from `event` when given),
   // then processes until every queue is drained or request_stop() is called.
   RunSummary sync(const Value* event = nullptr, bool seed_roots = true);

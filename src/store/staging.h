@@ -62,6 +62,18 @@ class Staging {
   virtual void hold_listing(std::string_view stage, uint64_t scope, const HeldListing& listing) = 0;
   // Forgets the held listing of `scope` (nothing when there is none).
   virtual void release_listing(std::string_view stage, uint64_t scope) = 0;
+
+  // Incremental cursors: per scope, the value an incremental stage asks the vendor to list
+  // from next time (the engine decides its text; on SQLite the canonical JSON of the value).
+  // Any number of scopes per stage. Writes belong to the caller's unit of work, so a cursor
+  // advances exactly when the effects of the response that moved it commit.
+
+  // The cursor of `scope`, if one was recorded.
+  virtual std::optional<std::string> cursor(std::string_view stage, uint64_t scope) = 0;
+  // Records the cursor of `scope`, replacing any earlier one.
+  virtual void set_cursor(std::string_view stage, uint64_t scope, std::string_view value) = 0;
+  // Forgets every cursor of the stage (a full refresh); returns how many there were.
+  virtual size_t clear_cursors(std::string_view stage) = 0;
 };
 
 }  // namespace cascade

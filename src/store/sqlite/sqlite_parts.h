@@ -80,6 +80,9 @@ class SqliteStaging final : public Staging {
   void held_scopes(std::string_view stage, std::vector<uint64_t>& out) override;
   void hold_listing(std::string_view stage, uint64_t scope, const HeldListing& listing) override;
   void release_listing(std::string_view stage, uint64_t scope) override;
+  std::optional<std::string> cursor(std::string_view stage, uint64_t scope) override;
+  void set_cursor(std::string_view stage, uint64_t scope, std::string_view value) override;
+  size_t clear_cursors(std::string_view stage) override;
 
   void forget() {}
 
@@ -92,11 +95,16 @@ class SqliteStaging final : public Staging {
     Stmt get, scopes, put, release;
   };
   Held& held();
+  struct Cursors {
+    Stmt get, put, clear;
+  };
+  Cursors& cursors();
 
   Db& db_;
   // Prepared on first use: read-only stores may predate the tables.
   std::unique_ptr<Stmts> stmts_;
   std::unique_ptr<Held> held_;
+  std::unique_ptr<Cursors> cursors_;
 };
 
 class SqliteWarehouse;

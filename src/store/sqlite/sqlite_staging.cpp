@@ -150,6 +150,45 @@ void SqliteStaging::release_listing(std::string_view name, uint64_t scope) {
   st.exec();
 }
 
+// ---- Incremental cursors: one small table for all stages (see kSchema), one row per scope.
+
+SqliteStaging::Cursors& SqliteStaging::cursors() {
+  if (cursors_) return *cursors_;
+  sqlite3* d = db_.get();
+  auto c = std::make_unique<Cursors>();
+  c->get = Stmt(d, "SELECT value FROM cascade_cursors WHERE stage=?1 AND scope=?2");
+  c->put = Stmt(d,
+                "INSERT INTO cascade_cursors(stage, scope, value) VALUES(?1, ?2, ?3) "
+                "ON CONFLICT(stage, scope) DO UPDATE SET value=excluded.value");
+  c->clear = Stmt(d, "DELETE FROM cascade_cursors WHERE stage=?1");
+  cursors_ = std::move(c);
+  return *cursors_;
+}
+
+std::optional<std::string> SqliteStaging::cursor(std::string_view name, uint64_t scope) {
+  Stmt& st = cursors().get;
+  Use u(st);
+  st.bind(1, name);
+  st.bind(2, static_cast<int64_t>(scope));
+  if (!st.step()) return std::nullopt;
+  return std::string(st.col_text(0));
+}
+
+void SqliteStaging::set_cursor(std::string_view name, uint64_t scope, std::string_view value) {
+  Stmt& st = cursors().put;
+  st.bind(1, name);
+  st.bind(2, static_cast<int64_t>(scope));
+  st.bind(3, value);
+  st.exec();
+}
+
+size_t SqliteStaging::clear_cursors(std::string_view name) {
+  Stmt& st = cursors().clear;
+  st.bind(1, name);
+  st.exec();
+  return static_cast<size_t>(sqlite3_changes(db_.get()));
+}
+
 // ---- ChangeLog: the view SqliteWarehouse::define_change_log() keeps over every table's versions
 // and the deletions.
 

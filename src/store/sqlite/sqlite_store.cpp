@@ -68,6 +68,9 @@ CREATE TABLE IF NOT EXISTS cascade_type_conflicts(
 CREATE TABLE IF NOT EXISTS cascade_held_deletions(
   stage TEXT NOT NULL, scope INTEGER NOT NULL, listing INTEGER NOT NULL, run_id INTEGER NOT NULL,
   PRIMARY KEY(stage, scope)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cascade_cursors(
+  stage TEXT NOT NULL, scope INTEGER NOT NULL, value TEXT NOT NULL,
+  PRIMARY KEY(stage, scope)) WITHOUT ROWID;
 )sql";
 
 // An flock on PATH.lock: the kernel drops it when the process dies, however it dies, so a
