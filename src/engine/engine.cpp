@@ -1104,17 +1104,18 @@ RunSummary Engine::run_once(const Value* event, bool seed_roots,
                             const std::vector<std::string>* only_roots) {
   auto t0 = std::chrono::steady_clock::now();
   StopFlagOnStore stop_flag(store_, stop_);
-  store_.claim_consumer();
+  const bool only_consumer = store_.claim_consumer();
   Impl impl(*this);
   impl.begin_run();
   LogScope run_scope({impl.run_id, {}, {}, -1});
   std::vector<int64_t> dlq_before;
   store_.begin();
   try {
-    // This process is the only consumer (sync holds the run), so messages a killed run had
-    // received are released now rather than after their visibility timeout.
+    // When this process is the only consumer, messages a killed run had received are released
+    // now rather than after their visibility timeout; shared queues leave them to it, as
+    // another worker may be applying them.
     for (const auto& st : plan_.stages()) {
-      store_.queue().release_in_flight(st.queue);
+      if (only_consumer) store_.queue().release_in_flight(st.queue);
       dlq_before.push_back(store_.queue().stats(st.queue).dlq_depth);
     }
     if (seed_roots) {

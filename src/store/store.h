@@ -49,11 +49,13 @@ class Store {
   virtual std::optional<std::string> get_meta(std::string_view key) = 0;
   virtual void set_meta(std::string_view key, std::string_view value) = 0;
 
-  // Claims the queues of this store for this process as their only consumer, until the Store
-  // is destroyed (or the process dies: the claim never outlives it). A consumer that holds the
-  // claim may release messages a dead run had received. Throws std::runtime_error saying who
-  // holds it when another process does.
-  virtual void claim_consumer() = 0;
+  // Claims the queues of this store for this process, until the Store is destroyed (or the
+  // process dies: the claim never outlives it). Returns true when the backend makes this
+  // process their only consumer (SQLite: one process per file), which may then release messages
+  // a dead run had received; false when many consumers share the queues (a database many
+  // workers use, SQS), where a received message is only ever returned by its visibility
+  // deadline. Throws std::runtime_error saying who holds it when an exclusive claim is taken.
+  virtual bool claim_consumer() = 0;
 
   // Housekeeping for an idle moment, outside any unit of work: the backend moves what it
   // buffered for commits back into its main storage and returns the space (SQLite: a TRUNCATE

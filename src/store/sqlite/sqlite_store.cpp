@@ -246,8 +246,9 @@ class SqliteStore final : public Store {
 
   // An flock on PATH.lock: the kernel drops it when the process dies, however it dies, so a
   // kill -9 never leaves a stale claim behind.
-  void claim_consumer() override {
+  bool claim_consumer() override {
     if (lock_fd_ < 0) lock_fd_ = take_claim(path_);
+    return true;
   }
 
   ~SqliteStore() override {
