@@ -6,7 +6,7 @@
 # reports wall time / quota-bound time (requests / VENDOR_RATE) and the share of 429s, from the
 # summary JSON. Prints the median of RUNS runs per window kind.
 #
-# Env: RUNS (3), VENDOR_RATE (20), EMPLOYEES_PER_BRANCH (40), SALES_PER_SALESPERSON (5), SEED (1),
+# Env: RUNS (3), VENDOR_RATE (20), EMPLOYEES_PER_BRANCH (80), SALES_PER_SALESPERSON (5), SEED (1),
 #      BUILD_DIR (build), CASCADE_BIN / SIM_BIN (override the binaries, e.g. to measure another
 #      build's cascade against this simulator), WINDOWS ("fixed sliding"), STEP_TIMEOUT (120 s).
 # Everything listens on 127.0.0.1 only; child processes are stopped on exit.
@@ -15,7 +15,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUNS=${RUNS:-3}
 VENDOR_RATE=${VENDOR_RATE:-20}
-EMPLOYEES_PER_BRANCH=${EMPLOYEES_PER_BRANCH:-40}
+EMPLOYEES_PER_BRANCH=${EMPLOYEES_PER_BRANCH:-80}
 SALES_PER_SALESPERSON=${SALES_PER_SALESPERSON:-5}
 SEED=${SEED:-1}
 WINDOWS=${WINDOWS:-fixed sliding}

@@ -66,7 +66,7 @@ Synced sync(const std::string& pipeline, const std::map<std::string, std::string
 
 void expect_paced(const std::string& window) {
   // 13 branches, 13 employee listings and about 80 sales listings: ~5 vendor windows.
-  SimServer sim({"--seed", "31", "--employees-per-branch", "8", "--sales-per-salesperson", "5",
+  SimServer sim({"--seed", "31", "--employees-per-branch", "16", "--sales-per-salesperson", "5",
                  "--quota", "20/1s", "--quota-window", window});
   std::string dir = temp_dir(), db = dir + "/t.db";
   std::string pipeline = example_pipeline(dir);  // rate_limit: 50/s, burst 50
@@ -94,7 +94,7 @@ TEST(Pacing, ASlidingWindowVendorLimitDrawsAtMostOnePercent429s) {
 }
 
 TEST(Pacing, TheLearntLimitPacesTheNextRunFromItsFirstRequest) {
-  SimServer sim({"--seed", "32", "--employees-per-branch", "8", "--sales-per-salesperson", "5",
+  SimServer sim({"--seed", "32", "--employees-per-branch", "16", "--sales-per-salesperson", "5",
                  "--quota", "20/1s"});
   std::string dir = temp_dir(), db = dir + "/t.db";
   std::string pipeline = example_pipeline(dir);
