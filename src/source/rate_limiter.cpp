@@ -17,14 +17,18 @@ RateLimiter::RateLimiter(double per_second, double burst, Clock& clock)
       rate_(per_second),
       last_adjust_(clock.now()) {}
 
+bool RateLimiter::even_locked() const {
+  return vendor_rate_ > 0 && vendor_window_ <= kEvenPacingWindow;
+}
+
 double RateLimiter::ceiling_locked() const {
-  if (vendor_rate_ <= 0) return per_second_;
+  if (!even_locked()) return per_second_;
   double vendor = vendor_rate_ * kVendorShare;
   return per_second_ > 0 ? std::min(per_second_, vendor) : vendor;
 }
 
 double RateLimiter::capacity_locked() const {
-  return vendor_rate_ > 0 ? std::min(burst_, 1.0 + kVendorSlack) : burst_;
+  return even_locked() ? std::min(burst_, 1.0 + kVendorSlack) : burst_;
 }
 
 double RateLimiter::ceiling() const {
@@ -34,7 +38,7 @@ double RateLimiter::ceiling() const {
 
 void RateLimiter::on_throttled() {
   std::lock_guard lock(mu_);
-  if (!paced_locked()) return;
+  if (!bucket_locked()) return;
   TimePoint now = clock_.now();
   refill(now);
   double top = ceiling_locked();
@@ -46,7 +50,7 @@ void RateLimiter::on_throttled() {
 void RateLimiter::on_success() {
   std::lock_guard lock(mu_);
   double top = ceiling_locked();
-  if (!paced_locked() || rate_ >= top) return;
+  if (!bucket_locked() || rate_ >= top) return;
   TimePoint now = clock_.now();
   if (now <= last_adjust_) return;
   refill(now);
@@ -140,6 +144,10 @@ std::optional<TimePoint> RateLimiter::try_acquire() {
          (grants_.front() <= now - span || grants_.size() > kMaxGrantsRemembered))
     grants_.pop_front();
   if (allowed && grants_.size() >= allowed) return grants_[grants_.size() - allowed] + span;
+  if (!bucket_locked()) {
+    grants_.push_back(now);
+    return std::nullopt;
+  }
   refill(now);
   if (tokens_ >= 1.0) {
     tokens_ -= 1.0;

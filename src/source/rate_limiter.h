@@ -42,9 +42,12 @@ class RateLimiter {
   void on_success();
 
   // The vendor allows `limit` requests per `window` (both positive; otherwise ignored). From then
-  // on the ceiling is min(configured rate, kVendorShare * limit / window) (the vendor's alone when
-  // the configured rate is unlimited), and the bucket holds at most 1 + kVendorSlack tokens so
-  // that no burst can exceed a window. A new limit replaces the old one (vendors change them).
+  // on no more than `limit` grants fall within any window (see try_acquire), and for a window of
+  // at most kEvenPacingWindow the ceiling is min(configured rate, kVendorShare * limit / window)
+  // (the vendor's alone when the configured rate is unlimited) and the bucket holds at most
+  // 1 + kVendorSlack tokens, so requests are spread evenly. A longer window (5000 per hour) is
+  // not spread out: a run that fits in it goes at the configured rate. A new limit replaces the
+  // old one (vendors change them).
   void set_vendor_limit(double limit, Duration window);
   struct VendorLimit {
     double limit = 0;
@@ -64,6 +67,8 @@ class RateLimiter {
   // Tokens beyond one the bucket may hold under a vendor limit: a late wake-up is caught up on,
   // but never by more than this fraction of a request interval.
   static constexpr double kVendorSlack = 0.3;
+  // Windows up to this long are paced evenly (see set_vendor_limit).
+  static constexpr Duration kEvenPacingWindow = std::chrono::seconds(10);
   // Added to the vendor's window when counting our own grants in it (at most 1 s): arrival
   // jitter must not let the vendor see the window one request early.
   static constexpr double kWindowMargin = 0.02;
@@ -76,7 +81,9 @@ class RateLimiter {
   void refill(TimePoint now);  // caller holds mu_
   double ceiling_locked() const;
   double capacity_locked() const;
+  bool even_locked() const;  // the vendor's window is short enough to pace evenly
   bool paced_locked() const { return per_second_ > 0 || vendor_rate_ > 0; }
+  bool bucket_locked() const { return per_second_ > 0 || even_locked(); }
 
   const double per_second_;
   const double burst_;

@@ -150,6 +150,19 @@ TEST(SourceRateLimitHeaders, AVendorLimitAboveTheConfiguredRateChangesNothing) {
   EXPECT_TRUE(unlimited.try_acquire().has_value());
 }
 
+TEST(SourceRateLimitHeaders, ALongWindowIsNotSpreadOutButNeverOverrun) {
+  ManualClock clock;
+  RateLimiter limiter(0, 1, clock);  // the pipeline sets no rate of its own
+  limiter.set_vendor_limit(100, std::chrono::hours(1));
+  EXPECT_DOUBLE_EQ(limiter.ceiling(), 0);
+  for (int i = 0; i < 100; ++i) ASSERT_FALSE(limiter.try_acquire().has_value()) << i;
+  auto next = limiter.try_acquire();
+  ASSERT_TRUE(next.has_value()) << "the 101st request within the hour";
+  EXPECT_GE(*next - clock.now(), std::chrono::hours(1));
+  clock.advance(std::chrono::hours(1) + std::chrono::minutes(2));
+  EXPECT_FALSE(limiter.try_acquire().has_value());
+}
+
 TEST(SourceRateLimitHeaders, AThrottleUnderAKnownLimitTrimsTheRateAndItRecovers) {
   ManualClock clock;
   RateLimiter limiter(50, 50, clock);
