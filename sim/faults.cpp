@@ -172,8 +172,12 @@ FaultConfig parse_fault_config(std::string_view json) {
           c.quota.per = quota_window(x.as_string(), "quota.per");
         } else if (k == "path") {
           c.quota.path = path_of(x, "quota");
+        } else if (k == "window") {
+          if (!x.is_string() || (x.as_string() != "fixed" && x.as_string() != "sliding"))
+            bad("quota.window must be \"fixed\" or \"sliding\"");
+          c.quota.sliding = x.as_string() == "sliding";
         } else {
-          bad("quota: unknown member '" + k + "' (requests, per, path)");
+          bad("quota: unknown member '" + k + "' (requests, per, path, window)");
         }
       }
       if (c.quota.limit < 1) bad("quota.requests must be a positive integer");
@@ -236,6 +240,7 @@ std::string fault_config_json(const FaultConfig& c) {
     q.emplace_back("requests", c.quota.limit);
     q.emplace_back("per", format_duration(c.quota.per));
     if (!c.quota.path.empty()) q.emplace_back("path", c.quota.path);
+    if (c.quota.sliding) q.emplace_back("window", "sliding");
     o.emplace_back("quota", Value(std::move(q)));
   }
   for (int k = 1; k < kFaultKinds; ++k) {
@@ -371,6 +376,7 @@ void Faults::replace(FaultConfig cfg) {
   counters_.clear();
   window_start_ms_ = -1;
   window_used_ = 0;
+  accepted_ms_.clear();
 }
 
 FaultConfig Faults::config() const {
@@ -451,18 +457,31 @@ void Faults::serve(const HttpRequest& req, HttpResponse& res, const ApiHandler& 
       quota_on = true;
       now_ms = to_millis(clock_.now());
       const int64_t per = q.per.count();
-      if (window_start_ms_ < 0 || now_ms >= window_start_ms_ + per) {
-        window_start_ms_ = now_ms;
-        window_used_ = 0;
-      }
-      // Rejected requests do not count: a client hammering through a 429 burns no quota.
-      if (window_used_ < q.limit)
-        ++window_used_;
-      else
-        over_quota = true;
       limit = q.limit;
-      remaining = q.limit - window_used_;
-      reset_ms = window_start_ms_ + per - now_ms;
+      if (q.sliding) {
+        while (!accepted_ms_.empty() && accepted_ms_.front() <= now_ms - per)
+          accepted_ms_.pop_front();
+        // Rejected requests do not count: a client hammering through a 429 burns no quota.
+        if (static_cast<int64_t>(accepted_ms_.size()) < q.limit)
+          accepted_ms_.push_back(now_ms);
+        else
+          over_quota = true;
+        remaining = q.limit - static_cast<int64_t>(accepted_ms_.size());
+        // When the oldest counted request leaves the window, a request is admitted again.
+        reset_ms = std::max<int64_t>(1, accepted_ms_.front() + per - now_ms);
+      } else {
+        if (window_start_ms_ < 0 || now_ms >= window_start_ms_ + per) {
+          window_start_ms_ = now_ms;
+          window_used_ = 0;
+        }
+        // Rejected requests do not count: a client hammering through a 429 burns no quota.
+        if (window_used_ < q.limit)
+          ++window_used_;
+        else
+          over_quota = true;
+        remaining = q.limit - window_used_;
+        reset_ms = window_start_ms_ + per - now_ms;
+      }
     }
   }
   const uint64_t seed = cfg->seed.value_or(default_seed_);

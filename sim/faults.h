@@ -8,6 +8,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,10 +53,14 @@ struct QuotaRule {
   int64_t limit = 0;  // requests per window; 0 = no quota
   Duration per{1000};
   std::string path;
+  // Fixed: a window opens with the first request after the last one closed and admits `limit`
+  // requests. Sliding: any `per` span admits `limit` requests (the vendor counts the requests
+  // accepted in the last `per`), so a burst at the end of one window cannot borrow the next.
+  bool sliding = false;
 };
 
 // What the plan injects; the JSON form is what `--faults` and `POST /admin/faults` take:
-//   {"seed":7, "quota":{"limit":100,"per":"1s","path":"/sales"} or "100/1s",
+//   {"seed":7, "quota":{"limit":100,"per":"1s","path":"/sales","window":"sliding"} or "100/1s",
 //    "5xx":{"p":0.1} or 0.1, "slow":{"p":0.2,"min_ms":50,"max_ms":500}, "hang":..., "reset":...,
 //    "truncate":..., "malformed":..., "wrong_shape":{"p":1,"variant":"id_string"}, "html":...,
 //    "huge":{"p":0.01,"mb":8}}
@@ -124,6 +129,7 @@ class Faults final : public FaultPlan {
   std::map<std::string, uint64_t> counters_;  // requests per path since the plan was set
   int64_t window_start_ms_ = -1;
   int64_t window_used_ = 0;
+  std::deque<int64_t> accepted_ms_;  // sliding quota: when each request of the last `per` came
   std::map<std::string, std::map<std::string, uint64_t>> injected_;  // kind -> path -> count
 };
 

@@ -62,6 +62,7 @@ void add_model_flags(CLI::App& app, cascade::sim::SimConfig& c) {
 struct FaultFlags {
   std::string json;
   std::string quota;
+  std::string quota_window = "fixed";
   std::string path;
   std::string slow_ms;
   std::string shape;
@@ -80,6 +81,11 @@ struct FaultFlags {
                    "N requests per window (1s..1d), e.g. 100/1s or 10000/1d; past it 429 with "
                    "Retry-After. While set every response carries RateLimit-Limit/-Remaining/"
                    "-Reset (seconds) and X-RateLimit-Limit/-Remaining/-Reset (Unix time)")
+        ->group("Faults");
+    app.add_option("--quota-window", quota_window,
+                   "How --quota counts: fixed (a window opens with the first request and admits N) "
+                   "or sliding (any span of the window admits N)")
+        ->check(CLI::IsMember({"fixed", "sliding"}))
         ->group("Faults");
     struct Kind {
       FaultKind k;
@@ -126,6 +132,7 @@ struct FaultFlags {
     if (!quota.empty()) {
       c.quota = cascade::sim::parse_quota(quota);
       c.quota.path = path;
+      c.quota.sliding = quota_window == "sliding";
     }
     for (int k = 1; k < cascade::sim::kFaultKinds; ++k)
       if (p[k] > 0) c.rules[static_cast<size_t>(k)] = {p[k], path};

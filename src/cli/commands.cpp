@@ -121,6 +121,7 @@ std::unique_ptr<Runtime> open_runtime(PipelineSpec spec, const std::string& stor
   rt->store = open_store(rt->plan->spec().storage, SystemClock::instance(), so);
   EngineOptions eo;
   eo.quota = rt->quota.get();
+  eo.limiter = rt->limiter.get();
   rt->engine =
       std::make_unique<Engine>(*rt->plan, *rt->store, *rt->http, SystemClock::instance(), eo);
   rt->engine->prepare();

@@ -837,6 +837,9 @@ struct Engine::Impl {
       s.begin();
       for (auto& t : batch) apply_isolated(*t);
       if (e.options_.quota) s.set_meta("quota_ledger", e.options_.quota->serialize());
+      if (e.options_.limiter)
+        if (std::string v = e.options_.limiter->serialize_vendor(); !v.empty())
+          s.set_meta("vendor_rate", v);
       s.commit();
     } catch (...) {
       s.rollback();
@@ -1037,6 +1040,8 @@ struct Engine::Impl {
     // Requests spent by earlier runs (or a killed one) in the current window still count.
     if (e.options_.quota)
       if (auto saved = s.get_meta("quota_ledger")) e.options_.quota->restore(*saved);
+    if (e.options_.limiter)
+      if (auto saved = s.get_meta("vendor_rate")) e.options_.limiter->restore_vendor(*saved);
     s.commit();
   }
 };

@@ -63,6 +63,9 @@ struct EngineOptions {
   size_t max_buffered_rows = 20'000;  // processed rows waiting for the writer (backpressure)
   Duration commit_interval = std::chrono::milliseconds(50);  // longest idle wait of the writer
   QuotaLedger* quota = nullptr;  // the source's budget, saved in the store at every commit
+  // The source's shared limiter: the vendor limit it learnt is saved in the store at every commit
+  // (meta "vendor_rate") and restored when a run begins, so the next run paces to it at once.
+  RateLimiter* limiter = nullptr;
   Duration stop_grace = std::chrono::seconds(2);  // after request_stop(), before cancelling HTTP
   // Called on the writer thread for each message applied (acked): its stage index and how long
   // its request took, retries and waits included. Keep it cheap: it is on the hot path.

@@ -14,6 +14,8 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "source/rate_limit_headers.h"
+
 namespace cascade {
 
 static_assert(kHttpBodyPadding == simdjson::SIMDJSON_PADDING);
@@ -184,8 +186,10 @@ struct HttpClient::Loop {
   std::multimap<TimePoint, JobPtr> timers;  // backoffs
   std::unordered_map<CURL*, JobPtr> active;
   std::vector<CURL*> idle_easy;
-  TimePoint vendor_pause{};          // no try starts before this: the vendor asked for the wait
-  std::vector<std::string> secrets;  // of opt.auth: masked out of every error
+  TimePoint vendor_pause{};              // no try starts before this: the vendor asked for the wait
+  VendorWindowEstimate window_estimate;  // of the vendor's rate-limit window
+  bool window_seeded = false;            // with the limiter's restored window
+  std::vector<std::string> secrets;      // of opt.auth: masked out of every error
 
   // OAuth2 (loop thread only).
   std::string token;
@@ -420,10 +424,12 @@ struct HttpClient::Loop {
         else if (r.status < 500)
           opt.limiter->on_success();
       }
+      RateLimitInfo limits = parse_rate_limit_headers(r.headers, now);
+      learn_vendor_limit(limits);
       std::optional<Duration> wait;
       if (r.status == 429 || r.status == 503)
         if (const std::string* ra = r.header("retry-after")) wait = parse_retry_after(*ra, now);
-      if (!wait) wait = spent_window_wait(r, now);
+      if (!wait) wait = spent_window_wait(limits);
       if (r.status == 429) {
         r.throttled++;
         throttled++;
@@ -557,24 +563,30 @@ struct HttpClient::Loop {
     }
   }
 
+  // The vendor's limit (RateLimit-Limit per the window its headers state or imply) paces the
+  // shared limiter from now on, every stage alike.
+  void learn_vendor_limit(const RateLimitInfo& info) {
+    if (!opt.limiter || !info.limit) return;
+    if (!window_seeded) {
+      if (auto known = opt.limiter->vendor_limit()) window_estimate.seed(known->window);
+      window_seeded = true;
+    }
+    if (auto window = window_estimate.observe(info))
+      opt.limiter->set_vendor_limit(*info.limit, *window);
+  }
+
   // RateLimit-Remaining / X-RateLimit-Remaining of 0 means the vendor's window is spent: the
-  // wait until its reset (delta seconds, or an epoch time as some vendors send).
-  static std::optional<Duration> spent_window_wait(const HttpResponse& r, TimePoint now) {
-    const std::string* remaining = r.header("ratelimit-remaining");
-    if (!remaining) remaining = r.header("x-ratelimit-remaining");
-    if (!remaining) return std::nullopt;
-    char* end = nullptr;
-    long long left = std::strtoll(remaining->c_str(), &end, 10);
-    if (end == remaining->c_str() || left > 0) return std::nullopt;
-    const std::string* reset = r.header("ratelimit-reset");
-    if (!reset) reset = r.header("x-ratelimit-reset");
-    if (!reset) return std::nullopt;
-    double secs = std::strtod(reset->c_str(), &end);
-    if (end == reset->c_str() || secs < 0) return std::nullopt;
-    if (secs > 1e9) secs -= static_cast<double>(to_millis(now)) / 1000.0;  // an epoch time
-    if (secs <= 0) return std::nullopt;
-    secs = std::min(secs, 86400.0);
-    return Duration(static_cast<int64_t>(secs * 1000));
+  // wait until its reset. A reset in whole seconds is rounded up by the vendor; while the limiter
+  // paces to the vendor's known limit the wait is its lower bound (a second less), since pacing
+  // alone spaces the next request into the new window and a full extra second would idle a
+  // short window's worth of quota every window.
+  std::optional<Duration> spent_window_wait(const RateLimitInfo& info) const {
+    if (!info.remaining || *info.remaining >= 1 || !info.reset) return std::nullopt;
+    Duration wait = std::min<Duration>(*info.reset, std::chrono::hours(24));
+    if (info.reset_whole_seconds && opt.limiter && opt.limiter->vendor_limit())
+      wait = std::max(Duration(0), wait - std::chrono::seconds(1));
+    if (wait <= Duration(0)) return std::nullopt;
+    return wait;
   }
 
   // The vendor's limits apply to the client as a whole, not to the one request that heard them.

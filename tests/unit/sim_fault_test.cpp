@@ -204,6 +204,35 @@ TEST(SimFaults, QuotaWindowArithmetic) {
   EXPECT_EQ(stats.find_path("kinds.quota")->find("/sales")->as_int(), 3);
 }
 
+TEST(SimFaults, SlidingQuotaCountsAnyWindowSpan) {
+  ManualClock clock;
+  FaultConfig c = parse_fault_config(R"({"quota":{"requests":3,"per":"10s","window":"sliding"}})");
+  EXPECT_TRUE(c.quota.sliding);
+  EXPECT_NE(fault_config_json(c).find("\"window\":\"sliding\""), std::string::npos);
+  EXPECT_THROW(parse_fault_config(R"({"quota":{"requests":3,"window":"leaky"}})"),
+               std::invalid_argument);
+  Faults f(c, 1, clock);
+  // Requests at 0 s, 4 s and 8 s fill the window.
+  for (int i = 0; i < 3; ++i) {
+    HttpResponse r = serve(f, "/sales");
+    ASSERT_EQ(r.status, 200) << i;
+    EXPECT_EQ(*header(r, "RateLimit-Remaining"), std::to_string(2 - i));
+    clock.advance(std::chrono::seconds(4));
+  }
+  // At 12 s the request of 0 s has left the window: one slot is free. A fixed window would
+  // have opened afresh at 12 s and admitted three.
+  EXPECT_EQ(serve(f, "/sales").status, 200);
+  HttpResponse r = serve(f, "/sales");
+  EXPECT_EQ(r.status, 429) << "4 s, 8 s and 12 s are all within the last 10 s";
+  // The slot frees when the request of 4 s leaves the window, at 14 s.
+  EXPECT_EQ(*header(r, "Retry-After"), "2");
+  EXPECT_EQ(*header(r, "RateLimit-Reset"), "2");
+  clock.advance(std::chrono::milliseconds(1999));
+  EXPECT_EQ(serve(f, "/sales").status, 429);
+  clock.advance(std::chrono::milliseconds(1));
+  EXPECT_EQ(serve(f, "/sales").status, 200);
+}
+
 TEST(SimFaults, OnlyRealAnswersAreSpoiled) {
   ManualClock clock;
   Faults f(parse_fault_config(R"({"malformed":1})"), 1, clock);
