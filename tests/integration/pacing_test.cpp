@@ -20,24 +20,6 @@ using namespace cascade::testing;
 
 namespace {
 
-std::set<std::pair<int64_t, int64_t>> truth_sales(const Value& truth) {
-  std::set<int64_t> sp;
-  for (const auto& e : truth.find("employees")->as_array())
-    if (e.find("occupation")->as_string() == "salesperson") sp.insert(e.find("id")->as_int());
-  std::set<std::pair<int64_t, int64_t>> out;
-  for (const auto& s : truth.find("sales")->as_array())
-    if (sp.count(s.find("employee_id")->as_int()))
-      out.emplace(s.find("id")->as_int(), s.find("employee_id")->as_int());
-  return out;
-}
-
-std::set<std::pair<int64_t, int64_t>> warehouse_sales(const std::string& db) {
-  std::set<std::pair<int64_t, int64_t>> out;
-  for (const auto& r : query_db(db, "SELECT sale_id, employee_id FROM sales").rows)
-    out.emplace(r[0].as_int(), r[1].as_int());
-  return out;
-}
-
 // Responses the simulator served with `status`, over the vendor paths.
 int64_t served_with(SimServer& sim, const std::string& status) {
   Value stats = parse_json(http_get(sim.url() + "/admin/stats"));
