@@ -173,6 +173,8 @@ void PostgresServer::exec(const std::string& db, const std::string& sql) {
   if (PQstatus(c) != CONNECTION_OK) {
     err = PQerrorMessage(c);
   } else {
+    PQsetNoticeProcessor(
+        c, [](void*, const char*) {}, nullptr);
     PGresult* res = PQexec(c, sql.c_str());
     auto st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) err = PQresultErrorMessage(res);

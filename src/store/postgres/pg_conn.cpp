@@ -139,6 +139,9 @@ Conn::Conn(const std::string& conninfo) {
     c_ = nullptr;
     throw StorageError("postgres: cannot connect: " + msg);
   }
+  // NOTICEs (e.g. "relation already exists, skipping") are no failures; libpq would print them.
+  PQsetNoticeProcessor(
+      c_, [](void*, const char*) {}, nullptr);
   // A password from ~/.pgpass is as secret as one written in the string.
   if (const char* pw = PQpass(c_); pw && *pw) secrets_.emplace_back(pw);
 }
@@ -220,6 +223,9 @@ Tx::~Tx() {
 }
 
 void Tx::commit() {
+  // COMMIT of a failed transaction "succeeds" as a rollback: refuse it instead.
+  if (own_ && !done_ && PQtransactionStatus(c_.raw()) == PQTRANS_INERROR)
+    throw QueryError("postgres: commit of a failed transaction", "25P02");
   if (own_ && !done_) c_.query("COMMIT");
   done_ = true;
 }

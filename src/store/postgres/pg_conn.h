@@ -116,6 +116,7 @@ class Conn {
   int backend_pid() const;
   // True once libpq has seen the connection break.
   bool broken() const;
+  pg_conn* raw() const { return c_; }
 
  private:
   [[noreturn]] void fail(pg_result* r, std::string_view sql);
