@@ -22,6 +22,9 @@ namespace {
 // The directory holding initdb, pg_ctl and postgres: Debian's versioned one first (its
 // /usr/bin wrappers need a cluster configuration), then PATH.
 std::string find_bin_dir() {
+  // An explicit choice (another version, or a directory without them to check the skip).
+  if (const char* dir = std::getenv("CASCADE_TEST_POSTGRES_BIN"))
+    return fs::exists(fs::path(dir) / "initdb") && fs::exists(fs::path(dir) / "pg_ctl") ? dir : "";
   if (fs::exists("/usr/lib/postgresql/15/bin/initdb") &&
       fs::exists("/usr/lib/postgresql/15/bin/pg_ctl"))
     return "/usr/lib/postgresql/15/bin";

@@ -3,7 +3,8 @@
 // fsync off). Password authentication over TCP (scram-sha-256), so connection strings carry a
 // password as they would in production. As root, initdb and pg_ctl run as `nobody` through
 // runuser (initdb refuses root). The destructor stops it (pg_ctl stop -m fast) and removes the
-// directory. Not thread-safe to construct or destroy; conninfo() may be called from any thread.
+// directory. The binaries: $CASCADE_TEST_POSTGRES_BIN when set, else /usr/lib/postgresql/15/bin,
+// else PATH. Not thread-safe to construct or destroy; conninfo() may be called from any thread.
 #pragma once
 
 #include <memory>
