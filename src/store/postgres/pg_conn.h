@@ -94,8 +94,8 @@ class Result {
 
 class Conn {
  public:
-  // Connects; throws StorageError (without the password) when the server cannot be reached or
-  // refuses the login.
+  // Connects; throws StorageError (without the password) when the string is malformed, the
+  // server cannot be reached, or it refuses the login.
   explicit Conn(const std::string& conninfo);
   ~Conn();
   Conn(const Conn&) = delete;
