@@ -3,9 +3,11 @@
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -73,6 +75,31 @@ std::string tail_of(const std::string& file) {
   return all.size() > 2000 ? all.substr(all.size() - 2000) : all;
 }
 
+// A test process killed before its destructor ran (ctest timeout, SIGKILL) leaves a postmaster
+// behind: stop those whose owner is gone, and remove their directories.
+void sweep_orphans(const std::string& bin, bool as_nobody) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/tmp", ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.rfind("cascade-pg-", 0) != 0) continue;
+    std::ifstream in(entry.path() / "owner.pid");
+    long pid = 0;
+    if (!(in >> pid) || pid <= 0) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    std::string data = (entry.path() / "data").string();
+    if (fs::exists(entry.path() / "data" / "postmaster.pid", ec)) {
+      std::vector<std::string> argv{bin + "/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"};
+      if (as_nobody) argv.insert(argv.begin(), {"runuser", "-u", "nobody", "--"});
+      RunOptions ro;
+      ro.cwd = "/";
+      ro.timeout = std::chrono::seconds(30);
+      ro.fail_test_on_timeout = false;
+      run(argv, ro);
+    }
+    fs::remove_all(entry.path(), ec);
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<PostgresServer> PostgresServer::start(std::string& why) {
@@ -102,10 +129,12 @@ std::unique_ptr<PostgresServer> PostgresServer::start(std::string& why) {
     uid = pw->pw_uid;
     gid = pw->pw_gid;
   }
+  sweep_orphans(bin, s->as_nobody_);
   // Short: the unix socket path (dir + "/.s.PGSQL.PORT") must fit in 107 bytes.
   std::string tmpl = "/tmp/cascade-pg-XXXXXX";
   if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
   s->dir_ = tmpl;
+  std::ofstream(s->dir_ + "/owner.pid") << ::getpid() << "\n";
   s->password_ = random_password();
   std::string pwfile = s->dir_ + "/pwfile";
   std::ofstream(pwfile) << s->password_ << "\n";

@@ -4,7 +4,9 @@
 // password as they would in production. As root, initdb and pg_ctl run as `nobody` through
 // runuser (initdb refuses root). The destructor stops it (pg_ctl stop -m fast) and removes the
 // directory. The binaries: $CASCADE_TEST_POSTGRES_BIN when set, else /usr/lib/postgresql/15/bin,
-// else PATH. Not thread-safe to construct or destroy; conninfo() may be called from any thread.
+// else PATH. A server left running by a killed test process (its owner.pid gone) is stopped and
+// removed by the next start. Not thread-safe to construct or destroy; conninfo() may be called from
+// any thread.
 #pragma once
 
 #include <memory>
