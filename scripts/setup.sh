@@ -6,13 +6,17 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git ca-certificates
   libcurl4-openssl-dev libsimdjson-dev libyaml-cpp-dev libsqlite3-dev sqlite3
-  libspdlog-dev libfmt-dev libcli11-dev libxxhash-dev libcpp-httplib-dev
+  libspdlog-dev libfmt-dev libcli11-dev libxxhash-dev libcpp-httplib-dev libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-format libclang-rt-14-dev
 )
 # The status page's browser test (tests/browser): Debian's Chromium, driven by playwright-core
 # from npm. WITHOUT_BROWSER=1 leaves them out; the test then reports itself skipped.
 BROWSER=(chromium nodejs npm)
+# The PostgreSQL backend's tests start a throwaway PostgreSQL 15 (initdb + pg_ctl from
+# /usr/lib/postgresql/15/bin); without it they report themselves skipped. Debian's package also
+# creates and starts a default cluster; the tests do not use it.
+POSTGRES=(postgresql)
 # Benchmark peers and tools; optional for building and testing.
 OPTIONAL=(wrk hyperfine time)
 
@@ -32,9 +36,13 @@ if [ "${WITHOUT_BROWSER:-0}" != 1 ]; then
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing_browser+=("$p")
   done
 fi
+missing_postgres=()
+for p in "${POSTGRES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing_postgres+=("$p")
+done
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-if ((${#missing[@]} + ${#missing_browser[@]})); then $SUDO apt-get update -qq || true; fi
+if ((${#missing[@]} + ${#missing_browser[@]} + ${#missing_postgres[@]})); then $SUDO apt-get update -qq || true; fi
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -46,6 +54,13 @@ if ((${#missing_browser[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     "${missing_browser[@]}" >/dev/null ||
     echo "setup: warning: could not install ${missing_browser[*]}; the browser test will skip" >&2
+fi
+
+if ((${#missing_postgres[@]})); then
+  echo "setup: installing ${missing_postgres[*]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${missing_postgres[@]}" >/dev/null ||
+    echo "setup: warning: could not install ${missing_postgres[*]}; the PostgreSQL tests will skip" >&2
 fi
 
 # playwright-core, pinned by tests/browser/package-lock.json. It drives the system Chromium and
