@@ -241,9 +241,17 @@ TEST(Init, ACredentialIsSentButOnlyItsEnvironmentVariableIsWritten) {
   auto rows = query_db(db, "SELECT id, branch_name FROM branches").rows;
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0][1].as_string(), "Scranton");
-  for (const auto& b : sim.truth().find("branches")->as_array())
-    if (b.find("branch_name")->as_string() == "Scranton") {
+  Value truth = sim.truth();
+  const Value* branches = truth.find("branches");
+  ASSERT_TRUE(branches && branches->is_array()) << to_json(truth).substr(0, 300);
+  bool found = false;
+  for (const auto& b : branches->as_array()) {
+    const Value* n = b.find("branch_name");
+    if (n && n->is_string() && n->as_string() == "Scranton") {
+      found = true;
       EXPECT_EQ(rows[0][0], *b.find("id"));
     }
+  }
+  EXPECT_TRUE(found);
   EXPECT_FALSE(has(slurp(db), token));
 }
