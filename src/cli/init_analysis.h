@@ -42,7 +42,7 @@ RecordsGuess find_records(const Value& body);
 
 struct KeyGuess {
   std::vector<std::string> fields;  // top-level record fields; empty: no candidate at all
-  bool certain = false;             // false: the file asks the user to confirm (a TODO)
+  bool certain = false;             // false: the file asks the user to confirm it
   std::string evidence;
 };
 
@@ -58,7 +58,7 @@ struct PaginationGuess {
   // The kind's parameters, as YAML scalars ready to write (`next_url_path` -> `links.next`).
   std::vector<std::pair<std::string, std::string>> params;
   std::string evidence;  // what in the response said so
-  std::string question;  // non-empty: what the user must confirm (written as a TODO)
+  std::string question;  // non-empty: what the user must confirm (asked in the file)
   // Query parameters of the sample URL the paginator sets itself (offset, page, cursor...).
   std::vector<std::string> paginator_query;
 };
@@ -122,7 +122,7 @@ InitPlan analyse_sample(const std::string& url, const SampleUrl& parsed, int sta
                         const Value& body,
                         const std::vector<std::pair<std::string, std::string>>& request_headers);
 
-// The commented pipeline YAML of a plan. `# TODO:` marks each point the user must settle.
+// The commented pipeline YAML of a plan; each point the user must settle is marked for them.
 std::string render_pipeline(const InitPlan& plan);
 
 // A YAML scalar for `s` as written in a flow map: plain when safe, else double-quoted; `${` is
