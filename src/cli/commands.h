@@ -85,6 +85,16 @@ struct DlqFilter {
 // action: list, show, redrive or purge.
 int cmd_dlq(const Common& c, const std::string& action, const DlqFilter& filter);
 
+struct InitOptions {
+  std::string url;                   // the sample listing, called once with GET
+  std::string out = "cascade.yaml";  // "-": standard output
+  std::vector<std::string> headers;  // "Name: value", sent with the call, never written
+  bool force = false;                // replace an existing `out`
+};
+// Writes a commented pipeline from one response of `url`: 0 written, 1 the call or its answer
+// failed (nothing written), 2 bad usage or `out` exists without `force`.
+int cmd_init(const InitOptions& o);
+
 struct DemoOptions {
   std::string dir;  // empty: a new temporary directory
   int seed = 1;

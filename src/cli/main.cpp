@@ -181,6 +181,22 @@ int main(int argc, char** argv) {
     sub->callback([&dlq_action, name = std::string(d.name)] { dlq_action = name; });
   }
 
+  InitOptions init_opts;
+  auto* init = app.add_subcommand(
+      "init",
+      "Write a commented pipeline file from one response of URL: the record list, a key, the "
+      "paging; TODO marks what it must ask you");
+  init->add_option("url", init_opts.url,
+                   "a listing of the API, e.g. https://api.example.com/v2/items")
+      ->required();
+  init->add_option("-o,--out", init_opts.out, "the pipeline file to write ('-': standard output)")
+      ->capture_default_str();
+  init->add_option("-H,--header", init_opts.headers,
+                   "'Name: value' sent with the call (e.g. credentials); the file gets an "
+                   "environment variable reference, never the value")
+      ->allow_extra_args(false);
+  init->add_flag("--force", init_opts.force, "replace an existing file");
+
   DemoOptions demo_opts;
   auto* demo = app.add_subcommand("demo",
                                   "Start the vendor API simulator, sync the Dunder Mifflin "
@@ -250,6 +266,7 @@ int main(int argc, char** argv) {
     }
     if (*queues) return cmd_queues(c);
     if (*demo) return cmd_demo(demo_opts);
+    if (*init) return cmd_init(init_opts);
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;
