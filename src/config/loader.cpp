@@ -799,11 +799,12 @@ class Loader {
     if (is_reserved_table_name(st.name))
       fail(se.k, "stage name '" + st.name + "' is reserved: " + kReservedWhy);
     std::string ctx = "stage '" + st.name + "'";
-    Entries es = entries(
-        se.v, ctx, {"request",     "records",   "where",     "key",       "attach",   "emit",
-                    "concurrency", "schedule",  "timezone",  "inputs",    "event",    "table",
-                    "queue",       "deletions", "effective", "flatten",   "contract", "method",
-                    "body",        "params",    "headers",   "responses", "paginate", "incremental"});
+    Entries es =
+        entries(se.v, ctx,
+                {"request",     "records",   "where",     "key",       "attach",   "emit",
+                 "concurrency", "schedule",  "timezone",  "inputs",    "event",    "table",
+                 "queue",       "deletions", "effective", "flatten",   "contract", "method",
+                 "body",        "params",    "headers",   "responses", "paginate", "incremental"});
     st.table = st.name;
     st.queue = spec.queues;
     const Entry* e = require(es, se.v, "request", ctx);
