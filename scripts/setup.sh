@@ -15,7 +15,7 @@ PACKAGES=(
 BROWSER=(chromium nodejs npm)
 # The PostgreSQL backend's tests start a throwaway PostgreSQL 15 (initdb + pg_ctl from
 # /usr/lib/postgresql/15/bin); without it they report themselves skipped. Debian's package also
-# creates and starts a default cluster; the tests do not use it.
+# creates and starts a default cluster; the tests do not use it. WITHOUT_POSTGRES=1 leaves it out.
 POSTGRES=(postgresql)
 # Benchmark peers and tools; optional for building and testing.
 OPTIONAL=(wrk hyperfine time)
@@ -37,9 +37,11 @@ if [ "${WITHOUT_BROWSER:-0}" != 1 ]; then
   done
 fi
 missing_postgres=()
-for p in "${POSTGRES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing_postgres+=("$p")
-done
+if [ "${WITHOUT_POSTGRES:-0}" != 1 ]; then
+  for p in "${POSTGRES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing_postgres+=("$p")
+  done
+fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 if ((${#missing[@]} + ${#missing_browser[@]} + ${#missing_postgres[@]})); then $SUDO apt-get update -qq || true; fi
