@@ -68,10 +68,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
       Processed out = process_response(p, stage, message(), body);
       for (const auto& row : out.rows) {
-        if (row.json != canonical_json(row.image)) finding("row json is not canonical", row.json);
-        if (row.hash != hash_bytes(row.json))
-          finding("row hash is not the hash of its json", row.json);
-        check_canonical(row.json, row.hash);
+        std::string json = canonical_json(row.image);
+        if (row.hash != hash_bytes(json)) finding("row hash is not the hash of its json", json);
+        check_canonical(json, row.hash);
         if (row.key != key_string(stage, row.image)) finding("row key mismatch", row.key);
       }
       for (const auto& [child, bodies] : out.children)

@@ -145,7 +145,10 @@ JsonTemplate::Node JsonTemplate::build(const Value& v) {
   Node n;
   if (v.is_object()) {
     n.kind = Node::Kind::Object;
-    for (const auto& [k, child] : v.as_object()) n.members.emplace_back(k, build(child));
+    for (const auto& [k, child] : v.as_object()) {
+      n.names.push_back(k);
+      n.values.push_back(build(child));
+    }
   } else if (v.is_array()) {
     n.kind = Node::Kind::Array;
     for (const auto& child : v.as_array()) n.items.push_back(build(child));
@@ -178,8 +181,9 @@ Value JsonTemplate::render_node(const Node& n, const Value& message) {
       return n.tmpl.front().render_value(message, nullptr);
     case Node::Kind::Object: {
       Object o;
-      o.reserve(n.members.size());
-      for (const auto& [k, child] : n.members) o.emplace_back(k, render_node(child, message));
+      o.reserve(n.names.size());
+      for (size_t i = 0; i < n.names.size(); ++i)
+        o.emplace_back(n.names[i], render_node(n.values[i], message));
       return Value(std::move(o));
     }
     case Node::Kind::Array: {
@@ -198,7 +202,7 @@ std::string JsonTemplate::render(const Value& message) const {
 
 void JsonTemplate::collect(const Node& n, std::vector<const Template*>& out) {
   for (const auto& t : n.tmpl) out.push_back(&t);
-  for (const auto& [k, child] : n.members) collect(child, out);
+  for (const auto& child : n.values) collect(child, out);
   for (const auto& child : n.items) collect(child, out);
 }
 

@@ -76,7 +76,9 @@ class JsonTemplate {
     enum class Kind { Literal, Tmpl, Object, Array } kind = Kind::Literal;
     Value literal;
     std::vector<Template> tmpl;  // one, when kind == Tmpl (a vector keeps Template default-free)
-    std::vector<std::pair<std::string, Node>> members;
+    // An object's members, as two lists: a pair holding a Node would need Node complete here.
+    std::vector<std::string> names;
+    std::vector<Node> values;
     std::vector<Node> items;
   };
   static Node build(const Value& v);

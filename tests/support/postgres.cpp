@@ -128,6 +128,17 @@ std::unique_ptr<PostgresServer> PostgresServer::start(std::string& why) {
     }
     uid = pw->pw_uid;
     gid = pw->pw_gid;
+    // Some containers keep the binaries out of an unprivileged user's reach: nothing here can
+    // run PostgreSQL, which is this machine's limit, not a failure of the code under test.
+    RunOptions po;
+    po.cwd = "/";
+    po.timeout = std::chrono::seconds(30);
+    RunResult probe = run({"runuser", "-u", "nobody", "--", bin + "/initdb", "--version"}, po);
+    if (probe.exit_code != 0) {
+      std::string err = probe.err.substr(0, probe.err.find('\n'));
+      why = "running as root, and user nobody cannot run " + bin + "/initdb here (" + err + ")";
+      return nullptr;
+    }
   }
   sweep_orphans(bin, s->as_nobody_);
   // Short: the unix socket path (dir + "/.s.PGSQL.PORT") must fit in 107 bytes.
