@@ -182,7 +182,9 @@ void ApiService::serve_true(const HttpRequest& req, HttpResponse& res) {
     if (auto id = id_param(req, "branch_id")) {
       res.body.reserve(256 * 64);
       std::shared_lock lock(mu_);
-      company_.write_employees_response(*id, res.body);
+      const std::string* embed = req.param("embed");
+      if (embed && *embed != "sales") return error(res, 400, "embed must be sales");
+      company_.write_employees_response(*id, res.body, embed != nullptr);
     } else {
       error(res, 400, "branch_id must be a non-negative integer");
     }

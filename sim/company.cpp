@@ -554,7 +554,8 @@ void Company::write_branches_response(std::string_view name, std::string& out) c
   out += "]}";
 }
 
-void Company::write_employees_response(int64_t branch_id, std::string& out) const {
+void Company::write_employees_response(int64_t branch_id, std::string& out,
+                                       bool embed_sales) const {
   out += "{\"result\":{\"branch_id\":";
   append_int(out, branch_id);
   out += ",\"employees\":[";
@@ -563,6 +564,16 @@ void Company::write_employees_response(int64_t branch_id, std::string& out) cons
     if (!first) out += ',';
     first = false;
     write_employee(e, false, out);
+    if (!embed_sales) return;
+    out.pop_back();  // the employee's closing brace
+    out += ",\"sales\":[";
+    bool first_sale = true;
+    for_each_sale(e.id, [&](const Sale& s) {
+      if (!first_sale) out += ',';
+      first_sale = false;
+      write_sale(s, false, out);
+    });
+    out += "]}";
   });
   out += "]}}";
 }

@@ -126,7 +126,10 @@ class Company {
 
   // --- response bodies (exact bytes the API serves), appended to out ---
   void write_branches_response(std::string_view name, std::string& out) const;
-  void write_employees_response(int64_t branch_id, std::string& out) const;
+  // `embed_sales`: each employee carries its sales (as /sales serves them) in a `sales` list,
+  // the way vendors expand a related listing into its parent.
+  void write_employees_response(int64_t branch_id, std::string& out,
+                                bool embed_sales = false) const;
   // With updated_since (Unix seconds), only the sales whose updated_at is at or after it, as a
   // vendor's `updated_since` filter does.
   void write_sales_response(int64_t employee_id, std::string& out,

@@ -227,7 +227,8 @@ int main(int argc, char** argv) {
       "updated_since=TIME (as does /sales/search, in its query or body): only sales whose "
       "updated_at is "
       "at or after that UTC time (2024-01-01T00:00:00Z or 2024-01-01 00:00:00), as an "
-      "incremental vendor does. With --auth every vendor path "
+      "incremental vendor does. GET /employees takes embed=sales: each employee carries its "
+      "sales (as GET /sales serves them) in a sales list. With --auth every vendor path "
       "answers 401 without the credential, and /admin/stats counts tokens issued and requests "
       "rejected under \"auth\".");
 

@@ -800,15 +800,31 @@ class Loader {
       fail(se.k, "stage name '" + st.name + "' is reserved: " + kReservedWhy);
     std::string ctx = "stage '" + st.name + "'";
     Entries es =
-        entries(se.v, ctx,
-                {"request",     "records",   "where",     "key",       "attach",   "emit",
-                 "concurrency", "schedule",  "timezone",  "inputs",    "event",    "table",
-                 "queue",       "deletions", "effective", "flatten",   "contract", "method",
-                 "body",        "params",    "headers",   "responses", "paginate", "incremental"});
+        entries(se.v, ctx, {"request", "records",     "where",    "key",         "attach",
+                            "emit",    "concurrency", "schedule", "timezone",    "inputs",
+                            "event",   "table",       "queue",    "deletions",   "effective",
+                            "flatten", "contract",    "method",   "body",        "params",
+                            "headers", "responses",   "paginate", "incremental", "records_from"});
     st.table = st.name;
     st.queue = spec.queues;
-    const Entry* e = require(es, se.v, "request", ctx);
-    {
+    const Entry* e = get(es, "records_from");
+    if (e) {
+      std::string field = string(e->v, "the message field holding the parent's list");
+      if (!is_identifier(field))
+        fail(e->v,
+             "records_from must name a message field (an identifier such as lines) that "
+             "the parent's emit sets to a list of its record");
+      for (const char* k : {"request", "method", "body", "params", "headers", "responses",
+                            "paginate", "incremental", "records"})
+        if (const Entry* x = get(es, k))
+          fail(x->k, std::string(k) + " has no meaning in " + ctx +
+                         ": its records are the list in message field '" + field +
+                         "' (records_from), and it sends no request");
+      st.records_from = field;
+      st.records_from_pos = pos(e->v);
+      aux.params.push_back(ParamUse{field, pos(e->v), "records_from"});
+    } else {
+      e = require(es, se.v, "request", ctx);
       std::string req = string(e->v, "a request such as GET /path?x={x}");
       size_t base = 0;
       std::string_view rest = req;
@@ -1317,6 +1333,11 @@ class Loader {
         for (const auto& em : p.emit)
           if (em.stage == st.name) parents.emplace_back(&p, &em);
       if (parents.empty()) {
+        if (st.records_from)
+          throw ConfigError(st.records_from_pos,
+                            "stage '" + st.name + "' reads its records from message field '" +
+                                *st.records_from +
+                                "' of its parent (records_from), but no stage emits to it");
         if (aux[i].timezone_node && !st.schedule)
           fail(*aux[i].timezone_node, "timezone without a schedule in stage '" + st.name +
                                           "' (it names the zone whose wall clock the schedule "

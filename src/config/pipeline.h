@@ -166,6 +166,11 @@ struct StageSpec {
   // How the listing is paged (`paginate:`); Kind::None: one request per message.
   PaginateOptions paginate;
   std::optional<IncrementalSpec> incremental;
+  // `records_from: lines`: the stage sends no request; its records are the list the parent's
+  // emit put in this message field (an embedded list, such as an order's lines). The list is
+  // the complete listing of that parent, so items gone from it are deleted as usual.
+  std::optional<std::string> records_from;
+  SourcePos records_from_pos;
 };
 
 // An analysts' view over the warehouse tables: `CREATE VIEW name AS select`.

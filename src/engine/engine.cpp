@@ -221,6 +221,10 @@ struct Engine::Impl {
     const CompiledStage& st = plan.stages()[t->stage];
     ++in_flight[t->stage];
     ++outstanding;
+    if (st.spec->records_from) {
+      start_embedded(std::move(t));
+      return;
+    }
     try {
       t->request = st.request.render(t->message, nullptr, /*url_encode=*/true);
       for (const auto& [name, tmpl] : st.params) {
@@ -260,6 +264,44 @@ struct Engine::Impl {
     e.http_.submit(std::move(req), [this, raw](HttpResponse&& resp) {
       auto shared = std::make_shared<HttpResponse>(std::move(resp));
       pool.post([this, raw, shared] { process(std::unique_ptr<Task>(raw), *shared); });
+    });
+  }
+
+  // A stage fed from its parent's record: the list in the message field is the listing, read
+  // on the pool like a response. Its scope is the message without the list, so that the same
+  // parent with other items is the same listing and the items it lost are deleted.
+  void start_embedded(std::unique_ptr<Task> t) {
+    const CompiledStage& st = plan.stages()[t->stage];
+    const std::string& field = *st.spec->records_from;
+    Value rest = t->message;
+    const Value* list = t->message.find(field);
+    if (rest.is_object()) {
+      Object& o = rest.as_object();
+      std::erase_if(o, [&](const auto& kv) { return kv.first == field; });
+    }
+    t->request = "records_from " + field;
+    t->scope = scope_of(st, "records_from:" + canonical_json(rest));
+    Task* raw = t.release();
+    pool.post([this, raw, list] {
+      std::unique_ptr<Task> t(raw);
+      const CompiledStage& st = plan.stages()[t->stage];
+      std::string what = fmt::format("message field '{}'", *st.spec->records_from);
+      if (list && !list->is_null() && !list->is_array()) {
+        t->outcome = Outcome::Permanent;
+        t->reason = fmt::format("{} is {}, expected a list of records (records_from)", what,
+                                type_name(list->type()));
+      } else {
+        std::string body = list && list->is_array() ? canonical_json(*list) : std::string("[]");
+        try {
+          t->processed = process_response(plan, st, t->message, body);
+        } catch (const std::exception& ex) {
+          t->outcome = Outcome::Permanent;
+          t->reason = fmt::format("{}: {}", what, ex.what());
+        }
+      }
+      if (!t->reason.empty() && !secrets.empty())
+        t->reason = mask_secrets(std::move(t->reason), secrets);
+      finish(std::move(t));
     });
   }
 

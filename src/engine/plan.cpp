@@ -98,7 +98,24 @@ Plan::Plan(const PipelineSpec& spec) : spec_(spec) {
       if (!child) throw ConfigError(e.pos, fmt::format("emit to undefined stage '{}'", e.stage));
       CompiledEmit ce;
       ce.child = child->index;
-      for (const auto& f : e.fields) ce.fields.push_back(compile_field(f));
+      for (const auto& f : e.fields) {
+        ce.fields.push_back(compile_field(f));
+        // The list a records_from child reads becomes the child's table: the parent's row does
+        // not keep a copy of it.
+        CompiledField& cf = ce.fields.back();
+        if (child->spec->records_from && f.name == *child->spec->records_from) {
+          cf.or_null = true;
+          std::string field = cf.is_template
+                                  ? (cf.tmpl->is_single_ref() && cf.tmpl->refs()[0].scope ==
+                                                                     Template::Ref::Scope::Record
+                                         ? cf.tmpl->refs()[0].path
+                                         : std::string())
+                                  : cf.path;
+          if (!field.empty() && field.find('.') == std::string::npos &&
+              std::find(c.consumed.begin(), c.consumed.end(), field) == c.consumed.end())
+            c.consumed.push_back(field);
+        }
+      }
       c.emit.push_back(std::move(ce));
       stages_[child->index].root = false;
     }

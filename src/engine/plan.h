@@ -20,6 +20,9 @@ struct CompiledField {
   std::optional<Template> tmpl;  // when is_template
   // Top-level record field that this field renames (key `branch_id: id` consumes `id`).
   std::string consumes;
+  // A missing or null value is null rather than an error: the list an emit hands to a
+  // records_from child, where no list is an empty listing.
+  bool or_null = false;
 };
 
 struct CompiledEmit {

@@ -21,6 +21,16 @@ uint64_t scope_of(const CompiledStage& stage, const std::string& rendered_reques
 
 static Value field_value(const CompiledField& f, const Value& message, const Value& record,
                          size_t index) {
+  if (f.or_null) {
+    const Value* v = nullptr;
+    if (!f.is_template)
+      v = record.find_path(f.path);
+    else if (f.tmpl->is_single_ref() && f.tmpl->refs()[0].scope == Template::Ref::Scope::Record)
+      v = record.find_path(f.tmpl->refs()[0].path);
+    else
+      return f.tmpl->render_value(message, &record);
+    return v ? *v : Value();
+  }
   if (f.is_template) return f.tmpl->render_value(message, &record);
   const Value* v = record.find_path(f.path);
   if (!v || v->is_null())

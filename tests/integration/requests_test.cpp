@@ -3,6 +3,7 @@
 // redirects that keep credentials on their own host.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -275,4 +276,150 @@ TEST(Requests, RedirectsAreFollowedAndCredentialsNeverReachAnotherHost) {
   EXPECT_EQ(r.err.find(key), std::string::npos);
   EXPECT_EQ(r.err.find(token), std::string::npos);
   EXPECT_EQ(list.out.find(key), std::string::npos);
+}
+
+namespace {
+
+// (sale id, employee id, updated_at) of the truth's salespersons' sales and of the warehouse's
+// live sales: a correction changes updated_at, so equal sets mean equal content too.
+std::set<std::string> truth_sale_versions(const Value& truth) {
+  std::set<int64_t> sp;
+  for (const auto& e : truth.find("employees")->as_array())
+    if (e.find("occupation")->as_string() == "salesperson") sp.insert(e.find("id")->as_int());
+  std::set<std::string> out;
+  for (const auto& s : truth.find("sales")->as_array())
+    if (sp.count(s.find("employee_id")->as_int()))
+      out.insert(s.find("id")->to_text() + "/" + s.find("employee_id")->to_text() + "/" +
+                 s.find("updated_at")->as_string());
+  return out;
+}
+
+std::set<std::string> warehouse_sale_versions(const std::string& db) {
+  std::set<std::string> out;
+  for (const auto& r :
+       query_db(db, "SELECT sale_id, employee_id, updated_at FROM sales WHERE _deleted_at IS NULL")
+           .rows)
+    out.insert(r[0].to_text() + "/" + r[1].to_text() + "/" + r[2].as_string());
+  return out;
+}
+
+}  // namespace
+
+// A vendor that expands each employee's sales into the employee record: the sales stage reads
+// them from its message (records_from) and sends no request, and stays exact as the vendor moves.
+TEST(Requests, AChildStageFedFromAListEmbeddedInItsParentSendsNoRequest) {
+  SimServer sim({"--seed", "43", "--employees-per-branch", "6", "--sales-per-salesperson", "8",
+                 "--departures-per-tick", "0.3", "--corrections-per-tick", "5"});
+  std::string dir = temp_dir(), db = dir + "/t.db";
+  std::string pipeline = example_pipeline(
+      dir,
+      {{"request: GET /employees?branch_id={branch_id}",
+        "request: GET /employees?branch_id={branch_id}&embed=sales"},
+       {"emit: { sales: { employee_id: \"{record.id}\", branch_id: \"{message.branch_id}\" } }",
+        "emit: { sales: { employee_id: \"{record.id}\", branch_id: \"{message.branch_id}\", "
+        "sales: \"{record.sales}\" } }"},
+       {"request: GET /sales?employee_id={employee_id}\n    records: result.sales",
+        "records_from: sales"},
+       {"per_second: 50, burst: 50", "per_second: 300, burst: 50"}});
+  std::map<std::string, std::string> env = {{"DM_API_URL", sim.url()},
+                                            {"CASCADE_STORAGE", "sqlite:" + db}};
+  auto sync = [&] {
+    RunResult r = run({CASCADE_BIN, "sync", pipeline, "--json"}, env);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return parse_json(r.out);
+  };
+  Value s1 = sync();
+  EXPECT_EQ(s1.find("total")->find("dead_lettered")->as_int(), 0);
+  EXPECT_GT(s1.find("stages")->find("sales")->find("messages")->as_int(), 20);
+  EXPECT_EQ(s1.find("stages")->find("sales")->find("requests")->as_int(), 0);
+  EXPECT_EQ(warehouse_sale_versions(db), truth_sale_versions(sim.truth()));
+  // The list lives in the sales table, not a second time in the salespersons rows.
+  for (const auto& r : query_db(db, "SELECT name FROM pragma_table_info('salespersons')").rows)
+    EXPECT_NE(r[0].as_string(), "sales");
+  EXPECT_TRUE(query_db(db,
+                       "SELECT name FROM sqlite_master WHERE name LIKE 'salespersons\\_\\_%' "
+                       "ESCAPE '\\'")
+                  .rows.empty());
+
+  Value s2 = sync();  // unchanged: nothing written
+  for (const char* f : {"new", "changed", "gone"})
+    EXPECT_EQ(s2.find("total")->find(f)->as_int(), 0) << f;
+
+  // Corrections change sales inside their lists; departures take whole lists away.
+  sim.advance(48);
+  Value truth = sim.truth();
+  Value s3 = sync();
+  EXPECT_TRUE(s3.find("completed")->as_bool());
+  EXPECT_GT(s3.find("stages")->find("sales")->find("changed")->as_int(), 0);
+  EXPECT_EQ(warehouse_sale_versions(db), truth_sale_versions(truth));
+  Value stats = parse_json(http_get(sim.url() + "/admin/stats"));
+  EXPECT_EQ(stats.find("requests")->find("/sales"), nullptr) << "no GET /sales was made";
+}
+
+// Embedded lists as they come: an item gone from its parent's list is deleted, a parent whose
+// list is missing or null has an empty listing, and a field that is no list dead-letters that
+// parent's message with the reason while the others load.
+TEST(Requests, EmbeddedListsDeleteGoneItemsAndRefuseWhatIsNoList) {
+  std::atomic<int> version{1};
+  CannedServer server([&](const sim::HttpRequest& req, sim::HttpResponse& res) {
+    if (req.path != "/orders") {
+      res.status = 404;
+      return;
+    }
+    if (version == 1)
+      res.body = R"([{"id":1,"lines":[{"n":1,"sku":"a","qty":2},{"n":2,"sku":"b","qty":1}]},
+                     {"id":2,"lines":[{"n":1,"sku":"c","qty":123456789012345678901234567890}]},
+                     {"id":3,"lines":"see attachment"},
+                     {"id":4,"lines":null}])";
+    else
+      res.body = R"([{"id":1,"lines":[{"n":1,"sku":"a","qty":3}]},
+                     {"id":2,"lines":[{"n":1,"sku":"c","qty":123456789012345678901234567890}]},
+                     {"id":3,"lines":[]},
+                     {"id":4,"lines":[{"n":1,"sku":"d","qty":1}]}])";
+  });
+  std::string dir = temp_dir(), db = dir + "/t.db";
+  std::string pipeline = write(dir, R"(name: shop
+source: { base_url: )" + server.url() + R"( }
+storage: sqlite:)" + db + R"(
+stages:
+  orders:
+    inputs: { all: [1] }
+    request: GET /orders
+    key: { order_id: id }
+    emit: { lines: { order_id: "{record.id}", lines: "{record.lines}" } }
+  lines:
+    records_from: lines
+    key: { order_id: "{message.order_id}", line: n }
+    deletions: { hold_above: 1 }
+)");
+  RunResult r = run({CASCADE_BIN, "sync", pipeline, "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;  // a dead letter is an outcome, not a failed run
+  Value s = parse_json(r.out);
+  EXPECT_EQ(s.find("stages")->find("lines")->find("dead_lettered")->as_int(), 1);
+  EXPECT_EQ(s.find("stages")->find("lines")->find("new")->as_int(), 3);
+  auto rows = query_db(db,
+                       "SELECT order_id, line, sku, CAST(qty AS TEXT) FROM lines "
+                       "WHERE _deleted_at IS NULL ORDER BY 1, 2")
+                  .rows;
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[2][3].as_string(), "123456789012345678901234567890");
+  RunResult dlq = run({CASCADE_BIN, "dlq", "list", "-p", pipeline, "--json"});
+  EXPECT_NE(dlq.out.find("message field 'lines' is string, expected a list"), std::string::npos)
+      << dlq.out;
+
+  version = 2;
+  r = run({CASCADE_BIN, "sync", pipeline, "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  rows = query_db(db,
+                  "SELECT order_id, line, sku, qty FROM lines WHERE _deleted_at IS NULL "
+                  "ORDER BY 1, 2")
+             .rows;
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0][0].as_int(), 1);
+  EXPECT_EQ(rows[0][3].as_int(), 3);  // changed
+  EXPECT_EQ(rows[1][0].as_int(), 2);
+  EXPECT_EQ(rows[2][0].as_int(), 4);  // a null list became one line
+  EXPECT_EQ(
+      query_db(db, "SELECT count(*) FROM lines WHERE _deleted_at IS NOT NULL").rows[0][0].as_int(),
+      1);  // order 1's second line
 }

@@ -339,6 +339,20 @@ const Broken kBroken[] = {
     // 106 a view whose name is no identifier
     {HEAD ROOT "views:\n  \"by branch\": SELECT 1\n", "9:3",
      "view name 'by branch' is not an identifier"},
+    // 107 a records_from stage that also names a request
+    {HEAD ROOT "    emit: { b: { l: \"{record.l}\" } }\n  b:\n    records_from: l\n"
+               "    request: /b\n    key: { n: n }\n",
+     "11:5", "request has no meaning in stage 'b': its records are the list in message field 'l'"},
+    // 108 a records_from stage nothing emits to
+    {HEAD ROOT "  b:\n    records_from: l\n    key: { n: n }\n", "9:19",
+     "stage 'b' reads its records from message field 'l' of its parent (records_from), but no "
+     "stage emits to it"},
+    // 109 a records_from field the parent's emit does not give
+    {HEAD ROOT "    emit: { b: { x: id } }\n  b:\n    records_from: l\n    key: { n: n }\n",
+     "10:19", "parameter 'l' used in the records_from of stage 'b' is not provided by the emit"},
+    // 110 a records_from that is a path
+    {HEAD ROOT "    emit: { b: { l: l } }\n  b:\n    records_from: a.l\n    key: { n: n }\n",
+     "10:19", "records_from must name a message field"},
 };
 
 }  // namespace
