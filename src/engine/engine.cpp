@@ -19,6 +19,7 @@
 #include "engine/cursor.h"
 #include "engine/processor.h"
 #include "engine/select.h"
+#include "engine/shared_budget.h"
 #include "engine/worker_pool.h"
 #include "observe/log.h"
 #include "source/auth.h"
@@ -134,6 +135,7 @@ struct Engine::Impl {
   std::vector<TableSpec> tables;
   Loader loader;
   int64_t run_id = 0;
+  std::unique_ptr<SharedBudget> shared_budget;  // while workers share the store's request budget
   std::optional<TimePoint> quota_until;
   bool quota_by_vendor = false;  // quota_until is the vendor's word, not the pipeline's quota
   // Per stage: scopes that may have a held deletion. Loaded when the run begins and only ever
@@ -1043,6 +1045,7 @@ struct Engine::Impl {
     if (e.options_.limiter)
       if (auto saved = s.get_meta("vendor_rate")) e.options_.limiter->restore_vendor(*saved);
     s.commit();
+    shared_budget = SharedBudget::attach(s, e.options_.limiter, plan.spec().name);
   }
 };
 

@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "store/change_log.h"
+#include "store/coordination.h"
 #include "store/queue.h"
 #include "store/staging.h"
 #include "store/warehouse.h"
@@ -65,6 +66,11 @@ class Store {
 
   // A human description of where the data lives (never includes secrets).
   virtual std::string describe() const = 0;
+
+  // What the processes sharing this store agree on (request budget, leader, markers), or null
+  // when one process owns the store (SQLite) and everything stays process-local. Owned by the
+  // Store; valid while it lives.
+  virtual Coordination* coordination() { return nullptr; }
 };
 
 struct StoreOptions {
