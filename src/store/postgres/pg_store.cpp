@@ -107,7 +107,7 @@ class PgStore final : public Store {
     conn_.query("ROLLBACK TO SAVEPOINT cascade_message");
     conn_.query("RELEASE SAVEPOINT cascade_message");
     // Tables declared since the savepoint are undone.
-    forget_declarations();
+    warehouse_->forget();
   }
 
   void set_stop_flag(const std::atomic<bool>* flag) override { stop_flag_.store(flag); }
@@ -143,21 +143,10 @@ class PgStore final : public Store {
     try {
       conn_.query("ROLLBACK");
       // Tables declared inside the unit of work are gone with it.
-      forget_declarations();
+      warehouse_->forget();
     } catch (...) {
       // The first error is the one to report; a broken connection ends the unit anyway.
     }
-  }
-
-  // Makes the warehouse forget the table layouts it cached. Through query_rows(), which forgets
-  // them before any statement: PgWarehouse::forget() is defined in its header over a type only
-  // its own file completes.
-  void forget_declarations() {
-    struct Drop final : RowSink {
-      void columns(std::span<const std::string>) override {}
-      bool row(std::span<const Cell>) override { return true; }
-    } drop;
-    warehouse_->query_rows("SELECT 1", drop);
   }
 
   void check_version() {
