@@ -78,8 +78,13 @@ struct StoreOptions {
   bool claim_consumer = false;  // claim_consumer() before anything else is opened
 };
 
-// Opens the backend named by `url`: "sqlite:PATH" (or a bare path). Throws std::runtime_error
-// with a readable message when the URL is unknown or the storage cannot be opened.
+// Opens the backend named by `url`: "sqlite:PATH" (or a bare path), or "postgres://..." /
+// "postgresql://..." (anything libpq takes; PG* environment variables fill the rest). Throws
+// std::runtime_error with a readable message when the URL is unknown or the storage cannot be
+// opened.
 std::unique_ptr<Store> open_store(std::string_view url, Clock& clock, StoreOptions options = {});
+
+// `url` as it may be shown (messages, logs, status pages): a password it holds replaced by ***.
+std::string redact_storage_url(std::string_view url);
 
 }  // namespace cascade
