@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "store/postgres/pg_conn.h"
+#include "store/postgres/pg_coord.h"
 #include "store/postgres/pg_queue.h"
 #include "store/postgres/pg_staging.h"
 #include "store/postgres/pg_warehouse.h"
@@ -35,7 +36,7 @@ constexpr auto kStopCancelAfter = std::chrono::seconds(2);
 class PgStore final : public Store {
  public:
   PgStore(const std::string& conninfo, Clock& clock, StoreOptions options)
-      : conn_(conninfo), url_(redact_postgres_url(conninfo)) {
+      : conn_(conninfo), url_(redact_postgres_url(conninfo)), coord_(conninfo) {
     // Statements run in UTC with hex bytea whatever the role's defaults say.
     conn_.query("SET TIME ZONE 'UTC'");
     conn_.query("SET bytea_output = 'hex'");
@@ -136,6 +137,9 @@ class PgStore final : public Store {
 
   std::string describe() const override { return url_; }
 
+  // Request budget, leader and markers on a connection of their own (opened on first use).
+  Coordination* coordination() override { return &coord_; }
+
  private:
   void end_rollback() {
     in_tx_ = false;
@@ -179,6 +183,7 @@ class PgStore final : public Store {
 
   Conn conn_;
   std::string url_;
+  pg::PgCoordination coord_;
   bool in_tx_ = false;
   std::atomic<const std::atomic<bool>*> stop_flag_{nullptr};
   std::unique_ptr<pg::PgQueue> queue_;
