@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "config/loader.h"
+#include "core/json.h"
 #include "engine/daemon.h"
 #include "engine/engine.h"
 #include "engine/plan.h"
@@ -24,9 +25,11 @@
 #include "source/rate_limiter.h"
 #include "store/store.h"
 #include "support/cascade.h"
+#include "support/http.h"
 #include "support/postgres.h"
 #include "support/sim.h"
 #include "support/subprocess.h"
+#include "support/sync_check.h"
 
 using namespace cascade;
 using namespace std::chrono_literals;
@@ -358,4 +361,62 @@ TEST_F(PgCoordTest, ATickFiresOnceAcrossTwoDaemonsAndOnceMoreAfterTheLeaderDies)
   EXPECT_EQ(follower->fired(), 1u);
   EXPECT_EQ(requests.load(), before + 1);
   follower->stop();
+}
+
+namespace {
+
+// Responses the simulator served with `status`, over the vendor paths.
+int64_t served_with(cascade::testing::SimServer& sim, const std::string& status) {
+  Value stats = parse_json(cascade::testing::http_get(sim.url() + "/admin/stats"));
+  int64_t n = 0;
+  for (const auto& [path, by_status] : stats.find("requests")->as_object())
+    if (by_status.is_object())
+      for (const auto& [st, count] : by_status.as_object())
+        if (st == status) n += count.as_int();
+  return n;
+}
+
+}  // namespace
+
+// Four `cascade sync` processes on one database against a simulator that allows 20 requests in
+// any second (a sliding window, refusing with 429 whatever would exceed it). Each alone paces to
+// 98% of that limit, so four without a shared budget would send four times it; together, drawing
+// from the database's budget, no window is above the limit: the simulator refuses nothing.
+TEST_F(PgCoordTest, FourSyncWorkersHoldTheVendorsRateLimitTogether) {
+  using namespace cascade::testing;
+  SimServer sim({"--seed", "41", "--employees-per-branch", "10", "--sales-per-salesperson", "5",
+                 "--quota", "20/1s", "--quota-window", "sliding"});
+  std::string dir = temp_dir();
+  std::string pipeline = example_pipeline(dir);  // rate_limit: 50/s, burst 50
+  std::map<std::string, std::string> env{{"DM_API_URL", sim.url()}, {"CASCADE_STORAGE", url_}};
+  // A first run learns the vendor's limit from its RateLimit headers and keeps it in the database
+  // (the burst it sent before knowing it may draw a 429 or two).
+  RunResult first = run({CASCADE_BIN, "sync", pipeline, "--json"}, env);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  auto saved = query_storage(url_, "SELECT value FROM cascade_meta WHERE key = 'vendor_rate'");
+  ASSERT_EQ(saved.rows.size(), 1u);
+  EXPECT_EQ(saved.rows[0][0].as_string(), "20 1000");
+  int64_t refused_before = served_with(sim, "429");
+  int64_t served_before = served_with(sim, "200");
+
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<Subprocess> workers;
+  for (int i = 0; i < 4; ++i)
+    workers.push_back(Subprocess::start({CASCADE_BIN, "sync", pipeline, "--json"}, env));
+  int64_t requests = 0;
+  for (auto& w : workers) {
+    std::string out;
+    for (std::string line; !(line = w.read_line(120s)).empty();) out += line;
+    EXPECT_EQ(w.wait(), 0);
+    Value s = parse_json(out);
+    requests += s.find("total")->find("requests")->as_int();
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  int64_t served = served_with(sim, "200") - served_before;
+  EXPECT_GT(served, 100) << "enough requests to cross several windows";
+  EXPECT_EQ(served_with(sim, "429") - refused_before, 0)
+      << "a window above the limit: " << requests << " requests in " << secs << " s";
+  // The budget was used, not wasted: at least 70% of the vendor's rate over the whole run.
+  EXPECT_GE(static_cast<double>(served) / secs, 14.0) << served << " in " << secs << " s";
+  EXPECT_EQ(compare_warehouse(url_, expected_from(sim.truth())), 0);
 }
