@@ -56,7 +56,9 @@ Conn& PgCoordination::conn_locked() {
   auto c = std::make_unique<Conn>(conninfo_);
   {
     Tx tx(*c);
-    c->query("SELECT pg_advisory_xact_lock(hashtext('cascade_schema'))");
+    // Its own lock, not the store's schema lock: coordination never queues behind (nor joins a
+    // deadlock among) units of work that declare tables.
+    c->query("SELECT pg_advisory_xact_lock(hashtext('cascade_coord_schema'))");
     for (const char* ddl : kSchema) c->query(ddl);
     tx.commit();
   }
