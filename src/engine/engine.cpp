@@ -1072,7 +1072,7 @@ struct Engine::Impl {
     if (e.options_.limiter)
       if (auto saved = s.get_meta("vendor_rate")) e.options_.limiter->restore_vendor(*saved);
     s.commit();
-    shared_budget = SharedBudget::attach(s, e.options_.limiter, plan.spec().name);
+    shared_budget = SharedBudget::attach(s, e.options_.limiter, e.options_.quota, plan.spec().name);
   }
 };
 

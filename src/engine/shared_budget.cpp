@@ -26,18 +26,32 @@ class CoordinatedRate : public SharedRate {
   const std::string budget_;
 };
 
+class CoordinatedQuota : public SharedQuota {
+ public:
+  CoordinatedQuota(Coordination& c, std::string budget) : c_(c), budget_(std::move(budget)) {}
+  int64_t take(int64_t per_ms, int64_t start_ms, int64_t requests, int64_t want) override {
+    return c_.take_quota(budget_, per_ms, start_ms, requests, want);
+  }
+
+ private:
+  Coordination& c_;
+  const std::string budget_;
+};
+
 }  // namespace
 
 std::unique_ptr<SharedBudget> SharedBudget::attach(Store& store, RateLimiter* limiter,
-                                                   const std::string& budget) {
+                                                   QuotaLedger* quota, const std::string& budget) {
   Coordination* c = store.coordination();
-  if (!c || !limiter) return nullptr;
-  limiter->share(std::make_shared<CoordinatedRate>(*c, "rate:" + budget));
-  return std::unique_ptr<SharedBudget>(new SharedBudget(*limiter));
+  if (!c || (!limiter && !quota)) return nullptr;
+  if (limiter) limiter->share(std::make_shared<CoordinatedRate>(*c, "rate:" + budget));
+  if (quota) quota->share(std::make_shared<CoordinatedQuota>(*c, "quota:" + budget));
+  return std::unique_ptr<SharedBudget>(new SharedBudget(limiter, quota));
 }
 
 SharedBudget::~SharedBudget() {
-  limiter_.share(nullptr);
+  if (limiter_) limiter_->share(nullptr);
+  if (quota_) quota_->share(nullptr);
 }
 
 }  // namespace cascade

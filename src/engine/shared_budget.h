@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "source/quota.h"
 #include "source/rate_limiter.h"
 #include "store/store.h"
 
@@ -15,18 +16,19 @@ namespace cascade {
 
 class SharedBudget {
  public:
-  // Shares `limiter` (may be null) through `store`'s coordination under the budget named
-  // `budget` (the pipeline's name: every worker of a pipeline draws from the same one). Null
-  // when there is nothing to share.
+  // Shares `limiter` and `quota` (either may be null) through `store`'s coordination under the
+  // budget named `budget` (the pipeline's name: every worker of a pipeline draws from the same
+  // one). Null when there is nothing to share.
   static std::unique_ptr<SharedBudget> attach(Store& store, RateLimiter* limiter,
-                                              const std::string& budget);
-  ~SharedBudget();  // the limiter returns to its own bucket
+                                              QuotaLedger* quota, const std::string& budget);
+  ~SharedBudget();  // the limiter and the ledger count alone again
   SharedBudget(const SharedBudget&) = delete;
   SharedBudget& operator=(const SharedBudget&) = delete;
 
  private:
-  explicit SharedBudget(RateLimiter& limiter) : limiter_(limiter) {}
-  RateLimiter& limiter_;
+  SharedBudget(RateLimiter* limiter, QuotaLedger* quota) : limiter_(limiter), quota_(quota) {}
+  RateLimiter* limiter_;
+  QuotaLedger* quota_;
 };
 
 }  // namespace cascade

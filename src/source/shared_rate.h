@@ -42,6 +42,16 @@ class SharedRate {
   virtual void pause(int64_t until_ms) = 0;
 };
 
+// The keeper of quota windows several processes count together (QuotaLedger::share).
+class SharedQuota {
+ public:
+  virtual ~SharedQuota() = default;
+  // Takes up to `want` requests of the window of `per_ms` that starts at `start_ms` (epoch-aligned,
+  // at most `requests` in it) and returns how many it got: 0 when that window is spent. Blocking;
+  // throws on failure.
+  virtual int64_t take(int64_t per_ms, int64_t start_ms, int64_t requests, int64_t want) = 0;
+};
+
 class SharedPacer {
  public:
   struct Ask {

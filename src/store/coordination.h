@@ -57,6 +57,12 @@ class Coordination {
   // a 429 with Retry-After). An earlier pause than the current one changes nothing.
   virtual void pause_rate(std::string_view budget, int64_t until_ms) = 0;
 
+  // Takes up to `want` requests from the count all workers share of the quota window of `per_ms`
+  // that starts at `start_ms` (windows aligned to the epoch; at most `requests` in one) and
+  // returns how many it took: 0 when that window is spent. A later window replaces an earlier.
+  virtual int64_t take_quota(std::string_view budget, int64_t per_ms, int64_t start_ms,
+                             int64_t requests, int64_t want) = 0;
+
   // --- the leader ---
 
   // Tries to become, or checks that this process still is, the leader of `role` (e.g.

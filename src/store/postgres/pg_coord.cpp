@@ -15,6 +15,9 @@ constexpr const char* kSchema[] = {
     "granted integer NOT NULL DEFAULT 0, vendor_limit double precision NOT NULL DEFAULT 0, "
     "vendor_window_ms bigint NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS cascade_coord_marker(key text PRIMARY KEY, value bigint NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS cascade_coord_quota(budget text NOT NULL, per_ms bigint NOT NULL, "
+    "start_ms bigint NOT NULL, used bigint NOT NULL, granted bigint NOT NULL DEFAULT 0, "
+    "PRIMARY KEY (budget, per_ms))",
 };
 
 // One statement: the slots start at the later of the next free slot, the pause and now minus
@@ -134,6 +137,29 @@ void PgCoordination::pause_rate(std::string_view budget, int64_t until_ms) {
         "EXCLUDED.paused_ms)",
         budget, until_ms);
     return 0;
+  });
+}
+
+int64_t PgCoordination::take_quota(std::string_view budget, int64_t per_ms, int64_t start_ms,
+                                   int64_t requests, int64_t want) {
+  std::lock_guard lock(mu_);
+  return with_conn([&](Conn& c) {
+    // A newer window starts over; the current one grants what is left of it; an older one (this
+    // host's clock behind) grants nothing.
+    Result r = c.query(
+        "INSERT INTO cascade_coord_quota AS q (budget, per_ms, start_ms, used, granted) VALUES "
+        "($1, $2, $3, LEAST($5::bigint, $4::bigint), LEAST($5::bigint, $4::bigint)) "
+        "ON CONFLICT (budget, per_ms) DO UPDATE SET "
+        "granted = CASE WHEN q.start_ms < EXCLUDED.start_ms THEN EXCLUDED.used "
+        "WHEN q.start_ms = EXCLUDED.start_ms THEN GREATEST(0, LEAST($5::bigint, $4::bigint - "
+        "q.used)) ELSE 0 END, "
+        "used = CASE WHEN q.start_ms < EXCLUDED.start_ms THEN EXCLUDED.used "
+        "WHEN q.start_ms = EXCLUDED.start_ms THEN q.used + GREATEST(0, LEAST($5::bigint, "
+        "$4::bigint - q.used)) ELSE q.used END, "
+        "start_ms = GREATEST(q.start_ms, EXCLUDED.start_ms) "
+        "RETURNING granted",
+        budget, per_ms, start_ms, requests, std::max<int64_t>(1, want));
+    return r.integer(0, 0);
   });
 }
 

@@ -5,6 +5,8 @@
 //   cascade_coord_rate(budget, next_ms, paused_ms, granted, vendor_limit, vendor_window_ms):
 //     one row per budget; a lease is one UPDATE of that row (the row lock orders concurrent
 //     workers), computed on the server's clock_timestamp(), the one clock all hosts share.
+//   cascade_coord_quota(budget, per_ms, start_ms, used, granted): one row per quota window length,
+//     the current window's count, raised by one INSERT .. ON CONFLICT per lease;
 //   cascade_coord_marker(key, value): monotonic markers, raised with INSERT .. ON CONFLICT ..
 //     WHERE value < new.
 // Leadership is a session advisory lock (pg_try_advisory_lock on this connection), so it ends
@@ -35,6 +37,8 @@ class PgCoordination : public Coordination {
   RateGrant lease_rate(std::string_view budget, const RateAsk& ask) override;
   void publish_vendor_limit(std::string_view budget, double limit, int64_t window_ms) override;
   void pause_rate(std::string_view budget, int64_t until_ms) override;
+  int64_t take_quota(std::string_view budget, int64_t per_ms, int64_t start_ms, int64_t requests,
+                     int64_t want) override;
   bool lead(std::string_view role) override;
   bool leading(std::string_view role) const override;
   bool advance(std::string_view key, int64_t value) override;

@@ -22,6 +22,7 @@
 #include "engine/engine.h"
 #include "engine/plan.h"
 #include "source/http_client.h"
+#include "source/quota.h"
 #include "source/rate_limiter.h"
 #include "store/store.h"
 #include "support/cascade.h"
@@ -184,6 +185,62 @@ TEST_F(PgCoordTest, APauseOneWorkerWasToldHoldsEveryWorker) {
   auto h = cb.lease_rate("rate:z", {1, 10, 0, 100});
   EXPECT_EQ(h.count, 0) << "no slot during the vendor's pause";
   EXPECT_GE(h.first_ms, static_cast<double>(g.now_ms + 1500));
+}
+
+TEST_F(PgCoordTest, AQuotaWindowGrantsWhatIsLeftThenNothingUntilTheNextWindow) {
+  PgCoordination c(url_), d(url_);
+  const int64_t day = 86'400'000, start = 1'800'000'000'000 / day * day;
+  EXPECT_EQ(c.take_quota("quota:q", day, start, 5, 3), 3);
+  EXPECT_EQ(d.take_quota("quota:q", day, start, 5, 3), 2) << "what is left";
+  EXPECT_EQ(c.take_quota("quota:q", day, start, 5, 3), 0) << "spent";
+  EXPECT_EQ(c.take_quota("quota:q", 1000, start, 5, 1), 1) << "another window length counts apart";
+  EXPECT_EQ(d.take_quota("quota:q", day, start + day, 5, 3), 3) << "the next window starts over";
+  EXPECT_EQ(c.take_quota("quota:q", day, start, 5, 3), 0) << "a window that has ended grants none";
+}
+
+namespace {
+
+class Quota : public SharedQuota {
+ public:
+  explicit Quota(Coordination& c) : c_(c) {}
+  int64_t take(int64_t per_ms, int64_t start_ms, int64_t requests, int64_t want) override {
+    return c_.take_quota("quota:p", per_ms, start_ms, requests, want);
+  }
+
+ private:
+  Coordination& c_;
+};
+
+}  // namespace
+
+TEST_F(PgCoordTest, FourQuotaLedgersSharingOneBudgetSpendItExactlyOnce) {
+  // 30 requests a day for the four of them together, whatever each one counts alone.
+  std::atomic<int64_t> sent{0};
+  std::atomic<int> saw_spent{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 4; ++w)
+    workers.emplace_back([&] {
+      PgCoordination c(url_);
+      QuotaLedger ledger(30, std::chrono::hours(24), SystemClock::instance());
+      ledger.share(std::make_shared<Quota>(c));
+      auto end = std::chrono::steady_clock::now() + 10s;
+      while (std::chrono::steady_clock::now() < end) {
+        auto until = ledger.try_take(0);
+        if (!until) {
+          ++sent;
+          continue;
+        }
+        if (*until > SystemClock::instance().now() + 1min) {  // the window's end: spent
+          ++saw_spent;
+          break;
+        }
+        std::this_thread::sleep_for(1ms);
+      }
+      ledger.share(nullptr);
+    });
+  for (auto& t : workers) t.join();
+  EXPECT_EQ(sent.load(), 30);
+  EXPECT_EQ(saw_spent.load(), 4) << "every worker learnt the day's quota is spent";
 }
 
 TEST_F(PgCoordTest, LeadershipMovesWhenTheLeadersConnectionIsTerminated) {
