@@ -8,6 +8,7 @@
 #include "store/postgres/pg_coord.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <atomic>
@@ -476,4 +477,59 @@ TEST_F(PgCoordTest, FourSyncWorkersHoldTheVendorsRateLimitTogether) {
   // The budget was used, not wasted: at least 70% of the vendor's rate over the whole run.
   EXPECT_GE(static_cast<double>(served) / secs, 14.0) << served << " in " << secs << " s";
   EXPECT_EQ(compare_warehouse(url_, expected_from(sim.truth())), 0);
+}
+
+// Two `cascade run` daemons on one database: the rate() schedule's first tick fires once between
+// them (three requests for three inputs, not six), and when the leader is killed with -9 another
+// daemon takes over without firing that tick again.
+TEST_F(PgCoordTest, TwoCascadeRunDaemonsFireATickOnceAndAKillDoesNotRefireIt) {
+  using namespace cascade::testing;
+  std::atomic<int> requests{0};
+  CannedServer vendor([&](const sim::HttpRequest& req, sim::HttpResponse& res) {
+    ++requests;
+    const std::string* x = req.param("x");
+    res.body = R"({"result":[{"id":)" + (x ? *x : std::string("0")) + R"(,"v":"a"}]})";
+  });
+  std::string dir = temp_dir(), pipeline = dir + "/items.yaml";
+  std::ofstream(pipeline) << "name: items\nsource:\n  base_url: " << vendor.url()
+                          << "\n  retry: { attempts: 1, backoff: 1ms..2ms }\nstorage: " << url_
+                          << "\nstages:\n  items:\n    schedule: rate(1 hour)\n"
+                             "    inputs: { x: [1, 2, 3] }\n    request: GET /items?x={x}\n"
+                             "    records: result\n    key: { item_id: id }\n";
+  auto start = [&] {
+    Subprocess p = Subprocess::start({CASCADE_BIN, "run", pipeline, "--listen", "127.0.0.1:0"});
+    for (int i = 0; i < 10; ++i) {
+      std::string line = p.read_line(30s);
+      if (line.empty() || line == "running") break;
+    }
+    return p;
+  };
+  Subprocess a = start();
+  Subprocess b = start();
+  ASSERT_TRUE(eventually([&] { return requests.load() >= 3; }, 20s));
+  std::this_thread::sleep_for(3s);  // both have looked at the tick many times
+  EXPECT_EQ(requests.load(), 3) << "the first tick fired once, not once per daemon";
+  EXPECT_EQ(query_storage(url_, "SELECT count(*) FROM items").rows[0][0].as_int(), 3);
+
+  // Both first daemons die by -9 (one of them led), a third one started between the kills is
+  // left: it leads within seconds and knows the tick was fired.
+  a.signal(SIGKILL);
+  a.wait();
+  Subprocess c = start();
+  b.signal(SIGKILL);
+  b.wait();
+  auto leaders = [&] {
+    return query_storage(url_,
+                         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+                         "granted")
+        .rows[0][0]
+        .as_int();
+  };
+  EXPECT_TRUE(eventually([&] { return leaders() == 1; }, 10s)) << "the survivor leads";
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(requests.load(), 3) << "a new leader fired the same tick again";
+  EXPECT_EQ(query_storage(url_, "SELECT count(*) FROM cascade_coord_marker").rows[0][0].as_int(),
+            1);
+  c.signal(SIGTERM);
+  EXPECT_EQ(c.wait(), 0);
 }
