@@ -1008,6 +1008,11 @@ struct Engine::Impl {
         try {
           receive_more();
           e.store_.commit();
+        } catch (const ContendedError&) {
+          // Workers sharing the queues met in the database's locks and this receive was undone
+          // to break the cycle; the next turn receives again. Tasks it started hold receipts
+          // that are now stale: their effects are skipped at the ack.
+          e.store_.rollback();
         } catch (...) {
           e.store_.rollback();
           throw;
@@ -1100,17 +1105,26 @@ size_t Engine::reset_cursors() {
 }
 
 void Engine::prepare() {
-  store_.begin();
-  try {
-    for (const auto& st : plan_.stages()) {
-      store_.queue().create(st.queue, st.spec->queue);
-      store_.staging().create_stage(st.name);
+  // Workers starting together on one database may meet in its locks, and the database then
+  // fails one of them to break the cycle (ContendedError): that one declares again.
+  for (int attempt = 1;; ++attempt) {
+    store_.begin();
+    try {
+      for (const auto& st : plan_.stages()) {
+        store_.queue().create(st.queue, st.spec->queue);
+        store_.staging().create_stage(st.name);
+      }
+      define_views();
+      store_.commit();
+      return;
+    } catch (const ContendedError&) {
+      store_.rollback();
+      if (attempt == 5) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50 * attempt));
+    } catch (...) {
+      store_.rollback();
+      throw;
     }
-    define_views();
-    store_.commit();
-  } catch (...) {
-    store_.rollback();
-    throw;
   }
 }
 

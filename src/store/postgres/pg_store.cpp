@@ -40,22 +40,17 @@ class PgStore final : public Store {
     // Statements run in UTC with hex bytea whatever the role's defaults say.
     conn_.query("SET TIME ZONE 'UTC'");
     conn_.query("SET bytea_output = 'hex'");
-    {
-      pg::Tx tx(conn_);
-      conn_.query("SELECT pg_advisory_xact_lock(hashtext('cascade_schema'))");
-      conn_.query(kMetaTable);
-      check_version();
-      if (!options.read_only)
-        conn_.query(
-            "INSERT INTO cascade_meta(key, value) VALUES('schema_version', $1) ON CONFLICT(key) "
-            "DO UPDATE SET value=excluded.value",
-            std::to_string(kSchemaVersion));
-      tx.commit();
+    // Workers starting together queue on the schema lock behind others' units of work, so one
+    // may be chosen to break a deadlock among them: it tries again.
+    for (int attempt = 1;; ++attempt) {
+      try {
+        open_parts(clock, options);
+        break;
+      } catch (const ContendedError&) {
+        if (attempt == 5) throw;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50 * attempt));
+      }
     }
-    queue_ = std::make_unique<pg::PgQueue>(conn_, clock);
-    staging_ = std::make_unique<pg::PgStaging>(conn_);
-    warehouse_ = std::make_unique<pg::PgWarehouse>(conn_);
-    changes_ = std::make_unique<pg::PgChangeLog>(conn_);
     if (options.read_only) conn_.query("SET default_transaction_read_only = on");
     watcher_ = std::thread([this] { watch(); });
   }
@@ -151,6 +146,25 @@ class PgStore final : public Store {
     } catch (...) {
       // The first error is the one to report; a broken connection ends the unit anyway.
     }
+  }
+
+  void open_parts(Clock& clock, const StoreOptions& options) {
+    {
+      pg::Tx tx(conn_);
+      conn_.query("SELECT pg_advisory_xact_lock(hashtext('cascade_schema'))");
+      conn_.query(kMetaTable);
+      check_version();
+      if (!options.read_only)
+        conn_.query(
+            "INSERT INTO cascade_meta(key, value) VALUES('schema_version', $1) ON CONFLICT(key) "
+            "DO UPDATE SET value=excluded.value",
+            std::to_string(kSchemaVersion));
+      tx.commit();
+    }
+    queue_ = std::make_unique<pg::PgQueue>(conn_, clock);
+    staging_ = std::make_unique<pg::PgStaging>(conn_);
+    warehouse_ = std::make_unique<pg::PgWarehouse>(conn_);
+    changes_ = std::make_unique<pg::PgChangeLog>(conn_);
   }
 
   void check_version() {
