@@ -167,7 +167,8 @@ int cmd_validate(const Common& c) {
     if (spec->source.auth.kind != AuthSpec::Kind::None)
       flow = fmt::format("  auth: {}\n", spec->source.auth.kind_name()) + flow;
     fmt::print("{}: ok: pipeline '{}', {} stage{}, storage {}\n{}", c.pipeline, spec->name,
-               spec->stages.size(), spec->stages.size() == 1 ? "" : "s", spec->storage, flow);
+               spec->stages.size(), spec->stages.size() == 1 ? "" : "s",
+               redact_storage_url(spec->storage), flow);
     return 0;
   } catch (const ConfigError& e) {
     fmt::print(stderr, "error: {}\n", e.what());

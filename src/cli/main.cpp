@@ -42,7 +42,8 @@ int main(int argc, char** argv) {
   };
   auto add_storage = [&](CLI::App* sub) {
     sub->add_option("--storage", c.storage,
-                    "storage URL overriding the pipeline's, e.g. sqlite:cascade.db");
+                    "storage URL overriding the pipeline's, e.g. sqlite:cascade.db or "
+                    "postgresql://USER@HOST:5432/DB");
   };
 
   auto* validate = app.add_subcommand("validate", "Check a pipeline file without running anything");

@@ -638,8 +638,15 @@ class Loader {
     });
     // Only the scheme is echoed: the rest may hold a password.
     if (!scheme_ok) fail(n, "expected a storage URL such as sqlite:cascade.db");
+    // The rest of a PostgreSQL URL is libpq's to read (PG* variables fill what it leaves out).
+    if (scheme == "postgres" || scheme == "postgresql") {
+      if (url.compare(colon, 3, "://") != 0)
+        fail(n, "expected a PostgreSQL URL such as postgresql://USER@HOST:5432/DB");
+      return;
+    }
     if (scheme != "sqlite")
-      fail(n, "storage scheme '" + scheme + "' is not supported yet (expected sqlite:PATH)");
+      fail(n, "storage scheme '" + scheme +
+                  "' is not supported (expected sqlite:PATH or postgresql://USER@HOST:PORT/DB)");
     if (colon + 1 >= url.size()) fail(n, "sqlite storage needs a path, as in sqlite:cascade.db");
   }
 

@@ -42,4 +42,12 @@ class StorageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// What a message needs is held by another worker sharing the storage right now (the same listing,
+// or a lock cycle the database broke): nothing is wrong with the message or the storage. Only the
+// message's own effects are rolled back, and it is retried shortly without counting a receive.
+class ContendedError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 }  // namespace cascade

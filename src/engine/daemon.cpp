@@ -101,6 +101,56 @@ void Daemon::save_state(const Root& r) {
   store_.set_meta(meta_key(r.view.stage), canonical_json(Value(std::move(o))));
 }
 
+bool Daemon::leads() {
+  Coordination* c = store_.coordination();
+  if (!c) return true;
+  auto now = std::chrono::steady_clock::now();
+  if (last_lead_check_ == decltype(now){} || now - last_lead_check_ >= options_.idle_poll) {
+    last_lead_check_ = now;
+    bool lead = c->lead(daemon_leader_role(plan_.spec().name));
+    if (lead && !leader_) {
+      spdlog::info("this daemon now fires the schedules");
+      load_state();  // the last leader's fires, not what this one saw at start
+    }
+    leader_ = lead;
+  }
+  return leader_;
+}
+
+void Daemon::claim_ticks(std::vector<std::string>& due) {
+  Coordination* c = store_.coordination();
+  if (!c) return;
+  std::string role = daemon_leader_role(plan_.spec().name);
+  std::vector<std::string> taken;
+  std::lock_guard lock(mu_);
+  for (auto& r : roots_) {
+    if (std::find(due.begin(), due.end(), r.view.stage) == due.end() || !r.view.next_fire) continue;
+    std::string key = "tick:" + role + ":" + r.view.stage;
+    if (c->advance(key, to_millis(*r.view.next_fire))) continue;
+    // Fired by another leader (its state may not have reached the meta table): that tick is
+    // done; the next one follows it.
+    TimePoint fired = from_millis(c->marker(key).value_or(to_millis(*r.view.next_fire)));
+    spdlog::info("{}: tick of {} already fired by another daemon", r.view.stage,
+                 format_time(fired));
+    r.view.last_fire = fired;
+    r.view.next_fire = next_after(r, std::max(fired, *r.view.next_fire));
+    taken.push_back(r.view.stage);
+  }
+  if (taken.empty()) return;
+  store_.begin();
+  try {
+    for (const auto& r : roots_)
+      if (std::find(taken.begin(), taken.end(), r.view.stage) != taken.end()) save_state(r);
+    store_.commit();
+  } catch (...) {
+    store_.rollback();
+    throw;
+  }
+  std::erase_if(due, [&](const std::string& st) {
+    return std::find(taken.begin(), taken.end(), st) != taken.end();
+  });
+}
+
 bool Daemon::work_queued() {
   for (const auto& st : plan_.stages()) {
     QueueStats qs = store_.queue().stats(st.queue);
@@ -237,7 +287,7 @@ void Daemon::run() {
     }
     std::vector<std::string> due;
     std::optional<TimePoint> soonest;
-    {
+    if (leads()) {
       std::lock_guard lock(mu_);
       for (const auto& r : roots_) {
         if (!r.view.next_fire) continue;
@@ -247,6 +297,7 @@ void Daemon::run() {
           soonest = r.view.next_fire;
       }
     }
+    claim_ticks(due);
     if (!due.empty()) {
       if (work_queued()) {
         // The previous run still cascades (paused by a quota, or cut short by a stop before a

@@ -11,12 +11,20 @@
 // it never exits for it. The schedule state (anchor, last fire, next fire, counts) lives in the
 // store's meta table, so a restart resumes the same next fire times.
 //
+// On a store several daemons share (Store::coordination() set), one of them leads (the
+// coordination's leader of daemon_leader_role()): only the leader fires ticks; every daemon
+// works the queues. Before it fires a tick the leader raises the marker "tick:ROLE:STAGE" to the
+// tick's time, so a tick fires once even when leadership changes hands around it; a leader that
+// finds the marker already there takes the tick as fired and moves on. Leadership is checked
+// every idle_poll; a new leader reloads the schedule state first.
+//
 // run() runs on the caller's thread and is the only user of the Engine meanwhile;
 // request_stop() and the snapshot accessors are thread-safe (request_stop() only stores
 // atomics, so a signal handler may call it).
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -33,6 +41,12 @@
 #include "store/store.h"
 
 namespace cascade {
+
+// The coordination role the daemons of one pipeline contest (also the monitor's: only the leader
+// evaluates and notifies alarms).
+inline std::string daemon_leader_role(const std::string& pipeline) {
+  return "daemon:" + pipeline;
+}
 
 // One scheduled root stage as the daemon sees it.
 struct RootSchedule {
@@ -109,6 +123,11 @@ class Daemon {
   bool work_queued();
   void execute(const std::vector<std::string>& roots);
   void wait_until(TimePoint until);
+  // With coordination: whether this daemon leads (re-checked every idle_poll).
+  bool leads();
+  // With coordination: claims each due tick; those another leader fired already are taken as
+  // fired (their state saved) and dropped from `due`.
+  void claim_ticks(std::vector<std::string>& due);
 
   const Plan& plan_;
   Engine& engine_;
@@ -120,6 +139,8 @@ class Daemon {
 
   mutable std::mutex mu_;  // guards what the snapshots read
   std::vector<Root> roots_;
+  bool leader_ = false;  // with coordination: this daemon led at the last check
+  std::chrono::steady_clock::time_point last_lead_check_{};  // real time, whatever clock_ says
   std::deque<DaemonRun> runs_;
   std::optional<TimePoint> paused_until_;
   std::vector<std::pair<std::string, TimePoint>> last_complete_;

@@ -19,6 +19,7 @@
 #include "engine/cursor.h"
 #include "engine/processor.h"
 #include "engine/select.h"
+#include "engine/shared_budget.h"
 #include "engine/worker_pool.h"
 #include "observe/log.h"
 #include "source/auth.h"
@@ -134,6 +135,7 @@ struct Engine::Impl {
   std::vector<TableSpec> tables;
   Loader loader;
   int64_t run_id = 0;
+  std::unique_ptr<SharedBudget> shared_budget;  // while workers share the store's request budget
   std::optional<TimePoint> quota_until;
   bool quota_by_vendor = false;  // quota_until is the vendor's word, not the pipeline's quota
   // Per stage: scopes that may have a held deletion. Loaded when the run begins and only ever
@@ -141,6 +143,12 @@ struct Engine::Impl {
   std::vector<std::unordered_set<uint64_t>> held_scopes;
   // Per stage: scopes whose listing this run applied, the requests a full crawl makes.
   std::vector<std::unordered_set<uint64_t>> seen_scopes;
+  // Other processes consume the same queues (Store::claim_consumer() was false): they apply part
+  // of every crawl, and may hold a deletion during this very run.
+  bool shared_queues = false;
+  // Per stage: scopes with a held deletion when the run began. With shared queues only these
+  // holds may be confirmed: one another worker made since is the same crawl, not a next run.
+  std::vector<std::unordered_set<uint64_t>> held_before_run;
 
   std::mutex mu;
   std::condition_variable cv;
@@ -174,6 +182,7 @@ struct Engine::Impl {
         loader(engine.store_.warehouse()),
         held_scopes(plan.stages().size()),
         seen_scopes(plan.stages().size()),
+        held_before_run(plan.stages().size()),
         pool(engine.options_.workers ? engine.options_.workers
                                      : std::max(1u, std::thread::hardware_concurrency() - 1)),
         secrets(plan.spec().source.auth.secrets()) {
@@ -572,7 +581,8 @@ struct Engine::Impl {
     std::string what = fmt::format("{} {}{}", st.method, plan.spec().source.base_url, t.request);
     std::optional<HeldListing> before = staging.held_listing(st.name, t.scope);
     // Seen again within the run that held it (the same request twice) confirms nothing.
-    if (before && before->fingerprint == fingerprint && before->run_id != run_id) {
+    if (before && before->fingerprint == fingerprint && before->run_id != run_id &&
+        (!shared_queues || held_before_run[t.stage].count(t.scope))) {
       staging.release_listing(st.name, t.scope);
       spdlog::info("{}: {} of {} rows missing from {} again: deleting them", st.name, gone,
                    old.size(), what);
@@ -846,6 +856,24 @@ struct Engine::Impl {
       return;
     } catch (const StorageError&) {
       throw;
+    } catch (const ContendedError& ex) {
+      // Another worker is applying what this message needs: its effects are undone and it is
+      // retried once that worker has committed, uncounted; it compares with what was written.
+      s.rollback_to_savepoint();
+      loader.reset();
+      counters[t.stage] = std::move(before);
+      const CompiledStage& st = plan.stages()[t.stage];
+      if (!t.receipt.empty()) {
+        s.savepoint();
+        e.store_.queue().release(st.queue, t.receipt, std::chrono::milliseconds(100));
+        s.release_savepoint();
+        maybe_ready[t.stage] = true;
+        spdlog::debug("{}: {}: retrying shortly", st.name, ex.what());
+        return;
+      }
+      t.outcome = Outcome::Permanent;
+      t.reason =
+          fmt::format("{} {}{}: {}", st.method, plan.spec().source.base_url, t.request, ex.what());
     } catch (const std::exception& ex) {
       s.rollback_to_savepoint();
       loader.reset();
@@ -1022,6 +1050,11 @@ struct Engine::Impl {
         try {
           receive_more();
           e.store_.commit();
+        } catch (const ContendedError&) {
+          // Workers sharing the queues met in the database's locks and this receive was undone
+          // to break the cycle; the next turn receives again. Tasks it started hold receipts
+          // that are now stale: their effects are skipped at the ack.
+          e.store_.rollback();
         } catch (...) {
           e.store_.rollback();
           throw;
@@ -1075,6 +1108,7 @@ struct Engine::Impl {
       std::vector<uint64_t> scopes;
       s.staging().held_scopes(st.name, scopes);
       held_scopes[st.index].insert(scopes.begin(), scopes.end());
+      held_before_run[st.index].insert(scopes.begin(), scopes.end());
     }
     auto last = s.get_meta("last_run_id");
     run_id = last ? std::stoll(*last) + 1 : 1;
@@ -1085,6 +1119,7 @@ struct Engine::Impl {
     if (e.options_.limiter)
       if (auto saved = s.get_meta("vendor_rate")) e.options_.limiter->restore_vendor(*saved);
     s.commit();
+    shared_budget = SharedBudget::attach(s, e.options_.limiter, e.options_.quota, plan.spec().name);
   }
 };
 
@@ -1112,17 +1147,26 @@ size_t Engine::reset_cursors() {
 }
 
 void Engine::prepare() {
-  store_.begin();
-  try {
-    for (const auto& st : plan_.stages()) {
-      store_.queue().create(st.queue, st.spec->queue);
-      store_.staging().create_stage(st.name);
+  // Workers starting together on one database may meet in its locks, and the database then
+  // fails one of them to break the cycle (ContendedError): that one declares again.
+  for (int attempt = 1;; ++attempt) {
+    store_.begin();
+    try {
+      for (const auto& st : plan_.stages()) {
+        store_.queue().create(st.queue, st.spec->queue);
+        store_.staging().create_stage(st.name);
+      }
+      define_views();
+      store_.commit();
+      return;
+    } catch (const ContendedError&) {
+      store_.rollback();
+      if (attempt == 5) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50 * attempt));
+    } catch (...) {
+      store_.rollback();
+      throw;
     }
-    define_views();
-    store_.commit();
-  } catch (...) {
-    store_.rollback();
-    throw;
   }
 }
 
@@ -1153,6 +1197,7 @@ RunSummary Engine::run_once(const Value* event, bool seed_roots,
   StopFlagOnStore stop_flag(store_, stop_);
   const bool only_consumer = store_.claim_consumer();
   Impl impl(*this);
+  impl.shared_queues = !only_consumer;
   impl.begin_run();
   LogScope run_scope({impl.run_id, {}, {}, -1});
   std::vector<int64_t> dlq_before;
@@ -1197,7 +1242,9 @@ RunSummary Engine::run_once(const Value* event, bool seed_roots,
       if (st.root &&
           std::find(only_roots->begin(), only_roots->end(), st.name) == only_roots->end())
         full_crawl = false;
-  if (full_crawl) impl.sweep_orphans();
+  // With shared queues this worker applied only its share of the crawl's listings, and cannot
+  // tell a listing no longer requested from one another worker applied: no orphan sweep.
+  if (full_crawl && only_consumer) impl.sweep_orphans();
   stop_ = false;  // a stop ends this run only; one requested before it began counted for it
   RunSummary out = impl.summarize(summary.completed, t0);
   for (size_t i = 0; i < plan_.stages().size(); ++i)
@@ -1209,8 +1256,8 @@ RunSummary Engine::run_once(const Value* event, bool seed_roots,
 RunSummary Engine::invoke(const CompiledStage& stage, const Value& event) {
   auto t0 = std::chrono::steady_clock::now();
   StopFlagOnStore stop_flag(store_, stop_);
-  store_.claim_consumer();
   Impl impl(*this);
+  impl.shared_queues = !store_.claim_consumer();
   impl.begin_run();
   std::vector<Value> messages =
       stage.root ? plan_.root_messages(stage, &event) : event_messages(event);

@@ -106,6 +106,25 @@ void Monitor::sample(
 }
 
 void Monitor::evaluate(TimePoint now) {
+  if (Coordination* c = store_.coordination()) {
+    if (!c->leading(daemon_leader_role(plan_.spec().name))) {
+      following_ = true;
+      return;
+    }
+    if (following_) {
+      following_ = false;
+      store_.begin();
+      try {
+        auto fresh = load_evaluators(plan_.spec(), store_);
+        store_.commit();
+        std::lock_guard lock(mu_);
+        evaluators_ = std::move(fresh);
+      } catch (...) {
+        store_.rollback();
+        throw;
+      }
+    }
+  }
   std::vector<AlarmChange> changes;
   std::vector<std::pair<std::string, std::string>> saves;
   {

@@ -9,6 +9,12 @@
 // dlq_depth, oldest_message_age_seconds per stage, seconds_since_last_complete_run per scheduled
 // root) are sampled by sample(). An alarm without `stage:` sees every stage's samples.
 //
+// On a store several daemons share (Store::coordination() set) only the leader of
+// daemon_leader_role() evaluates, saves and notifies: one notification per transition. Gauges are
+// the shared queues', so the leader sees every worker's; event metrics are the leader's own runs'.
+// A daemon that becomes leader first reloads the saved states, so it neither repeats a transition
+// the last leader notified nor misses one from there.
+//
 // on_run() and sample() run on the daemon's thread, the store's only user; alarms() is
 // thread-safe.
 #pragma once
@@ -70,7 +76,8 @@ class Monitor {
   MetricSeries series_;
   std::vector<AlarmEvaluator> evaluators_;  // one per AlarmSpec, in file order
   std::unique_ptr<Notifier> notifier_;
-  mutable std::mutex mu_;  // guards evaluators_ against alarms()
+  mutable std::mutex mu_;   // guards evaluators_ against alarms()
+  bool following_ = false;  // with coordination: another daemon led at the last evaluation
 };
 
 // An alarm as JSON: {"name", "stage", "condition", "state", "reason", "history": [{"time",

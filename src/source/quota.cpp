@@ -1,8 +1,13 @@
 #include "source/quota.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace cascade {
 
@@ -39,6 +44,8 @@ void QuotaLedger::Window::roll(TimePoint now) {
     start_ms = start;
     used = 0;
     std::fill(used_by_class.begin(), used_by_class.end(), 0);
+    leased = 0;  // what was leased of the last window is spent with it
+    spent = false;
   }
 }
 
@@ -58,7 +65,8 @@ std::optional<TimePoint> QuotaLedger::check(size_t cls) const {
   std::optional<TimePoint> until;
   for (auto& w : windows_)
     if (auto u = w.check(cls, now); u && (!until || *u > *until)) until = u;
-  return until;
+  if (until) return until;
+  return shared_check_locked(now);
 }
 
 std::optional<TimePoint> QuotaLedger::try_take(size_t cls) {
@@ -68,11 +76,102 @@ std::optional<TimePoint> QuotaLedger::try_take(size_t cls) {
   for (auto& w : windows_)
     if (auto u = w.check(cls, now); u && (!until || *u > *until)) until = u;
   if (until) return until;
+  if (auto u = shared_check_locked(now)) return u;
   for (auto& w : windows_) {
+    if (link_) --w.leased;
     ++w.used;
     if (cls < w.used_by_class.size()) ++w.used_by_class[cls];
   }
   return std::nullopt;
+}
+
+struct QuotaLedger::Link {
+  QuotaLedger& ledger;
+  std::shared_ptr<SharedQuota> keeper;
+  std::condition_variable cv;  // with ledger.mu_
+  bool stop = false;
+  std::thread thread;
+
+  Link(QuotaLedger& l, std::shared_ptr<SharedQuota> k) : ledger(l), keeper(std::move(k)) {
+    thread = std::thread([this] { run(); });
+  }
+
+  void run() {
+    TimePoint last_warning{};
+    std::unique_lock lock(ledger.mu_);
+    while (true) {
+      cv.wait(lock, [&] {
+        return stop || std::any_of(ledger.windows_.begin(), ledger.windows_.end(),
+                                   [](const Window& w) { return w.pending; });
+      });
+      if (stop) return;
+      for (auto& w : ledger.windows_) {
+        if (!w.pending) continue;
+        int64_t per = w.per_ms, start = w.start_ms, requests = w.requests;
+        // A few at a time: what a worker leased and did not use is lost with its window.
+        int64_t want = std::clamp<int64_t>(requests / 100, 1, 20);
+        lock.unlock();
+        int64_t got = -1;
+        std::string failure;
+        try {
+          got = keeper->take(per, start, requests, want);
+        } catch (const std::exception& e) {
+          failure = e.what();
+        }
+        lock.lock();
+        if (got < 0) {
+          TimePoint now = ledger.clock_.now();
+          if (now - last_warning >= std::chrono::seconds(10)) {
+            last_warning = now;
+            spdlog::warn("shared quota unavailable, requests wait: {}", failure);
+          }
+          // Nothing is sent on a budget nobody can vouch for; ask again in a second.
+          cv.wait_for(lock, std::chrono::seconds(1), [&] { return stop; });
+          if (stop) return;
+        } else if (w.start_ms == start) {
+          w.leased += got;
+          w.spent = got == 0;
+        }
+        w.pending = false;
+      }
+    }
+  }
+
+  ~Link() {
+    {
+      std::lock_guard lock(ledger.mu_);
+      stop = true;
+    }
+    cv.notify_all();
+    thread.join();
+  }
+};
+
+QuotaLedger::~QuotaLedger() = default;
+
+void QuotaLedger::share(std::shared_ptr<SharedQuota> shared) {
+  link_.reset();  // joins its thread
+  if (!shared) return;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& w : windows_) w.leased = 0, w.spent = false, w.pending = false;
+  }
+  link_ = std::make_unique<Link>(*this, std::move(shared));
+}
+
+std::optional<TimePoint> QuotaLedger::shared_check_locked(TimePoint now) const {
+  if (!link_) return std::nullopt;
+  std::optional<TimePoint> until;
+  bool ask = false;
+  for (auto& w : windows_) {
+    w.roll(now);
+    if (w.leased > 0) continue;
+    TimePoint u = w.spent ? from_millis(w.start_ms + w.per_ms) : now + Duration(2);
+    if (!w.spent && !w.pending) w.pending = ask = true;
+    if (!until || u > *until) until = u;
+  }
+  if (ask) link_->cv.notify_all();
+  return until;
 }
 
 std::vector<QuotaLedger::WindowState> QuotaLedger::windows() const {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "source/shared_rate.h"
 
 namespace cascade {
 
@@ -21,6 +23,7 @@ class QuotaLedger {
   // the vector reserve nothing. Throws std::invalid_argument if requests < 1, per <= 0 or the
   // shares add up to 1 or more.
   QuotaLedger(int64_t requests, Duration per, Clock& clock, std::vector<double> reserve = {});
+  ~QuotaLedger();
 
   // Adds another window that must also allow each request (same reserved shares). Throws
   // std::invalid_argument like the constructor. Not to be called once requests flow.
@@ -51,6 +54,13 @@ class QuotaLedger {
   std::string serialize() const;
   void restore(std::string_view saved);
 
+  // From now on a request is also counted in `shared`, the count of every process drawing on
+  // this budget (the vendor's quota holds across all of them): a thread leases a few requests of
+  // each window at a time, and while a window's lease is being fetched check() and try_take()
+  // say "a moment" (never block); a window the keeper says is spent waits for its end. Reserved
+  // shares stay this process's. nullptr returns to counting alone. Call while no request flows.
+  void share(std::shared_ptr<SharedQuota> shared);
+
  private:
   struct Window {
     int64_t requests = 0;
@@ -59,14 +69,25 @@ class QuotaLedger {
     int64_t start_ms = 0;
     int64_t used = 0;
     std::vector<int64_t> used_by_class;
+    // Shared: requests of this window leased from the keeper and not yet used; the keeper said
+    // the window is spent; a lease is asked for.
+    int64_t leased = 0;
+    bool spent = false;
+    bool pending = false;
     void roll(TimePoint now);
     std::optional<TimePoint> check(size_t cls, TimePoint now);
   };
 
+  // With a keeper: nullopt when every window has a leased request; otherwise when to look
+  // again (asking for leases). mu_ held.
+  std::optional<TimePoint> shared_check_locked(TimePoint now) const;
+
+  struct Link;  // the keeper and the thread that leases from it
   Clock& clock_;
   std::vector<double> shares_;
   mutable std::mutex mu_;
   mutable std::vector<Window> windows_;
+  std::unique_ptr<Link> link_;
 };
 
 }  // namespace cascade

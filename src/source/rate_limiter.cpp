@@ -78,6 +78,7 @@ void RateLimiter::set_vendor_limit(double limit, Duration window) {
   // by on_success like any recovery, unless we were running at the old ceiling.
   if (rate_ <= 0 || rate_ > top || rate_ >= before) rate_ = top;
   tokens_ = std::min(tokens_, capacity_locked());
+  if (pacer_) pacer_->publish_vendor_limit(limit, window);
 }
 
 std::optional<RateLimiter::VendorLimit> RateLimiter::vendor_limit() const {
@@ -112,6 +113,42 @@ void RateLimiter::restore_vendor(std::string_view saved) {
   set_vendor_limit(limit, Duration(window_ms));
 }
 
+void RateLimiter::share(std::shared_ptr<SharedRate> shared) {
+  std::unique_ptr<SharedPacer> old;
+  {
+    std::lock_guard lock(mu_);
+    old = std::move(pacer_);
+    if (shared)
+      pacer_ = std::make_unique<SharedPacer>(
+          std::move(shared), clock_,
+          [this](double limit, Duration window) { set_vendor_limit(limit, window); });
+    if (pacer_ && vendor_rate_ > 0) pacer_->publish_vendor_limit(vendor_limit_, vendor_window_);
+  }
+  // Its thread may be calling set_vendor_limit: joined outside the lock.
+  old.reset();
+}
+
+SharedPacer::Ask RateLimiter::shared_ask_locked() const {
+  SharedPacer::Ask a;
+  double rate_interval = rate_ > 0 ? 1000.0 / rate_ : 0;
+  if (vendor_rate_ > 0) {
+    // Sends lie within `stale` of their slot, so a window of W holds the slots of W + stale:
+    // spaced so that those are at most the vendor's limit (half a percent to spare for rounding).
+    double w = static_cast<double>(vendor_window_.count());
+    double stale = std::clamp(w * kWindowMargin, 2.0, 1000.0);
+    double limit = std::max(1.0, std::floor(vendor_limit_));
+    a.interval_ms = std::max(rate_interval, (w + stale) / limit * 1.005);
+    a.stale = Duration(static_cast<int64_t>(stale));
+  } else {
+    a.interval_ms = rate_interval;
+    a.tolerance_ms = (burst_ - 1.0) * rate_interval;
+    a.stale = Duration(static_cast<int64_t>(a.tolerance_ms + std::max(rate_interval, 50.0)));
+  }
+  a.want = static_cast<int>(std::clamp(std::ceil(50.0 / a.interval_ms), 1.0, 64.0));
+  a.horizon_ms = std::max(4.0 * a.interval_ms, 100.0);
+  return a;
+}
+
 void RateLimiter::refill(TimePoint now) {
   if (now <= last_) return;  // clocks may step back; never mint tokens for it
   double elapsed_s = static_cast<double>((now - last_).count()) / 1000.0;
@@ -131,6 +168,7 @@ std::optional<TimePoint> RateLimiter::try_acquire() {
   TimePoint now = clock_.now();
   if (now < paused_until_) return paused_until_;
   if (!paced_locked()) return std::nullopt;
+  if (pacer_) return pacer_->try_take(shared_ask_locked());
   Duration span = kUnknownWindowMemory;
   size_t allowed = 0;  // grants per span; 0 = not counted
   if (vendor_rate_ > 0) {
@@ -163,6 +201,7 @@ void RateLimiter::pause_until(TimePoint until) {
   std::lock_guard lock(mu_);
   if (until <= paused_until_) return;
   paused_until_ = until;
+  if (pacer_) pacer_->pause_until(until);
   if (!paced_locked()) return;
   refill(clock_.now());
   // After a 429 the server wants us slower, not a burst the moment the pause ends: at most one

@@ -6,12 +6,14 @@
 #pragma once
 
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "core/clock.h"
+#include "source/shared_rate.h"
 
 namespace cascade {
 
@@ -73,6 +75,13 @@ class RateLimiter {
   // jitter must not let the vendor see the window one request early.
   static constexpr double kWindowMargin = 0.02;
 
+  // From now on every token comes from `shared`, a budget several processes draw from (the
+  // vendor sees them as one client): the configured rate, the adapted rate and the vendor's limit
+  // set the spacing of the slots leased from it (see SharedPacer), a learnt vendor limit and a
+  // pause are published to it, and a vendor limit another process published is taken up here.
+  // nullptr returns to this process's own bucket. Call while no request flows.
+  void share(std::shared_ptr<SharedRate> shared);
+
   double per_second() const { return per_second_; }  // as configured
   double current_rate() const;                       // after adaptation
   double ceiling() const;                            // the rate adaptation returns to
@@ -84,6 +93,7 @@ class RateLimiter {
   bool even_locked() const;  // the vendor's window is short enough to pace evenly
   bool paced_locked() const { return per_second_ > 0 || vendor_rate_ > 0; }
   bool bucket_locked() const { return per_second_ > 0 || even_locked(); }
+  SharedPacer::Ask shared_ask_locked() const;
 
   const double per_second_;
   const double burst_;
@@ -96,8 +106,9 @@ class RateLimiter {
   TimePoint last_adjust_;
   double vendor_limit_ = 0;  // 0 = unknown
   Duration vendor_window_{};
-  double vendor_rate_ = 0;        // vendor_limit_ per second; 0 = unknown
-  std::deque<TimePoint> grants_;  // recent grants, oldest first (see try_acquire)
+  double vendor_rate_ = 0;              // vendor_limit_ per second; 0 = unknown
+  std::deque<TimePoint> grants_;        // recent grants, oldest first (see try_acquire)
+  std::unique_ptr<SharedPacer> pacer_;  // set while shared
 };
 
 }  // namespace cascade

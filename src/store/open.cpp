@@ -1,5 +1,6 @@
 #include <stdexcept>
 
+#include "store/postgres/pg_store.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store/store.h"
 
@@ -7,17 +8,23 @@ namespace cascade {
 
 std::unique_ptr<Store> open_store(std::string_view url, Clock& clock, StoreOptions options) {
   std::string_view path = url;
+  if (is_postgres_url(url)) return open_postgres_store(std::string(url), clock, options);
   if (url.starts_with("sqlite:")) {
     path = url.substr(7);
     if (path.starts_with("//")) path.remove_prefix(2);
   } else if (url.find("://") != std::string_view::npos || url.starts_with("aws:") ||
              url.starts_with("postgres")) {
-    throw std::runtime_error("storage '" + std::string(url.substr(0, url.find(':'))) +
-                             "' is not supported by this build (supported: sqlite:PATH)");
+    throw std::runtime_error(
+        "storage '" + std::string(url.substr(0, url.find(':'))) +
+        "' is not supported by this build (supported: sqlite:PATH, postgres://...)");
   }
   if (path.empty())
     throw std::runtime_error("storage 'sqlite:' needs a file path, e.g. sqlite:cascade.db");
   return open_sqlite_store(std::string(path), clock, options);
+}
+
+std::string redact_storage_url(std::string_view url) {
+  return is_postgres_url(url) ? redact_postgres_url(url) : std::string(url);
 }
 
 }  // namespace cascade

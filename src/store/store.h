@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "store/change_log.h"
+#include "store/coordination.h"
 #include "store/queue.h"
 #include "store/staging.h"
 #include "store/warehouse.h"
@@ -65,6 +66,11 @@ class Store {
 
   // A human description of where the data lives (never includes secrets).
   virtual std::string describe() const = 0;
+
+  // What the processes sharing this store agree on (request budget, leader, markers), or null
+  // when one process owns the store (SQLite) and everything stays process-local. Owned by the
+  // Store; valid while it lives.
+  virtual Coordination* coordination() { return nullptr; }
 };
 
 struct StoreOptions {
@@ -72,8 +78,13 @@ struct StoreOptions {
   bool claim_consumer = false;  // claim_consumer() before anything else is opened
 };
 
-// Opens the backend named by `url`: "sqlite:PATH" (or a bare path). Throws std::runtime_error
-// with a readable message when the URL is unknown or the storage cannot be opened.
+// Opens the backend named by `url`: "sqlite:PATH" (or a bare path), or "postgres://..." /
+// "postgresql://..." (anything libpq takes; PG* environment variables fill the rest). Throws
+// std::runtime_error with a readable message when the URL is unknown or the storage cannot be
+// opened.
 std::unique_ptr<Store> open_store(std::string_view url, Clock& clock, StoreOptions options = {});
+
+// `url` as it may be shown (messages, logs, status pages): a password it holds replaced by ***.
+std::string redact_storage_url(std::string_view url);
 
 }  // namespace cascade

@@ -133,8 +133,7 @@ const Broken kBroken[] = {
     // 37 per-stage queue override checked too
     {HEAD ROOT "    queue: { retention: 15d }\n", "8:25", "retention must be between 1m and 14d"},
     // 38 storage scheme not supported, only the scheme named
-    {HEAD ROOT "storage: postgres://u:pw@db/x\n", "8:10",
-     "storage scheme 'postgres' is not supported yet"},
+    {HEAD ROOT "storage: mysql://u:pw@db/x\n", "8:10", "storage scheme 'mysql' is not supported"},
     // 39 storage garbage
     {HEAD ROOT "storage: cascade.db\n", "8:10", "expected a storage URL such as sqlite:"},
     // 40 duplicate column between key and attach

@@ -172,6 +172,23 @@ TEST(ConfigLoader, InterpolatesEnvironment) {
   EXPECT_EQ(p.notify[0].url, "");  // empty takes the (empty) default
 }
 
+TEST(ConfigLoader, AcceptsPostgresStorageUrlsAndRefusesAMalformedOne) {
+  for (std::string url :
+       {"postgres://u:pw@db:5432/x", "postgresql://u@db/x?sslmode=require", "postgresql:///x"}) {
+    PipelineSpec p = load_pipeline_text(kReference, "ref.yaml",
+                                        env_of({{"CASCADE_STORAGE", url}, {"DM_API_TOKEN", "t"}}));
+    EXPECT_EQ(p.storage, url);
+  }
+  try {
+    load_pipeline_text(kReference, "ref.yaml",
+                       env_of({{"CASCADE_STORAGE", "postgresql:db"}, {"DM_API_TOKEN", "t"}}));
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("expected a PostgreSQL URL"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(ConfigLoader, InterpolationEscapesAndDefaults) {
   const char* yaml = R"(name: p
 source: { base_url: "http://h", headers: { X-A: "a$${B}c", X-B: "${NONE:-d:e}" } }
@@ -204,7 +221,7 @@ TEST(ConfigLoader, UnsetVariableIsAnErrorAtItsPosition) {
 TEST(ConfigLoader, SecretsNeverAppearInErrors) {
   const char* yaml = R"(name: p
 source: { base_url: "http://h", headers: { Authorization: "Bearer ${TOKEN}" } }
-storage: "postgres://user:${TOKEN}@db/x"
+storage: "mysql://user:${TOKEN}@db/x"
 stages: { a: { inputs: { n: [1] }, request: /a, key: { id: id } } }
 notify: [ { type: webhook, url: "ftp://${TOKEN}@hooks" } ]
 )";
@@ -213,7 +230,7 @@ notify: [ { type: webhook, url: "ftp://${TOKEN}@hooks" } ]
     FAIL();
   } catch (const ConfigError& e) {
     EXPECT_EQ(std::string(e.what()).find("hunter2"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("'postgres' is not supported yet"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("'mysql' is not supported"), std::string::npos);
   }
   std::string no_storage = yaml;
   no_storage.erase(no_storage.find("storage:"),

@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
 
 namespace cascade::pg {
@@ -49,9 +50,16 @@ std::string raw_url_password(std::string_view s) {
   return colon == std::string_view::npos ? "" : std::string(s.substr(colon + 1));
 }
 
+// 57014: a statement cancelled (by a stop request, see Conn::cancel_after, or an administrator).
 bool is_storage_state(std::string_view st) {
   return st.starts_with("08") || st.starts_with("53") || st.starts_with("57P") ||
-         st.starts_with("58") || st.starts_with("XX");
+         st.starts_with("58") || st.starts_with("XX") || st == "57014";
+}
+
+// Another session holds what the statement needs: a deadlock the server broke, a serialization
+// failure, a lock not available.
+bool is_contention_state(std::string_view st) {
+  return st == "40P01" || st == "40001" || st == "55P03";
 }
 
 }  // namespace
@@ -142,12 +150,23 @@ Conn::Conn(const std::string& conninfo) {
   // NOTICEs (e.g. "relation already exists, skipping") are no failures; libpq would print them.
   PQsetNoticeProcessor(
       c_, [](void*, const char*) {}, nullptr);
+  cancel_ = PQgetCancel(c_);
   // A password from ~/.pgpass is as secret as one written in the string.
   if (const char* pw = PQpass(c_); pw && *pw) secrets_.emplace_back(pw);
 }
 
 Conn::~Conn() {
+  if (cancel_) PQfreeCancel(cancel_);
   if (c_) PQfinish(c_);
+}
+
+bool Conn::cancel_after(std::chrono::steady_clock::duration running) {
+  int64_t since = running_since_.load();
+  if (since == 0 || !cancel_) return false;
+  auto started = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(since));
+  if (std::chrono::steady_clock::now() - started < running) return false;
+  char err[256];
+  return PQcancel(cancel_, err, sizeof err) == 1;
 }
 
 std::string Conn::scrub(std::string msg) const {
@@ -176,6 +195,8 @@ void Conn::fail(pg_result* r, std::string_view sql) {
   std::string what(sql.substr(0, std::min<size_t>(sql.find_first_of("(\n"), 40)));
   if (PQstatus(c_) == CONNECTION_BAD) throw StorageError("postgres: connection lost: " + msg);
   if (is_storage_state(state)) throw StorageError("postgres: " + msg + " [" + state + "]");
+  if (is_contention_state(state))
+    throw ContendedError("postgres: " + msg + " [" + state + "] in: " + trim(what));
   throw QueryError("postgres: " + msg + " [" + state + "] in: " + trim(what), state);
 }
 
@@ -185,8 +206,10 @@ Result Conn::exec(std::string_view sql, std::span<const Param> params) {
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  running_since_.store(std::chrono::steady_clock::now().time_since_epoch().count());
   pg_result* r = PQexecParams(c_, text.c_str(), static_cast<int>(params.size()), nullptr,
                               values.data(), nullptr, nullptr, 0);
+  running_since_.store(0);
   auto st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) fail(r, sql);
   return Result(r);

@@ -5,12 +5,17 @@
 // Errors: a statement the server refuses throws pg::QueryError (a std::runtime_error carrying
 // the SQLSTATE and the server's message). A connection that cannot be opened or is lost, and
 // server-side resource or system failures (SQLSTATE classes 08, 53, 57P, 58, XX), throw
-// cascade::StorageError: nothing the caller sent is to blame. No message ever contains the
-// password of the connection string or of PGPASSWORD.
+// cascade::StorageError: nothing the caller sent is to blame; so does a statement cancelled
+// (57014). Contention with another session (deadlock 40P01, serialization failure 40001, lock not
+// available 55P03) throws cascade::ContendedError: retrying later is the remedy. No message ever
+// contains the password of the connection string or of PGPASSWORD.
 //
-// Not thread-safe: one owner thread per Conn (libpq connections must not be shared).
+// Not thread-safe: one owner thread per Conn (libpq connections must not be shared), except
+// cancel_after(), which any thread may call.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -23,6 +28,7 @@
 
 struct pg_conn;
 struct pg_result;
+struct pg_cancel;
 
 namespace cascade::pg {
 
@@ -118,11 +124,19 @@ class Conn {
   bool broken() const;
   pg_conn* raw() const { return c_; }
 
+  // Asks the server to cancel the statement under way when it has been running for at least
+  // `running` (the statement then fails with StorageError). Returns true when a cancel was sent.
+  // Thread-safe: for a watcher while the owner thread waits in exec().
+  bool cancel_after(std::chrono::steady_clock::duration running);
+
  private:
   [[noreturn]] void fail(pg_result* r, std::string_view sql);
   std::string scrub(std::string msg) const;
 
   pg_conn* c_ = nullptr;
+  pg_cancel* cancel_ = nullptr;
+  // steady_clock ticks when the statement under way began; 0 when none is.
+  std::atomic<int64_t> running_since_{0};
   std::vector<std::string> secrets_;
 };
 

@@ -1,17 +1,15 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "store/listing_blob.h"
 #include "store/names.h"
 #include "store/sqlite/sqlite_parts.h"
 
 namespace cascade::sqlite {
 
 // ---- Staging: one row per listing in cascade_listings, its keys and hashes in one BLOB sorted by
-// key: a re-sync reads one record per request instead of one index entry per row, and a new row
-// costs nothing here beyond its share of the listing's record.
-//
-// BLOB layout, per row: the key's length (4 bytes), the key's bytes, the hash (8 bytes), all
-// little-endian.
+// key (store/listing_blob.h): a re-sync reads one record per request instead of one index entry
+// per row, and a new row costs nothing here beyond its share of the listing's record.
 
 void SqliteStaging::create_stage(std::string_view) {}
 
@@ -35,24 +33,9 @@ void SqliteStaging::scope_rows(std::string_view name, uint64_t scope, std::vecto
   st.bind(1, name);
   st.bind(2, static_cast<int64_t>(scope));
   if (!st.step()) return;
-  const auto* p = static_cast<const unsigned char*>(sqlite3_column_blob(st.get(), 0));
+  const auto* p = static_cast<const char*>(sqlite3_column_blob(st.get(), 0));
   size_t size = static_cast<size_t>(sqlite3_column_bytes(st.get(), 0));
-  auto read = [&](size_t at, size_t bytes) {
-    uint64_t v = 0;
-    for (size_t i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(p[at + i]) << (8 * i);
-    return v;
-  };
-  size_t at = 0;
-  while (at + 4 <= size) {
-    size_t len = static_cast<size_t>(read(at, 4));
-    if (at + 4 + len + 8 > size) break;
-    out.push_back(StagedRow{std::string(reinterpret_cast<const char*>(p + at + 4), len),
-                            read(at + 4 + len, 8)});
-    at += 4 + len + 8;
-  }
-  if (at != size)
-    throw std::runtime_error("staging: the recorded listing of a scope of stage '" +
-                             std::string(name) + "' is damaged");
+  decode_listing(std::string_view(p ? p : "", size), name, out);
 }
 
 void SqliteStaging::set_scope_rows(std::string_view name, uint64_t scope,
@@ -66,25 +49,7 @@ void SqliteStaging::set_scope_rows(std::string_view name, uint64_t scope,
     tx.done();
     return;
   }
-  std::vector<const StagedRef*> sorted;
-  sorted.reserve(rows.size());
-  size_t bytes = 0;
-  for (const auto& r : rows) {
-    sorted.push_back(&r);
-    bytes += 12 + r.key.size();
-  }
-  std::sort(sorted.begin(), sorted.end(),
-            [](const StagedRef* a, const StagedRef* b) { return a->key < b->key; });
-  std::string blob;
-  blob.reserve(bytes);
-  auto put = [&](uint64_t v, size_t n) {
-    for (size_t i = 0; i < n; ++i) blob += static_cast<char>((v >> (8 * i)) & 0xff);
-  };
-  for (const StagedRef* r : sorted) {
-    put(r->key.size(), 4);
-    blob += r->key;
-    put(r->hash, 8);
-  }
+  std::string blob = encode_listing(rows);
   s.put.bind(1, name);
   s.put.bind(2, static_cast<int64_t>(scope));
   s.put.bind_blob(3, blob);

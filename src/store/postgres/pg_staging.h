@@ -1,0 +1,42 @@
+// PgStaging: the Staging contract (store/staging.h) on PostgreSQL, the same tables as on SQLite:
+// cascade_listings(stage, scope, rows bytea) with the listing encoding of store/listing_blob.h,
+// cascade_held_deletions and cascade_cursors. Scopes are uint64 stored as bigint, bit for bit.
+//
+// Many workers: a unit of work that reads a listing (scope_rows() inside a transaction) takes a
+// transaction-scoped advisory lock on (stage, scope) without waiting; when another worker's unit
+// holds it (it is applying the same listing now), scope_rows() throws ContendedError, so the
+// caller retries the message after that unit committed and compares with what it wrote. Two
+// workers therefore never both write a listing from the same earlier state, and never wait on
+// each other in a cycle for it.
+//
+// Not thread-safe: one PgStaging per connection, its owner thread.
+#pragma once
+
+#include "store/postgres/pg_conn.h"
+#include "store/staging.h"
+
+namespace cascade::pg {
+
+class PgStaging final : public Staging {
+ public:
+  // Creates the tables if missing. Throws StorageError if the database cannot be used.
+  explicit PgStaging(Conn& conn);
+
+  void create_stage(std::string_view stage) override;
+  void scope_rows(std::string_view stage, uint64_t scope, std::vector<StagedRow>& out) override;
+  void set_scope_rows(std::string_view stage, uint64_t scope,
+                      std::span<const StagedRef> rows) override;
+  void scopes(std::string_view stage, std::vector<uint64_t>& out) override;
+  std::optional<HeldListing> held_listing(std::string_view stage, uint64_t scope) override;
+  void held_scopes(std::string_view stage, std::vector<uint64_t>& out) override;
+  void hold_listing(std::string_view stage, uint64_t scope, const HeldListing& listing) override;
+  void release_listing(std::string_view stage, uint64_t scope) override;
+  std::optional<std::string> cursor(std::string_view stage, uint64_t scope) override;
+  void set_cursor(std::string_view stage, uint64_t scope, std::string_view value) override;
+  size_t clear_cursors(std::string_view stage) override;
+
+ private:
+  Conn& c_;
+};
+
+}  // namespace cascade::pg

@@ -1,0 +1,260 @@
+// The PostgreSQL backend end to end, as a user drives it: the real cascade binary with a pipeline
+// whose storage is a postgresql:// URL on a real PostgreSQL 15, against the real simulator. The
+// same assertions as on SQLite (tests/support/sync_check.h), then what only a shared database
+// brings: several `cascade sync` workers at once, one of them killed with kill -9, and a password
+// in the connection string that must appear nowhere.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include "core/json.h"
+#include "store/postgres/pg_conn.h"
+#include "support/cascade.h"
+#include "support/postgres.h"
+#include "support/sim.h"
+#include "support/subprocess.h"
+#include "support/sync_check.h"
+
+using namespace cascade;
+using namespace cascade::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string test_db_name() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = std::string("s_") + info->test_suite_name() + "_" + info->name();
+  for (char& ch : name)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+  return name.substr(0, 60);
+}
+
+class PgSync : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    CASCADE_REQUIRE_POSTGRES(server);
+    server_ = server;
+    url_ = server_->create_database(test_db_name());
+    dir_ = temp_dir();
+  }
+
+  std::map<std::string, std::string> env(const SimServer& sim) const {
+    return {{"DM_API_URL", sim.url()}, {"CASCADE_STORAGE", url_}};
+  }
+  int64_t count(const std::string& sql) { return query_storage(url_, sql).rows[0][0].as_int(); }
+
+  // The live (sale id, employee id) pairs of the warehouse.
+  std::set<std::pair<int64_t, int64_t>> sales() {
+    std::set<std::pair<int64_t, int64_t>> out;
+    for (const auto& r :
+         query_storage(url_, "SELECT sale_id, employee_id FROM sales WHERE _deleted_at IS NULL")
+             .rows)
+      out.emplace(r[0].as_int(), r[1].as_int());
+    return out;
+  }
+
+  // No key has two changes (the data did not change while the workers ran), every change is a
+  // 'new', every row is at version 1, and no queue holds anything.
+  void expect_no_duplicate_change(const std::string& pipeline, const SimServer& sim) {
+    auto dup =
+        query_storage(url_,
+                      "SELECT count(*), count(DISTINCT table_name || key), "
+                      "count(*) FILTER (WHERE operation <> 'insert') FROM cascade_change_log")
+            .rows[0];
+    EXPECT_GT(dup[0].as_int(), 0);
+    EXPECT_EQ(dup[0].as_int(), dup[1].as_int()) << "duplicate changes";
+    EXPECT_EQ(dup[2].as_int(), 0) << "changes other than 'new'";
+    for (const char* t : {"branches", "salespersons", "sales"})
+      EXPECT_EQ(count(std::string("SELECT count(*) FROM ") + t + " WHERE _version <> 1"), 0) << t;
+    RunResult q = run({CASCADE_BIN, "queues", pipeline, "--json"}, env(sim));
+    ASSERT_EQ(q.exit_code, 0) << q.err;
+    Value queues = parse_json(q.out);
+    for (const auto& s : queues.as_array()) {
+      EXPECT_EQ(s.find("depth")->as_int(), 0) << to_json(s);
+      EXPECT_EQ(s.find("in_flight")->as_int(), 0) << to_json(s);
+      EXPECT_EQ(s.find("dlq_depth")->as_int(), 0) << to_json(s);
+    }
+  }
+
+  PostgresServer* server_ = nullptr;
+  std::string url_, dir_;
+};
+
+}  // namespace
+
+TEST_F(PgSync, WarehouseEqualsGroundTruthThenResyncWritesNothingThenPicksUpExactlyWhatChanged) {
+  check_sync_equals_truth_and_resync_writes_nothing(url_);
+}
+
+TEST_F(PgSync, SqlExportQueuesAndDeadLettersWorkOnPostgres) {
+  SimServer sim({"--seed", "22", "--employees-per-branch", "8", "--sales-per-salesperson", "20",
+                 "--faults", R"({"malformed":{"p":0.2,"path":"/sales"}})"});
+  std::string pipeline =
+      example_pipeline(dir_, {{"per_second: 50, burst: 50", "per_second: 300, burst: 50"}});
+  RunResult r = run({CASCADE_BIN, "sync", pipeline, "--json"}, env(sim));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  int64_t dead = parse_json(r.out).find("total")->find("dead_lettered")->as_int();
+  EXPECT_GT(dead, 0);
+
+  RunResult csv =
+      run({CASCADE_BIN, "sql", "--storage", url_, "-f", "csv",
+           "SELECT branch_id, branch_name FROM branches WHERE branch_id <= 2 ORDER BY branch_id"});
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  EXPECT_EQ(csv.out, "branch_id,branch_name\n1,Scranton\n2,Akron\n");
+  RunResult bad = run({CASCADE_BIN, "sql", "--storage", url_, "SELECT * FROM nope"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("nope"), std::string::npos) << bad.err;
+
+  RunResult exp = run({CASCADE_BIN, "export", "branches", "--storage", url_, "-f", "jsonl",
+                       "--where", "branch_id = 13"});
+  ASSERT_EQ(exp.exit_code, 0) << exp.err;
+  EXPECT_EQ(parse_json(exp.out).find("branch_name")->as_string(), "New York") << exp.out;
+
+  RunResult list = run({CASCADE_BIN, "dlq", "list", "-p", pipeline, "--json"}, env(sim));
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  Value letters = parse_json(list.out);
+  EXPECT_EQ(static_cast<int64_t>(letters.as_array().size()), dead);
+  for (const auto& d : letters.as_array())
+    EXPECT_NE(d.find("reason")->as_string().find("malformed JSON"), std::string::npos)
+        << to_json(d);
+  RunResult q = run({CASCADE_BIN, "queues", pipeline, "--json"}, env(sim));
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  int64_t dlq_depth = 0;
+  Value queues = parse_json(q.out);
+  for (const auto& s : queues.as_array()) dlq_depth += s.find("dlq_depth")->as_int();
+  EXPECT_EQ(dlq_depth, dead);
+
+  // The vendor is fixed: a redrive and a drain complete the warehouse.
+  sim.clear_faults();
+  RunResult redrive = run({CASCADE_BIN, "dlq", "redrive", "-p", pipeline}, env(sim));
+  ASSERT_EQ(redrive.exit_code, 0) << redrive.err;
+  EXPECT_NE(redrive.out.find("redrove " + std::to_string(dead)), std::string::npos) << redrive.out;
+  RunResult drain = run({CASCADE_BIN, "sync", "--drain", pipeline, "--json"}, env(sim));
+  ASSERT_EQ(drain.exit_code, 0) << drain.err;
+  EXPECT_EQ(sales(), truth_sales(sim.truth()));
+  RunResult after = run({CASCADE_BIN, "dlq", "list", "-p", pipeline, "--json"}, env(sim));
+  EXPECT_EQ(parse_json(after.out).as_array().size(), 0u);
+}
+
+TEST_F(PgSync, ThreeWorkersAtOnceEqualTheTruthWithNoDuplicateChange) {
+  SimServer sim({"--seed", "31", "--employees-per-branch", "12", "--sales-per-salesperson", "25"});
+  std::string pipeline =
+      example_pipeline(dir_, {{"per_second: 50, burst: 50", "per_second: 400, burst: 50"}});
+  Expected expected = expected_from(sim.truth());
+  std::vector<Subprocess> workers;
+  for (int i = 0; i < 3; ++i)
+    workers.push_back(Subprocess::start({CASCADE_BIN, "sync", pipeline, "--json"}, env(sim)));
+  // A worker's sync ends only when the whole crawl is done, its share and the others': the
+  // warehouse is complete the moment the first one ends, whichever it is.
+  std::string summary = workers[0].read_line(120s);
+  EXPECT_EQ(workers[0].wait(), 0);
+  EXPECT_EQ(compare_warehouse(url_, expected), 0);
+  for (auto& w : workers) {
+    if (w.pid() != workers[0].pid()) summary = w.read_line(120s);
+    EXPECT_TRUE(parse_json(summary).find("completed")->as_bool()) << summary;
+    EXPECT_EQ(w.wait(), 0);
+  }
+  expect_no_duplicate_change(pipeline, sim);
+  // Each ran runs of its own.
+  EXPECT_EQ(count("SELECT value::bigint FROM cascade_meta WHERE key = 'last_run_id'"), 3);
+
+  // An unchanged re-sync by three workers at once writes nothing.
+  int64_t changes = count("SELECT count(*) FROM cascade_change_log");
+  workers.clear();
+  for (int i = 0; i < 3; ++i)
+    workers.push_back(Subprocess::start({CASCADE_BIN, "sync", pipeline, "--json"}, env(sim)));
+  for (auto& w : workers) EXPECT_EQ(w.wait(), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM cascade_change_log"), changes);
+  EXPECT_EQ(compare_warehouse(url_, expected), 0);
+}
+
+TEST_F(PgSync, AWorkerKilledMidRunThenADrainEndsExact) {
+  SimServer sim({"--seed", "32", "--employees-per-branch", "12", "--sales-per-salesperson", "25"});
+  // Slow enough that the kill lands mid-run; a short visibility timeout, so the killed worker's
+  // messages come back within the test.
+  std::string pipeline =
+      example_pipeline(dir_, {{"per_second: 50, burst: 50", "per_second: 120, burst: 20"},
+                              {"visibility_timeout: 15m", "visibility_timeout: 3s"}});
+  Expected expected = expected_from(sim.truth());
+  std::vector<Subprocess> workers;
+  for (int i = 0; i < 3; ++i)
+    workers.push_back(Subprocess::start({CASCADE_BIN, "sync", pipeline, "--json"}, env(sim)));
+  // Killed once the run is well under way (the sales stage has rows).
+  ASSERT_TRUE(eventually(
+      [&] {
+        try {
+          return count("SELECT count(*) FROM cascade_change_log WHERE table_name = 'sales'") > 300;
+        } catch (const std::exception&) {
+          return false;  // the tables are not there yet
+        }
+      },
+      60s));
+  int64_t at_kill = count("SELECT count(*) FROM cascade_change_log WHERE table_name = 'sales'");
+  EXPECT_LT(at_kill, static_cast<int64_t>(expected.sales.size())) << "the kill came too late";
+  workers[1].signal(SIGKILL);
+  EXPECT_EQ(workers[1].wait(), 128 + SIGKILL);
+  EXPECT_EQ(workers[0].wait(), 0);
+  EXPECT_EQ(workers[2].wait(), 0);
+  // The survivors waited for the killed worker's messages to come back and applied them.
+  EXPECT_EQ(compare_warehouse(url_, expected), 0);
+  RunResult drain = run({CASCADE_BIN, "sync", pipeline, "--json"}, env(sim));
+  ASSERT_EQ(drain.exit_code, 0) << drain.err;
+  EXPECT_TRUE(parse_json(drain.out).find("completed")->as_bool());
+  EXPECT_EQ(compare_warehouse(url_, expected), 0);
+  expect_no_duplicate_change(pipeline, sim);
+}
+
+TEST_F(PgSync, ThePasswordOfTheConnectionStringAppearsInNoOutputErrorOrTable) {
+  SimServer sim({"--seed", "33", "--employees-per-branch", "4", "--sales-per-salesperson", "3"});
+  std::string pipeline =
+      example_pipeline(dir_, {{"per_second: 50, burst: 50", "per_second: 300, burst: 50"}});
+  const std::string& pw = server_->password();
+  ASSERT_GE(pw.size(), 8u);
+  ASSERT_NE(url_.find(pw), std::string::npos) << "the test URL should carry the password";
+  std::vector<RunResult> outputs;
+  auto debug = env(sim);
+  debug["LOGGING_LEVEL"] = "debug";
+  outputs.push_back(run({CASCADE_BIN, "sync", pipeline, "--json"}, debug));
+  EXPECT_EQ(outputs.back().exit_code, 0) << outputs.back().err;
+  outputs.push_back(run({CASCADE_BIN, "validate", pipeline}, env(sim)));
+  EXPECT_EQ(outputs.back().exit_code, 0) << outputs.back().err;
+  outputs.push_back(run({CASCADE_BIN, "queues", pipeline}, env(sim)));
+  outputs.push_back(run({CASCADE_BIN, "sql", "--storage", url_, "SELECT * FROM no_such_table"}));
+  EXPECT_EQ(outputs.back().exit_code, 1);
+  outputs.push_back(run({CASCADE_BIN, "export", "no_such_table", "--storage", url_}));
+  EXPECT_NE(outputs.back().exit_code, 0);
+  // A wrong password, and a server that is not there: refused, without echoing either.
+  const std::string wrong = "Wr0ng-s3cret-xyzzy";
+  std::string wrong_url = url_;
+  wrong_url.replace(wrong_url.find(pw), pw.size(), wrong);
+  outputs.push_back(run({CASCADE_BIN, "sql", "--storage", wrong_url, "SELECT 1"}));
+  EXPECT_NE(outputs.back().exit_code, 0);
+  std::string closed_url = "postgresql://cascade:" + wrong + "@127.0.0.1:1/nodb";
+  outputs.push_back(run({CASCADE_BIN, "sync", pipeline},
+                        {{"DM_API_URL", sim.url()}, {"CASCADE_STORAGE", closed_url}}));
+  EXPECT_NE(outputs.back().exit_code, 0);
+  EXPECT_NE(outputs.back().err.find("127.0.0.1"), std::string::npos) << outputs.back().err;
+  for (const auto& o : outputs) {
+    for (const std::string& secret : {pw, wrong}) {
+      EXPECT_EQ(o.out.find(secret), std::string::npos) << o.out;
+      EXPECT_EQ(o.err.find(secret), std::string::npos) << o.err;
+    }
+  }
+  // No table or view of the database holds it.
+  pg::Conn conn(url_);
+  pg::Result rels = conn.query(
+      "SELECT quote_ident(table_name) FROM information_schema.tables WHERE table_schema = "
+      "'public'");
+  ASSERT_GT(rels.rows(), 5);
+  for (int i = 0; i < rels.rows(); ++i) {
+    std::string t(rels.text(i, 0));
+    pg::Result hit =
+        conn.query("SELECT count(*) FROM " + t + " x WHERE x::text LIKE '%' || $1 || '%'", pw);
+    EXPECT_EQ(hit.integer(0, 0), 0) << t << " holds the password";
+  }
+}
