@@ -136,6 +136,13 @@ for n in $WORKERS; do
     done
     PIDS=()
     t1=$(date +%s.%N)
+    # The workers' backends count once the postmaster has reaped them: wait for them to go.
+    for _ in $(seq 1 100); do
+      left=$("${PSQL[@]}" -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE
+        backend_type = 'client backend' AND pid <> pg_backend_pid()")
+      [[ $left == 0 ]] && break
+      sleep 0.05
+    done
     p1=$(pg_ticks)
     got=$("${PSQL[@]}" -d "$db" -c "SELECT count(*) FROM sales WHERE _deleted_at IS NULL")
     [[ $got == "$EXPECTED_SALES" ]] || die "$n workers: $got sales in the warehouse, expected $EXPECTED_SALES"
