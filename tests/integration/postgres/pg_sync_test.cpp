@@ -258,3 +258,29 @@ TEST_F(PgSync, ThePasswordOfTheConnectionStringAppearsInNoOutputErrorOrTable) {
     EXPECT_EQ(hit.integer(0, 0), 0) << t << " holds the password";
   }
 }
+
+TEST_F(PgSync, SigtermStopsAWorkerWithinSecondsAndLosesNothing) {
+  SimServer sim({"--seed", "34", "--employees-per-branch", "20", "--sales-per-salesperson", "10"});
+  std::string pipeline =
+      example_pipeline(dir_, {{"per_second: 50, burst: 50", "per_second: 8, burst: 2"}});
+  Expected expected = expected_from(sim.truth());
+  std::vector<Subprocess> workers;
+  for (int i = 0; i < 2; ++i)
+    workers.push_back(Subprocess::start({CASCADE_BIN, "sync", pipeline, "--json"}, env(sim)));
+  std::this_thread::sleep_for(2s);
+  ASSERT_TRUE(workers[0].running());
+  auto t0 = std::chrono::steady_clock::now();
+  workers[0].signal(SIGTERM);
+  std::string summary = workers[0].read_line(10s);
+  EXPECT_EQ(workers[0].wait(), 130) << "a stopped run exits 130";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  ASSERT_FALSE(summary.empty());
+  EXPECT_FALSE(parse_json(summary).find("completed")->as_bool());
+  // The stopped worker returned what it held: the other one completes the crawl without
+  // waiting for a visibility timeout (15 minutes in this pipeline).
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(workers[1].wait(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 60s);
+  EXPECT_EQ(compare_warehouse(url_, expected), 0);
+  expect_no_duplicate_change(pipeline, sim);
+}
