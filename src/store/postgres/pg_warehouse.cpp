@@ -705,22 +705,33 @@ std::string key_match(const PgWarehouse::Table& t, const std::string& a, const s
   return out;
 }
 
-std::string past_columns(const PgWarehouse::Table& t, const std::string& a) {
-  std::string cols;
-  for (const auto& c : t.columns) cols += (a.empty() ? "" : a + ".") + qi(c.name) + ", ";
-  return cols;
-}
-
-// The SELECT list that closes a current version at `until` as a past version.
-std::string archive_select(const PgWarehouse::Table& t, const std::string& until) {
+// Each key's row through its primary key index, with what moving it to the past table needs:
+// a LATERAL subquery behind OFFSET 0 is a nested loop of index probes, where a plain join of
+// the key arrays with the table may be planned as a scan of the whole table per batch.
+std::string current_of(std::string_view table, const PgWarehouse::Table& t,
+                       const std::string& until, const std::string& where) {
   std::string start = "coalesce(t._valid_from, " + iso("t._last_changed") + ")";
-  return "SELECT " + past_columns(t, "t") + "t._version, " + start + ", GREATEST(" + start +
-         " COLLATE \"C\", " + until + "), t._effective, t._run_id, t._seq, t._last_changed";
+  std::string cols;
+  for (size_t i = 0; i < t.columns.size(); ++i)
+    cols += "t." + qi(t.columns[i].name) + " AS o" + std::to_string(i) + ", ";
+  return "CROSS JOIN LATERAL (SELECT t.ctid AS tid, " + cols + "t._version AS o_version, " + start +
+         " AS o_from, GREATEST(" + start + " COLLATE \"C\", " + until +
+         ") AS o_to, t._effective AS o_eff, t._run_id AS o_run, t._seq AS o_seq, t._last_changed "
+         "AS o_changed, t._deleted_at IS NULL AS o_live FROM " +
+         qi(table) + " t WHERE " + where + " OFFSET 0) x";
 }
 
-std::string archive_into(std::string_view table, const PgWarehouse::Table& t) {
-  return "INSERT INTO " + qi(past_table_name(table)) + "(" + past_columns(t, "") +
-         "_version, _valid_from, _valid_to, _effective, _run_id, _seq, _changed_at) ";
+// Moves the rows of `cur` (made with current_of) that satisfy `where` to the past table.
+std::string archive_from_cur(std::string_view table, const PgWarehouse::Table& t,
+                             const std::string& where) {
+  std::string cols, olds;
+  for (size_t i = 0; i < t.columns.size(); ++i) {
+    cols += qi(t.columns[i].name) + ", ";
+    olds += "o" + std::to_string(i) + ", ";
+  }
+  return "INSERT INTO " + qi(past_table_name(table)) + "(" + cols +
+         "_version, _valid_from, _valid_to, _effective, _run_id, _seq, _changed_at) SELECT " +
+         olds + "o_version, o_from, o_to, o_eff, o_run, o_seq, o_changed FROM cur" + where;
 }
 
 void build_writes(std::string_view name, PgWarehouse::Table& t) {
@@ -729,10 +740,11 @@ void build_writes(std::string_view name, PgWarehouse::Table& t) {
   const size_t n = t.columns.size(), k = t.key.size();
   t.lookup =
       "SELECT NULL::int, NULL::bigint, NULL::boolean, NULL::bigint, NULL::text, (SELECT "
-      "value FROM cascade_meta WHERE key='change_seq') UNION ALL SELECT v.o, t._hash, "
-      "t._deleted_at IS NOT NULL, t._version, t._effective, NULL FROM " +
-      rows_from(t, true, {{"o", "int"}}) + " JOIN " + table + " t ON " +
-      key_match(t, "t", "v", true);
+      "value FROM cascade_meta WHERE key='change_seq') UNION ALL SELECT v.o, x.* FROM " +
+      rows_from(t, true, {{"o", "int"}}) +
+      " CROSS JOIN LATERAL (SELECT t._hash, t._deleted_at IS NOT NULL, t._version, t._effective, "
+      "NULL::text FROM " +
+      table + " t WHERE " + key_match(t, "t", "v", true) + " OFFSET 0) x";
   const std::vector<std::pair<std::string, std::string>> meta{
       {"vf", "text"}, {"eff", "text"}, {"seq", "bigint"}, {"hash", "bigint"}, {"scope", "bigint"}};
   std::string cols, vals;
@@ -755,52 +767,36 @@ void build_writes(std::string_view name, PgWarehouse::Table& t) {
   std::string sets;
   for (size_t i = 0; i < n; ++i) {
     if (std::find(t.key.begin(), t.key.end(), static_cast<int>(i)) != t.key.end()) continue;
-    sets += qi(t.columns[i].name) + " = v.c" + std::to_string(i) + ", ";
+    sets += qi(t.columns[i].name) + " = cur.c" + std::to_string(i) + ", ";
   }
-  t.write = "WITH v AS (SELECT * FROM " + rows_from(t, false, write_meta, 1) + "), arc AS (" +
-            archive_into(name, t) + archive_select(t, "v.vt") + " FROM " + table + " t JOIN v ON " +
-            key_match(t, "t", "v", false) +
-            " WHERE t._deleted_at IS NULL AND t._version > 0) UPDATE " + table + " t SET " + sets +
-            "_last_changed = " + wat +
+  t.write = "WITH v AS (SELECT * FROM " + rows_from(t, false, write_meta, 1) +
+            "), cur AS (SELECT v.*, x.* FROM v " +
+            current_of(name, t, "v.vt", key_match(t, "t", "v", false)) + "), arc AS (" +
+            archive_from_cur(name, t, " WHERE o_live AND o_version > 0") + ") UPDATE " + table +
+            " t SET " + sets + "_last_changed = " + wat +
             ", _version = coalesce(t._version, 0) + 1, _run_id = " + wrun +
-            ", _deleted_at = NULL, _valid_from = v.vf, _effective = v.eff, _seq = v.seq, _hash = "
-            "v.hash, _scope = v.scope FROM v WHERE " +
-            key_match(t, "t", "v", false);
+            ", _deleted_at = NULL, _valid_from = cur.vf, _effective = cur.eff, _seq = cur.seq, "
+            "_hash = cur.hash, _scope = cur.scope FROM cur WHERE t.ctid = cur.tid";
   // Deletes. Parameters: key arrays, ords, key JSON, image JSON; then scope, at, run, base seq,
   // table name.
   const std::vector<std::pair<std::string, std::string>> del{
       {"o", "int"}, {"kj", "text"}, {"ij", "text"}};
-  const std::string scope = p(k + 4) + "::bigint", dat = p(k + 5), drun = p(k + 6) + "::bigint",
-                    base = p(k + 7) + "::bigint", tname = p(k + 8) + "::text";
-  const std::string live =
-      " WHERE t._deleted_at IS NULL AND (" + scope + " IS NULL OR t._scope = " + scope + ")";
-  t.candidates = "SELECT count(*) FROM " + rows_from(t, true, del) + " JOIN " + table + " t ON " +
-                 key_match(t, "t", "v", true) + " WHERE t._deleted_at IS NULL AND (" + p(k + 4) +
-                 "::bigint IS NULL OR t._scope = " + p(k + 4) + "::bigint)";
-  std::string key_names, upd_match, d_match;
-  for (size_t j = 0; j < k; ++j) {
-    const std::string q = qi(t.columns[static_cast<size_t>(t.key[j])].name);
-    key_names += (j ? ", " : "") + q;
-    upd_match += (j ? " AND " : "") + std::string("t.") + q + " = arc." + q;
-    d_match += (j ? " AND " : "") + std::string("v.k") + std::to_string(j) + " = upd." + q;
-  }
-  t.remove = "WITH v AS (SELECT * FROM " + rows_from(t, true, del) + "), arc AS (" +
-             archive_into(name, t) + archive_select(t, dat + "::text") + " FROM " + table +
-             " t JOIN v ON " + key_match(t, "t", "v", true) + live + " RETURNING " + key_names +
-             "), upd AS (UPDATE " + table + " t SET _deleted_at = " + dat +
-             "::timestamptz, _run_id = " + drun + " FROM arc WHERE " + upd_match + " RETURNING " +
-             [&] {
-               std::string r;
-               for (size_t j = 0; j < k; ++j)
-                 r += (j ? ", " : "") + std::string("t.") +
-                      qi(t.columns[static_cast<size_t>(t.key[j])].name);
-               return r;
-             }() +
-             "), d AS (SELECT v.o, v.kj, v.ij FROM v JOIN upd ON " + d_match +
-             "), ins AS (INSERT INTO cascade_deletions(seq, table_name, key, image, run_id, at) "
-             "SELECT " +
-             base + " + row_number() OVER (ORDER BY d.o), " + tname + ", d.kj, d.ij, " + drun +
-             ", " + dat + "::timestamptz FROM d) SELECT o FROM d ORDER BY o";
+  const std::string dat = p(k + 5), drun = p(k + 6) + "::bigint", base = p(k + 7) + "::bigint",
+                    tname = p(k + 8) + "::text";
+  const std::string live = key_match(t, "t", "v", true) + " AND t._deleted_at IS NULL AND (" +
+                           p(k + 4) + "::bigint IS NULL OR t._scope = " + p(k + 4) + "::bigint)";
+  t.candidates = "SELECT count(*) FROM " + rows_from(t, true, del) +
+                 " CROSS JOIN LATERAL (SELECT 1 FROM " + table + " t WHERE " + live +
+                 " OFFSET 0) x";
+  t.remove = "WITH v AS (SELECT * FROM " + rows_from(t, true, del) +
+             "), cur AS (SELECT v.o, v.kj, v.ij, x.* FROM v " +
+             current_of(name, t, dat + "::text", live) + "), arc AS (" +
+             archive_from_cur(name, t, "") + "), upd AS (UPDATE " + table +
+             " t SET _deleted_at = " + dat + "::timestamptz, _run_id = " + drun +
+             " FROM cur WHERE t.ctid = cur.tid), ins AS (INSERT INTO cascade_deletions(seq, "
+             "table_name, key, image, run_id, at) SELECT " +
+             base + " + row_number() OVER (ORDER BY cur.o), " + tname + ", cur.kj, cur.ij, " +
+             drun + ", " + dat + "::timestamptz FROM cur) SELECT o FROM cur ORDER BY o";
   if (k >= 2) {
     std::string match;
     for (size_t j = 0; j + 1 < k; ++j)
@@ -814,9 +810,9 @@ void build_writes(std::string_view name, PgWarehouse::Table& t) {
     }
     fns += "unnest(" + p(k) + "::int[]), unnest(" + p(k + 1) + "::bigint[])";
     names += "o, f";
-    t.items = "SELECT v.o, " + idx + " FROM ROWS FROM(" + fns + ") AS v(" + names + ") JOIN " +
-              table + " t ON " + match + idx +
-              " >= v.f WHERE t._deleted_at IS NULL ORDER BY v.o, " + idx;
+    t.items = "SELECT v.o, x.i FROM ROWS FROM(" + fns + ") AS v(" + names +
+              ") CROSS JOIN LATERAL (SELECT " + idx + " AS i FROM " + table + " t WHERE " + match +
+              idx + " >= v.f AND t._deleted_at IS NULL OFFSET 0) x ORDER BY v.o, x.i";
   }
 }
 
