@@ -769,6 +769,8 @@ void build_writes(std::string_view name, PgWarehouse::Table& t) {
     if (std::find(t.key.begin(), t.key.end(), static_cast<int>(i)) != t.key.end()) continue;
     sets += qi(t.columns[i].name) + " = cur.c" + std::to_string(i) + ", ";
   }
+  // The rows to update are found by their ctid, and `ctid = ANY(ARRAY(...))` lets the planner
+  // fetch just those (a TID scan) where a join alone may be planned as a scan of the table.
   t.write = "WITH v AS (SELECT * FROM " + rows_from(t, false, write_meta, 1) +
             "), cur AS (SELECT v.*, x.* FROM v " +
             current_of(name, t, "v.vt", key_match(t, "t", "v", false)) + "), arc AS (" +
@@ -776,7 +778,8 @@ void build_writes(std::string_view name, PgWarehouse::Table& t) {
             " t SET " + sets + "_last_changed = " + wat +
             ", _version = coalesce(t._version, 0) + 1, _run_id = " + wrun +
             ", _deleted_at = NULL, _valid_from = cur.vf, _effective = cur.eff, _seq = cur.seq, "
-            "_hash = cur.hash, _scope = cur.scope FROM cur WHERE t.ctid = cur.tid";
+            "_hash = cur.hash, _scope = cur.scope FROM cur WHERE t.ctid = cur.tid AND t.ctid = "
+            "ANY(ARRAY(SELECT tid FROM cur))";
   // Deletes. Parameters: key arrays, ords, key JSON, image JSON; then scope, at, run, base seq,
   // table name.
   const std::vector<std::pair<std::string, std::string>> del{
@@ -793,7 +796,8 @@ void build_writes(std::string_view name, PgWarehouse::Table& t) {
              current_of(name, t, dat + "::text", live) + "), arc AS (" +
              archive_from_cur(name, t, "") + "), upd AS (UPDATE " + table +
              " t SET _deleted_at = " + dat + "::timestamptz, _run_id = " + drun +
-             " FROM cur WHERE t.ctid = cur.tid), ins AS (INSERT INTO cascade_deletions(seq, "
+             " FROM cur WHERE t.ctid = cur.tid AND t.ctid = ANY(ARRAY(SELECT tid FROM cur))), ins "
+             "AS (INSERT INTO cascade_deletions(seq, "
              "table_name, key, image, run_id, at) SELECT " +
              base + " + row_number() OVER (ORDER BY cur.o), " + tname + ", cur.kj, cur.ij, " +
              drun + ", " + dat + "::timestamptz FROM cur) SELECT o FROM cur ORDER BY o";
