@@ -9,6 +9,7 @@
 #include <exception>
 #include <set>
 #include <stdexcept>
+#include <tuple>
 
 #include "core/json.h"
 #include "store/names.h"
@@ -656,8 +657,16 @@ bool PgWarehouse::widen(std::string_view table, Table& cached,
     });
   }
   tx.commit();
+  // Another worker may have widened them already: then this one's layout was stale.
+  bool changed = !alters.empty();
+  for (const auto& [col, kind] : wanted) {
+    auto it = t->index.find(cached.columns[static_cast<size_t>(col)].name);
+    if (it != t->index.end() &&
+        t->kind[static_cast<size_t>(it->second)] != cached.kind[static_cast<size_t>(col)])
+      changed = true;
+  }
   tables_.erase(tables_.find(table));
-  return !alters.empty();
+  return changed;
 }
 
 int64_t PgWarehouse::reserve(int64_t n, std::string& before) {
@@ -1185,8 +1194,14 @@ void PgWarehouse::record_type_conflicts(std::span<const TypeConflict> conflicts,
                                         const WriteStamp& stamp) {
   if (conflicts.empty()) return;
   const std::string at = stamp.at.empty() ? kEpoch : stamp.at;
-  ArrayParam table, column, field, expected, seen, count;
+  // One row per (table, column, seen type): ON CONFLICT DO UPDATE takes each row once.
+  std::map<std::tuple<std::string, std::string, ColumnType>, TypeConflict> merged;
   for (const auto& c : conflicts) {
+    auto [it, fresh] = merged.try_emplace({c.table, c.column, c.seen}, c);
+    if (!fresh) it->second.count += c.count;
+  }
+  ArrayParam table, column, field, expected, seen, count;
+  for (const auto& [key, c] : merged) {
     table.add(Param(c.table));
     column.add(Param(c.column));
     field.add(Param(c.field));
