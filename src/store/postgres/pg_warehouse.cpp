@@ -158,11 +158,64 @@ class ArrayParam {
   bool first_ = true;
 };
 
+// Whether numeric (and so jsonb) holds the decimal `text`: at most 131072 digits before the
+// point and 16383 after it.
+bool numeric_holds(std::string_view text) {
+  size_t e = text.find_first_of("eE");
+  std::string_view mantissa = text.substr(0, e);
+  int64_t exp = 0;
+  if (e != std::string_view::npos) {
+    std::string_view x = text.substr(e + 1);
+    if (!x.empty() && x.front() == '+') x.remove_prefix(1);
+    if (std::from_chars(x.data(), x.data() + x.size(), exp).ec != std::errc()) return false;
+  }
+  size_t dot = mantissa.find('.');
+  int64_t before = static_cast<int64_t>(dot == std::string_view::npos ? mantissa.size() : dot);
+  int64_t after =
+      dot == std::string_view::npos ? 0 : static_cast<int64_t>(mantissa.size() - dot - 1);
+  return before + exp <= 131072 && after - exp <= 16383;
+}
+
+bool numbers_fit_numeric(const Value& v) {
+  switch (v.type()) {
+    case Value::Type::Decimal:
+      return numeric_holds(v.as_decimal());
+    case Value::Type::Array:
+      for (const auto& x : v.as_array())
+        if (!numbers_fit_numeric(x)) return false;
+      return true;
+    case Value::Type::Object:
+      for (const auto& [name, x] : v.as_object())
+        if (!numbers_fit_numeric(x)) return false;
+      return true;
+    default:
+      return true;
+  }
+}
+
+// PostgreSQL's text and jsonb refuse the NUL character.
+bool has_nul(const Value& v) {
+  switch (v.type()) {
+    case Value::Type::String:
+      return v.as_string().find('\0') != std::string::npos;
+    case Value::Type::Array:
+      for (const auto& x : v.as_array())
+        if (has_nul(x)) return true;
+      return false;
+    case Value::Type::Object:
+      for (const auto& [name, x] : v.as_object())
+        if (name.find('\0') != std::string::npos || has_nul(x)) return true;
+      return false;
+    default:
+      return false;
+  }
+}
+
 // The text of `v` for a column of kind `k`, exactly. False when the column cannot hold it
 // without rounding or refusing it; `widen` then says the kind that can.
 bool render(const Value& v, Kind k, Param& out, Kind& widen) {
   auto number_or_text = [&]() {
-    widen = v.is_number() ? Kind::Numeric : Kind::Text;
+    widen = v.is_number() && numbers_fit_numeric(v) ? Kind::Numeric : Kind::Text;
     return false;
   };
   auto as_text = [&]() {
@@ -194,6 +247,10 @@ bool render(const Value& v, Kind k, Param& out, Kind& widen) {
     out = std::nullopt;
     return true;
   }
+  if (has_nul(v)) {
+    widen = Kind::Other;  // no column can hold it
+    return false;
+  }
   switch (k) {
     case Kind::Int:
       if (v.is_int()) return as_text();
@@ -212,7 +269,7 @@ bool render(const Value& v, Kind k, Param& out, Kind& widen) {
         return as_text();
       return number_or_text();
     case Kind::Numeric:
-      if (v.is_number()) return as_text();
+      if (v.is_number() && numbers_fit_numeric(v)) return as_text();
       widen = Kind::Text;
       return false;
     case Kind::Bool:
@@ -220,6 +277,10 @@ bool render(const Value& v, Kind k, Param& out, Kind& widen) {
       widen = Kind::Text;
       return false;
     case Kind::Json:
+      if (!numbers_fit_numeric(v)) {
+        widen = Kind::Text;
+        return false;
+      }
       out = canonical_json(v);
       return true;
     case Kind::Text:
@@ -637,7 +698,7 @@ bool PgWarehouse::widen(std::string_view table, Table& cached,
     Kind now = t->kind[static_cast<size_t>(it->second)];
     if (k == Kind::Numeric && (now == Kind::Int || now == Kind::Real))
       alters.emplace_back(name, "numeric");
-    else if (k == Kind::Text && now != Kind::Text && now != Kind::Json && now != Kind::Other)
+    else if (k == Kind::Text && now != Kind::Text && now != Kind::Other)
       alters.emplace_back(name, "text");
   }
   if (!alters.empty()) {
@@ -866,8 +927,14 @@ void PgWarehouse::upsert(std::string_view name, std::span<const RowWrite> rows,
                                    field + "' (add it first)");
         size_t c = static_cast<size_t>(it->second);
         Kind widen = Kind::Text;
-        if (!render(v, t.kind[c], cells[r * n + c], widen))
+        if (!render(v, t.kind[c], cells[r * n + c], widen)) {
+          if (widen == Kind::Other)
+            throw std::runtime_error("warehouse: column '" + field + "' of table '" +
+                                     std::string(name) +
+                                     "' is given the NUL character, which PostgreSQL text "
+                                     "cannot hold");
           wanted.emplace_back(static_cast<int>(c), static_cast<int>(widen));
+        }
         if (!v.is_null()) seen[c] = 1;
       }
       for (int k : t.key)

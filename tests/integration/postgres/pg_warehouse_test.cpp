@@ -473,6 +473,24 @@ TEST_F(PgWarehouseTest, ExactNumbersWidenTheirColumnAndSurviveEverywhere) {
   EXPECT_EQ(
       changes[1].image,
       R"({"id":2,"big":123456789012345678901234567890,"real":0.1000000000000000055511151231257827,"dec":-1e-30,"word":"ten","j":123456789012345678901234567890.5})");
+  // Beyond what numeric (and jsonb) can hold: their columns become text, every digit kept.
+  upsert("n", {parse_json(R"({"id":4,"dec":1e-20000,"j":{"x":1e400000}})")},
+         WriteStamp{4, "2026-01-04T00:00:00.000Z"});
+  EXPECT_EQ(rows("SELECT dec, j FROM n WHERE id = 4"), (Lines{R"(1e-20000 {"x":1e400000})"}));
+  EXPECT_EQ(rows("SELECT dec, j FROM n_history WHERE id = 2 AND _version = 1"),
+            (Lines{"-0.000000000000000000000000000001 123456789012345678901234567890.5"}));
+  // Text PostgreSQL cannot hold at all is refused, naming the column, and nothing is written.
+  Value nul = Object{};
+  nul.set("id", int64_t{5});
+  nul.set("word", std::string("a\0b", 3));
+  try {
+    upsert("n", {nul});
+    FAIL() << "no throw";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("'word'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("NUL"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(query("SELECT count(*) FROM n")[0].as_int(), 4);
 }
 
 TEST_F(PgWarehouseTest, ChangeLogIsTheVersionsAndDeletionsInCommitOrder) {
