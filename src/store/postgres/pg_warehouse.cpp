@@ -1350,7 +1350,10 @@ void PgWarehouse::query_rows(std::string_view sql, RowSink& sink) {
   forget();
   PGconn* pc = c_.raw();
   if (!pc || c_.broken()) throw StorageError("postgres: not connected");
+  // Inside the caller's transaction, a savepoint lets a cancel or a failed statement end only
+  // this query, never the caller's unit of work.
   const bool in_tx = c_.in_transaction();
+  if (in_tx) c_.query("SAVEPOINT cascade_query");
   if (!PQsendQuery(pc, std::string(sql).c_str()))
     throw StorageError(std::string("postgres: cannot send a query: ") + PQerrorMessage(pc));
   PQsetSingleRowMode(pc);
@@ -1361,8 +1364,6 @@ void PgWarehouse::query_rows(std::string_view sql, RowSink& sink) {
   std::vector<Cell> cells;
   auto stop = [&]() {
     stopped = true;
-    // Inside the caller's transaction a cancel would abort it: the rest is read and dropped.
-    if (in_tx) return;
     if (PGcancel* cancel = PQgetCancel(pc)) {
       char buf[256];
       PQcancel(cancel, buf, sizeof buf);
@@ -1463,8 +1464,16 @@ void PgWarehouse::query_rows(std::string_view sql, RowSink& sink) {
         announced = false;
     }
   }
-  if (thrown) std::rethrow_exception(thrown);
   if (c_.broken()) throw StorageError("postgres: connection lost");
+  if (in_tx) {
+    try {
+      if (stopped || !error.empty()) c_.query("ROLLBACK TO SAVEPOINT cascade_query");
+      c_.query("RELEASE SAVEPOINT cascade_query");
+    } catch (const QueryError&) {
+      // The SQL ended the transaction itself (COMMIT, ROLLBACK): no savepoint is left.
+    }
+  }
+  if (thrown) std::rethrow_exception(thrown);
   if (!error.empty()) throw QueryError("postgres: " + error, state);
 }
 

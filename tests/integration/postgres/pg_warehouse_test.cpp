@@ -254,6 +254,18 @@ TEST_F(PgWarehouseTest, QueryReturnsTypedValuesAndErrors) {
   EXPECT_EQ(first.rows, 3);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
   EXPECT_EQ(query("SELECT 5")[0].as_int(), 5);
+  // Inside a unit of work too, and neither that nor a failed query ends the unit of work.
+  conn_->query("BEGIN");
+  wh().query("INSERT INTO x VALUES(5)");
+  First again;
+  t0 = std::chrono::steady_clock::now();
+  wh().query_rows("SELECT generate_series(1, 1000000000)", again);
+  EXPECT_EQ(again.rows, 3);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  EXPECT_THROW(wh().query("SELECT * FROM no_such_table"), std::runtime_error);
+  wh().query("INSERT INTO x VALUES(6)");
+  conn_->query("COMMIT");
+  EXPECT_EQ(query("SELECT count(*) FROM x")[0].as_int(), 3);
 
   auto rel = wh().relations();
   std::vector<std::string> names;
