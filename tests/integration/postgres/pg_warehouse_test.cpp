@@ -334,6 +334,18 @@ TEST_F(PgWarehouseTest, AnEffectiveDateStartsTheVersionItDescribesAndOnlyThatOne
             (Lines{"2026-07-01T00:00:00.000Z ~"}));
 }
 
+TEST_F(PgWarehouseTest, ATableMadeByHandGainsItsMetadataAndHistoryOnFirstWrite) {
+  wh().query("CREATE TABLE old(id bigint PRIMARY KEY, name text)");
+  wh().query("INSERT INTO old VALUES(1, 'a')");
+  make("old", kId);
+  write("old", R"({"id":1,"name":"b"})", 1, "2026-01-01T00:00:00.000Z");
+  write("old", R"({"id":2,"name":"c"})", 1, "2026-01-01T00:00:00.000Z");
+  EXPECT_EQ(rows("SELECT id, name, _version FROM old ORDER BY id"), (Lines{"1 b 1", "2 c 1"}));
+  EXPECT_EQ(rows("SELECT id, name, _version, _valid_to FROM old_history ORDER BY id"),
+            (Lines{"1 b 1 ~", "2 c 1 ~"}));
+  EXPECT_EQ(log().count("old"), 2);
+}
+
 TEST_F(PgWarehouseTest, OutcomesCompareAndSetScopedDeletesAndRevival) {
   make("t", kId, {{"v", ColumnType::Text}});
   Value a = parse_json(R"({"id":1,"v":"a"})"), b = parse_json(R"({"id":2,"v":"b"})");
