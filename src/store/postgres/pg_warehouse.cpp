@@ -400,10 +400,36 @@ void define_change_log_on(Conn& c);
 
 }  // namespace
 
+namespace {
+
+// A transaction of the warehouse's own (or the caller's, joined): a failure forgets the cached
+// layouts, which may describe DDL the rollback undoes (a stale type would make values be cast
+// to a type the column no longer has).
+class Unit {
+ public:
+  Unit(Conn& c, PgWarehouse& w) : tx_(c), w_(w) {}
+  ~Unit() {
+    if (!done_) w_.forget();
+  }
+  Unit(const Unit&) = delete;
+  Unit& operator=(const Unit&) = delete;
+  void commit() {
+    tx_.commit();
+    done_ = true;
+  }
+
+ private:
+  Tx tx_;
+  PgWarehouse& w_;
+  bool done_ = false;
+};
+
+}  // namespace
+
 PgWarehouse::PgWarehouse(Conn& conn) : c_(conn) {
   ensure_schema(c_);
   if (!relation_exists(c_, kChangeLogView)) {
-    Tx tx(c_);
+    Unit tx(c_, *this);
     lock_schema();
     if (!relation_exists(c_, kChangeLogView)) define_change_log();
     tx.commit();
@@ -429,7 +455,7 @@ PgWarehouse::Table& PgWarehouse::table(std::string_view name) {
   auto t = load_table(c_, name);
   if (!t) throw std::runtime_error("warehouse: table '" + std::string(name) + "' does not exist");
   if (t->metadata < std::size(kMetadata) || !relation_exists(c_, past_table_name(name))) {
-    Tx tx(c_);
+    Unit tx(c_, *this);
     lock_schema();
     upgrade(name);
     tx.commit();
@@ -481,7 +507,7 @@ void PgWarehouse::create_table(std::string_view table, std::span<const Column> k
   }
   for (const auto& [name, type] : kMetadata) sql += qi(name) + " " + std::string(type) + ", ";
   sql += "PRIMARY KEY(" + pk + "))";
-  Tx tx(c_);
+  Unit tx(c_, *this);
   lock_schema();
   c_.query(sql);
   for (const auto& c : key)
@@ -528,7 +554,7 @@ void PgWarehouse::upgrade(std::string_view table) {
 
 void PgWarehouse::add_columns(std::string_view table, std::span<const Column> cols) {
   this->table(table);  // upgrades a table from before the metadata columns
-  Tx tx(c_);
+  Unit tx(c_, *this);
   lock_schema();
   // Another worker may have added some since this one looked.
   auto t = load_table(c_, table);
@@ -558,7 +584,7 @@ void PgWarehouse::add_columns(std::string_view table, std::span<const Column> co
     if (c.field) record(table, c);
   create_pending_views();
   tx.commit();
-  tables_.erase(tables_.find(table));
+  if (auto it = tables_.find(table); it != tables_.end()) tables_.erase(it);
 }
 
 template <class F>
@@ -665,7 +691,7 @@ void PgWarehouse::create_pending_views() {
 }
 
 void PgWarehouse::define_view(std::string_view name, std::string_view select) {
-  Tx tx(c_);
+  Unit tx(c_, *this);
   lock_schema();
   c_.query(
       "INSERT INTO cascade_views(name, select_sql) VALUES($1, $2) ON CONFLICT(name) DO UPDATE SET "
@@ -688,7 +714,7 @@ void PgWarehouse::define_view(std::string_view name, std::string_view select) {
 
 bool PgWarehouse::widen(std::string_view table, Table& cached,
                         const std::vector<std::pair<int, int>>& wanted) {
-  Tx tx(c_);
+  Unit tx(c_, *this);
   lock_schema();
   auto t = load_table(c_, table);
   std::map<std::string, Kind> target;
@@ -733,7 +759,7 @@ bool PgWarehouse::widen(std::string_view table, Table& cached,
         t->kind[static_cast<size_t>(it->second)] != cached.kind[static_cast<size_t>(col)])
       changed = true;
   }
-  tables_.erase(tables_.find(table));
+  if (auto it = tables_.find(table); it != tables_.end()) tables_.erase(it);
   return changed;
 }
 
@@ -913,7 +939,7 @@ void PgWarehouse::upsert(std::string_view name, std::span<const RowWrite> rows,
     if (!w.row || !w.row->is_object())
       throw std::runtime_error("warehouse: a row for table '" + std::string(name) +
                                "' is not an object");
-  Tx tx(c_);
+  Unit tx(c_, *this);
   // Every value as text for its column; a value a column cannot hold widens it first. Each
   // widening moves a column up (to numeric, then text), so this ends.
   Table* tp = nullptr;
@@ -1181,7 +1207,7 @@ size_t PgWarehouse::mark_deleted(std::string_view name, std::span<const Value* c
   std::vector<Value> owned;
   owned.reserve(keys.size());
   for (const Value* k : keys) owned.push_back(*k);
-  Tx tx(c_);
+  Unit tx(c_, *this);
   size_t n = delete_keys(name, t, owned, stamp.at.empty() ? kEpoch : stamp.at, stamp.run_id, scope,
                          deleted);
   tx.commit();
@@ -1199,7 +1225,7 @@ void PgWarehouse::mark_deleted_items(std::string_view name, std::span<const Valu
   build_writes(name, t);
   const size_t k = t.key.size() - 1;
   const std::string& index_name = t.columns[static_cast<size_t>(t.key[k])].name;
-  Tx tx(c_);
+  Unit tx(c_, *this);
   std::vector<Value> keys;
   for (size_t first = 0; first < parents.size(); first += kBatch) {
     const size_t last = std::min(parents.size(), first + kBatch);
@@ -1240,7 +1266,7 @@ void PgWarehouse::mark_deleted_items(std::string_view name, std::span<const Valu
 }
 
 void PgWarehouse::link_child_table(const ChildTable& child) {
-  Tx tx(c_);
+  Unit tx(c_, *this);
   lock_schema();
   c_.query(
       "INSERT INTO cascade_tables(table_name, parent_table, field, field_json, position, "
@@ -1285,7 +1311,7 @@ void PgWarehouse::record_type_conflicts(std::span<const TypeConflict> conflicts,
   }
   const Param ps[] = {
       table.done(), column.done(), field.done(), expected.done(), seen.done(), count.done(), at};
-  Tx tx(c_);
+  Unit tx(c_, *this);
   // Sorted, so that two writers lock the same conflict rows in the same order.
   c_.exec(
       "INSERT INTO cascade_type_conflicts(table_name, column_name, field, expected_type, "
