@@ -335,7 +335,8 @@ struct PgWarehouse::Table {
   std::vector<Kind> kind;
   std::vector<int> key;  // positions in `columns`, in key order
   std::map<std::string, int, std::less<>> index;
-  size_t metadata = 0;  // metadata columns present
+  size_t metadata = 0;      // metadata columns present
+  std::string fingerprint;  // every column's name and type, as the lookup reads them
   std::string lookup, insert, write, candidates, remove, items;
 };
 
@@ -354,6 +355,7 @@ std::unique_ptr<PgWarehouse::Table> load_table(Conn& c, std::string_view name) {
   std::vector<std::pair<int64_t, int>> pk;
   for (int i = 0; i < r.rows(); ++i) {
     std::string col(r.text(i, 0));
+    t->fingerprint += col + ":" + std::string(r.text(i, 1)) + ",";
     if (is_metadata_column(col)) {
       ++t->metadata;
       continue;
@@ -843,7 +845,11 @@ void build_writes(std::string_view name, PgWarehouse::Table& t) {
   const size_t n = t.columns.size(), k = t.key.size();
   t.lookup =
       "SELECT NULL::int, NULL::bigint, NULL::boolean, NULL::bigint, NULL::text, (SELECT "
-      "value FROM cascade_meta WHERE key='change_seq') UNION ALL SELECT v.o, x.* FROM " +
+      "value FROM cascade_meta WHERE key='change_seq'), (SELECT string_agg(attname || ':' || "
+      "format_type(atttypid, atttypmod) || ',', '' ORDER BY attnum) FROM pg_attribute WHERE "
+      "attrelid = " +
+      lit(table) +
+      "::regclass AND attnum > 0 AND NOT attisdropped) UNION ALL SELECT v.o, x.*, NULL FROM " +
       rows_from(t, true, {{"o", "int"}}) +
       " CROSS JOIN LATERAL (SELECT t._hash, t._deleted_at IS NOT NULL, t._version, t._effective, "
       "NULL::text FROM " +
@@ -940,191 +946,205 @@ void PgWarehouse::upsert(std::string_view name, std::span<const RowWrite> rows,
       throw std::runtime_error("warehouse: a row for table '" + std::string(name) +
                                "' is not an object");
   Unit tx(c_, *this);
-  // Every value as text for its column; a value a column cannot hold widens it first. Each
-  // widening moves a column up (to numeric, then text), so this ends.
-  Table* tp = nullptr;
-  std::vector<Param> cells;
-  size_t n = 0;
-  for (int attempt = 0;; ++attempt) {
-    Table& t = table(name);
-    n = t.columns.size();
-    cells.assign(rows.size() * n, std::nullopt);
-    std::vector<char> seen(n);
-    std::vector<std::pair<int, int>> wanted;
-    for (size_t r = 0; r < rows.size(); ++r) {
-      std::fill(seen.begin(), seen.end(), 0);
-      for (const auto& [field, v] : rows[r].row->as_object()) {
-        auto it = t.index.find(field);
-        if (it == t.index.end())
-          throw std::runtime_error("warehouse: table '" + std::string(name) + "' has no column '" +
-                                   field + "' (add it first)");
-        size_t c = static_cast<size_t>(it->second);
-        Kind widen = Kind::Text;
-        if (!render(v, t.kind[c], cells[r * n + c], widen)) {
-          if (widen == Kind::Other)
-            throw std::runtime_error("warehouse: column '" + field + "' of table '" +
-                                     std::string(name) +
-                                     "' is given the NUL character, which PostgreSQL text "
-                                     "cannot hold");
-          wanted.emplace_back(static_cast<int>(c), static_cast<int>(widen));
+  // A layout cached before a rollback undid its DDL (or before another worker's) is seen at the
+  // first read, before anything is written: then it is read again and the call starts over.
+  for (int round = 0;; ++round) {
+    bool stale = false, first_read = true;
+    // Every value as text for its column; a value a column cannot hold widens it first. Each
+    // widening moves a column up (to numeric, then text), so this ends.
+    Table* tp = nullptr;
+    std::vector<Param> cells;
+    size_t n = 0;
+    for (int attempt = 0;; ++attempt) {
+      Table& t = table(name);
+      n = t.columns.size();
+      cells.assign(rows.size() * n, std::nullopt);
+      std::vector<char> seen(n);
+      std::vector<std::pair<int, int>> wanted;
+      for (size_t r = 0; r < rows.size(); ++r) {
+        std::fill(seen.begin(), seen.end(), 0);
+        for (const auto& [field, v] : rows[r].row->as_object()) {
+          auto it = t.index.find(field);
+          if (it == t.index.end())
+            throw std::runtime_error("warehouse: table '" + std::string(name) +
+                                     "' has no column '" + field + "' (add it first)");
+          size_t c = static_cast<size_t>(it->second);
+          Kind widen = Kind::Text;
+          if (!render(v, t.kind[c], cells[r * n + c], widen)) {
+            if (widen == Kind::Other)
+              throw std::runtime_error("warehouse: column '" + field + "' of table '" +
+                                       std::string(name) +
+                                       "' is given the NUL character, which PostgreSQL text "
+                                       "cannot hold");
+            wanted.emplace_back(static_cast<int>(c), static_cast<int>(widen));
+          }
+          if (!v.is_null()) seen[c] = 1;
         }
-        if (!v.is_null()) seen[c] = 1;
+        for (int k : t.key)
+          if (!seen[static_cast<size_t>(k)])
+            throw std::runtime_error("warehouse: a row for table '" + std::string(name) +
+                                     "' lacks key column '" +
+                                     t.columns[static_cast<size_t>(k)].name + "'");
       }
-      for (int k : t.key)
-        if (!seen[static_cast<size_t>(k)])
-          throw std::runtime_error("warehouse: a row for table '" + std::string(name) +
-                                   "' lacks key column '" + t.columns[static_cast<size_t>(k)].name +
-                                   "'");
+      if (wanted.empty()) {
+        tp = &t;
+        break;
+      }
+      if (attempt >= 3 || !widen(name, t, wanted))
+        throw std::runtime_error("warehouse: table '" + std::string(name) +
+                                 "' cannot hold a value exactly");
     }
-    if (wanted.empty()) {
-      tp = &t;
-      break;
-    }
-    if (attempt >= 3 || !widen(name, t, wanted))
-      throw std::runtime_error("warehouse: table '" + std::string(name) +
-                               "' cannot hold a value exactly");
-  }
-  Table& t = *tp;
-  build_writes(name, t);
-  const size_t k = t.key.size();
+    Table& t = *tp;
+    build_writes(name, t);
+    const size_t k = t.key.size();
 
-  struct Found {
-    bool found = false, deleted = false;
-    std::optional<int64_t> hash;
-    int64_t version = 0;
-    std::optional<std::string> effective;
-  };
-  std::vector<Found> state(rows.size());
-  // Reads what is stored for rows `idx` into `state`; returns the seq counter as it was then.
-  auto lookup = [&](const std::vector<size_t>& idx) {
-    std::vector<Param> ps;
-    for (size_t j = 0; j < k; ++j) {
-      ArrayParam a;
-      for (size_t r : idx) a.add(cells[r * n + static_cast<size_t>(t.key[j])]);
-      ps.push_back(a.done());
-    }
-    ArrayParam o;
-    for (size_t r : idx) o.add(static_cast<int64_t>(r));
-    ps.push_back(o.done());
-    for (size_t r : idx) state[r] = Found{};
-    Result res = c_.exec(t.lookup, ps);
-    std::string counter;
-    for (int i = 0; i < res.rows(); ++i) {
-      if (res.null(i, 0)) {
-        counter = res.null(i, 5) ? "" : std::string(res.text(i, 5));
-        continue;
+    struct Found {
+      bool found = false, deleted = false;
+      std::optional<int64_t> hash;
+      int64_t version = 0;
+      std::optional<std::string> effective;
+    };
+    std::vector<Found> state(rows.size());
+    // Reads what is stored for rows `idx` into `state`; returns the seq counter as it was then.
+    auto lookup = [&](const std::vector<size_t>& idx) {
+      std::vector<Param> ps;
+      for (size_t j = 0; j < k; ++j) {
+        ArrayParam a;
+        for (size_t r : idx) a.add(cells[r * n + static_cast<size_t>(t.key[j])]);
+        ps.push_back(a.done());
       }
-      Found& f = state[static_cast<size_t>(res.integer(i, 0))];
-      f.found = true;
-      if (!res.null(i, 1)) f.hash = res.integer(i, 1);
-      f.deleted = res.text(i, 2) == "t";
-      f.version = res.null(i, 3) ? 0 : res.integer(i, 3);
-      if (!res.null(i, 4)) f.effective = std::string(res.text(i, 4));
-    }
-    return counter;
-  };
-  auto unchanged = [&](size_t r) {
-    const Found& f = state[r];
-    return f.found && !f.deleted && rows[r].hash && f.hash &&
-           static_cast<uint64_t>(*f.hash) == rows[r].hash;
-  };
+      ArrayParam o;
+      for (size_t r : idx) o.add(static_cast<int64_t>(r));
+      ps.push_back(o.done());
+      for (size_t r : idx) state[r] = Found{};
+      Result res = c_.exec(t.lookup, ps);
+      std::string counter;
+      for (int i = 0; i < res.rows(); ++i) {
+        if (res.null(i, 0)) {
+          counter = res.null(i, 5) ? "" : std::string(res.text(i, 5));
+          if (first_read && res.text(i, 6) != t.fingerprint) stale = true;
+          first_read = false;
+          continue;
+        }
+        Found& f = state[static_cast<size_t>(res.integer(i, 0))];
+        f.found = true;
+        if (!res.null(i, 1)) f.hash = res.integer(i, 1);
+        f.deleted = res.text(i, 2) == "t";
+        f.version = res.null(i, 3) ? 0 : res.integer(i, 3);
+        if (!res.null(i, 4)) f.effective = std::string(res.text(i, 4));
+      }
+      return counter;
+    };
+    auto unchanged = [&](size_t r) {
+      const Found& f = state[r];
+      return f.found && !f.deleted && rows[r].hash && f.hash &&
+             static_cast<uint64_t>(*f.hash) == rows[r].hash;
+    };
 
-  std::vector<size_t> chunk;
-  std::set<std::string> keys;
-  auto flush = [&]() {
-    if (chunk.empty()) return;
-    std::string counter = lookup(chunk);
-    std::vector<size_t> need;
-    for (size_t r : chunk) {
-      if (unchanged(r)) {
-        if (!outcomes.empty()) outcomes[r] = WriteOutcome::Unchanged;
-      } else {
-        need.push_back(r);
-      }
-    }
-    chunk.clear();
-    keys.clear();
-    if (need.empty()) return;
-    std::string before;
-    int64_t base = reserve(static_cast<int64_t>(need.size()), before);
-    if (before != counter) {
-      // Another writer committed since the read: read again, now that none can write.
-      lookup(need);
-      std::vector<size_t> still;
-      for (size_t r : need) {
+    std::vector<size_t> chunk;
+    std::set<std::string> keys;
+    auto flush = [&]() {
+      if (chunk.empty()) return;
+      std::string counter = lookup(chunk);
+      if (stale) return;
+      std::vector<size_t> need;
+      for (size_t r : chunk) {
         if (unchanged(r)) {
           if (!outcomes.empty()) outcomes[r] = WriteOutcome::Unchanged;
         } else {
-          still.push_back(r);
+          need.push_back(r);
         }
       }
-      need.swap(still);
-    }
-    std::vector<size_t> ins, upd;
-    std::vector<int64_t> seq(rows.size());
-    std::vector<std::string> from(rows.size());
-    for (size_t i = 0; i < need.size(); ++i) {
-      size_t r = need[i];
-      seq[r] = base + 1 + static_cast<int64_t>(i);
-      const std::string_view claim = rows[r].valid_from;
-      const Found& f = state[r];
-      if (!f.found) {
-        from[r] = claim.empty() ? at : std::string(claim);
-        ins.push_back(r);
-        if (!outcomes.empty()) outcomes[r] = WriteOutcome::Inserted;
-        continue;
+      chunk.clear();
+      keys.clear();
+      if (need.empty()) return;
+      std::string before;
+      int64_t base = reserve(static_cast<int64_t>(need.size()), before);
+      if (before != counter) {
+        // Another writer committed since the read: read again, now that none can write.
+        lookup(need);
+        std::vector<size_t> still;
+        for (size_t r : need) {
+          if (unchanged(r)) {
+            if (!outcomes.empty()) outcomes[r] = WriteOutcome::Unchanged;
+          } else {
+            still.push_back(r);
+          }
+        }
+        need.swap(still);
       }
-      // A next version starts at its claim when the claim is new (what the date describes),
-      // else when it was seen; a revived row starts at its claim or when it was seen.
-      bool same_claim = claim.empty() || (f.effective && *f.effective == claim);
-      from[r] = f.deleted ? (claim.empty() ? at : std::string(claim))
-                          : (same_claim ? at : std::string(claim));
-      upd.push_back(r);
-      if (!outcomes.empty())
-        outcomes[r] = f.deleted ? WriteOutcome::Revived : WriteOutcome::Updated;
-    }
-    auto params = [&](const std::vector<size_t>& idx, bool with_until) {
-      std::vector<Param> ps;
-      for (size_t c = 0; c < n; ++c) {
-        ArrayParam a;
-        for (size_t r : idx) a.add(cells[r * n + c]);
-        ps.push_back(a.done());
+      std::vector<size_t> ins, upd;
+      std::vector<int64_t> seq(rows.size());
+      std::vector<std::string> from(rows.size());
+      for (size_t i = 0; i < need.size(); ++i) {
+        size_t r = need[i];
+        seq[r] = base + 1 + static_cast<int64_t>(i);
+        const std::string_view claim = rows[r].valid_from;
+        const Found& f = state[r];
+        if (!f.found) {
+          from[r] = claim.empty() ? at : std::string(claim);
+          ins.push_back(r);
+          if (!outcomes.empty()) outcomes[r] = WriteOutcome::Inserted;
+          continue;
+        }
+        // A next version starts at its claim when the claim is new (what the date describes),
+        // else when it was seen; a revived row starts at its claim or when it was seen.
+        bool same_claim = claim.empty() || (f.effective && *f.effective == claim);
+        from[r] = f.deleted ? (claim.empty() ? at : std::string(claim))
+                            : (same_claim ? at : std::string(claim));
+        upd.push_back(r);
+        if (!outcomes.empty())
+          outcomes[r] = f.deleted ? WriteOutcome::Revived : WriteOutcome::Updated;
       }
-      ArrayParam vf, eff, sq, hash, scope, vt;
-      for (size_t r : idx) {
-        vf.add(from[r] == at ? Param() : Param(from[r]));
-        eff.add(rows[r].valid_from.empty() ? Param() : Param(std::string(rows[r].valid_from)));
-        sq.add(seq[r]);
-        hash.add(rows[r].hash ? Param(to_param_text(rows[r].hash)) : Param());
-        scope.add(Param(to_param_text(rows[r].scope)));
-        vt.add(Param(from[r]));
+      auto params = [&](const std::vector<size_t>& idx, bool with_until) {
+        std::vector<Param> ps;
+        for (size_t c = 0; c < n; ++c) {
+          ArrayParam a;
+          for (size_t r : idx) a.add(cells[r * n + c]);
+          ps.push_back(a.done());
+        }
+        ArrayParam vf, eff, sq, hash, scope, vt;
+        for (size_t r : idx) {
+          vf.add(from[r] == at ? Param() : Param(from[r]));
+          eff.add(rows[r].valid_from.empty() ? Param() : Param(std::string(rows[r].valid_from)));
+          sq.add(seq[r]);
+          hash.add(rows[r].hash ? Param(to_param_text(rows[r].hash)) : Param());
+          scope.add(Param(to_param_text(rows[r].scope)));
+          vt.add(Param(from[r]));
+        }
+        for (ArrayParam* a : {&vf, &eff, &sq, &hash, &scope}) ps.push_back(a->done());
+        if (with_until) ps.push_back(vt.done());
+        ps.push_back(at);
+        ps.push_back(std::to_string(stamp.run_id));
+        return ps;
+      };
+      if (!ins.empty()) {
+        Result r = c_.exec(t.insert, params(ins, false));
+        if (static_cast<size_t>(r.affected()) != ins.size())
+          throw std::runtime_error("warehouse: rows of table '" + std::string(name) +
+                                   "' appeared while they were written");
       }
-      for (ArrayParam* a : {&vf, &eff, &sq, &hash, &scope}) ps.push_back(a->done());
-      if (with_until) ps.push_back(vt.done());
-      ps.push_back(at);
-      ps.push_back(std::to_string(stamp.run_id));
-      return ps;
+      if (!upd.empty()) c_.exec(t.write, params(upd, true));
     };
-    if (!ins.empty()) {
-      Result r = c_.exec(t.insert, params(ins, false));
-      if (static_cast<size_t>(r.affected()) != ins.size())
-        throw std::runtime_error("warehouse: rows of table '" + std::string(name) +
-                                 "' appeared while they were written");
+    for (size_t r = 0; r < rows.size(); ++r) {
+      std::string key;
+      for (int c : t.key) {
+        key += *cells[r * n + static_cast<size_t>(c)];
+        key += '\x1f';
+      }
+      // A key twice in one batch: its second write must see the first.
+      if (chunk.size() >= kBatch || keys.count(key)) flush();
+      if (stale) break;
+      keys.insert(std::move(key));
+      chunk.push_back(r);
     }
-    if (!upd.empty()) c_.exec(t.write, params(upd, true));
-  };
-  for (size_t r = 0; r < rows.size(); ++r) {
-    std::string key;
-    for (int c : t.key) {
-      key += *cells[r * n + static_cast<size_t>(c)];
-      key += '\x1f';
-    }
-    // A key twice in one batch: its second write must see the first.
-    if (chunk.size() >= kBatch || keys.count(key)) flush();
-    keys.insert(std::move(key));
-    chunk.push_back(r);
+    if (!stale) flush();
+    if (!stale) break;
+    forget();
+    if (round >= 2)
+      throw std::runtime_error("warehouse: the columns of table '" + std::string(name) +
+                               "' keep changing while it is written");
   }
-  flush();
   tx.commit();
 }
 

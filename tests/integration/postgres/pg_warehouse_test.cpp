@@ -517,6 +517,21 @@ TEST_F(PgWarehouseTest, ExactNumbersWidenTheirColumnAndSurviveEverywhere) {
   EXPECT_EQ(query("SELECT count(*) FROM n")[0].as_int(), 4);
 }
 
+// A widening undone by the caller's rollback leaves this object's layout stale: the next write
+// sees it and reads the table again, rather than cast 2.5 for a numeric column into the bigint
+// one (which PostgreSQL would round to 3).
+TEST_F(PgWarehouseTest, AWideningUndoneByARollbackIsNoticedBeforeWriting) {
+  make("t", kId, {{"n", ColumnType::Integer}});
+  conn_->query("BEGIN");
+  upsert("t", {parse_json(R"({"id":1,"n":123456789012345678901234567890})")});
+  conn_->query("ROLLBACK");
+  upsert("t", {parse_json(R"({"id":2,"n":2.5})")});
+  EXPECT_EQ(rows("SELECT id, n::text FROM t"), (Lines{"2 2.5"}));
+  EXPECT_EQ(rows("SELECT data_type FROM information_schema.columns WHERE table_name = 't' AND "
+                 "column_name = 'n'"),
+            (Lines{"numeric"}));
+}
+
 TEST_F(PgWarehouseTest, ChangeLogIsTheVersionsAndDeletionsInCommitOrder) {
   EXPECT_EQ(log().last_seq(), 0);
   make("sales", kId, {{"amount", ColumnType::Real}});
