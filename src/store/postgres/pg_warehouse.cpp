@@ -399,6 +399,17 @@ std::string key_sql(const PgWarehouse::Table& t, const std::string& a) {
 }
 
 void define_change_log_on(Conn& c);
+std::string change_log_select(Conn& c);
+
+// True when view `name` exists as `select` made it: every worker defines the views when it
+// starts, and doing it again would take locks for nothing.
+bool unchanged_view(Conn& c, std::string_view name, const std::string& select) {
+  if (!relation_exists(c, name)) return false;
+  Result r = name == kChangeLogView
+                 ? c.query("SELECT value FROM cascade_meta WHERE key='change_log_view'")
+                 : c.query("SELECT select_sql FROM cascade_views WHERE name=$1", name);
+  return r.rows() == 1 && r.text(0, 0) == select;
+}
 
 }  // namespace
 
@@ -509,6 +520,22 @@ void PgWarehouse::create_table(std::string_view table, std::span<const Column> k
   }
   for (const auto& [name, type] : kMetadata) sql += qi(name) + " " + std::string(type) + ", ";
   sql += "PRIMARY KEY(" + pk + "))";
+  // Every worker declares every table when it starts: one that is complete takes no lock.
+  if (auto t = load_table(c_, table); t && t->metadata == std::size(kMetadata)) {
+    std::vector<std::string> fields;
+    for (const auto& c : key) {
+      if (!c.field) continue;
+      fields.push_back(c.field_json);
+      if (fields.back().empty()) append_json_string(*c.field, fields.back());
+    }
+    Result r = c_.query(
+        "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND EXISTS(SELECT 1 "
+        "FROM cascade_tables WHERE table_name=$3) AND (SELECT count(*) FROM cascade_columns WHERE "
+        "table_name=$3 AND field_json = ANY($4::text[])) = $5",
+        qi(past_table_name(table)), qi(history_table_name(table)), table, text_array(fields),
+        static_cast<int64_t>(fields.size()));
+    if (r.text(0, 0) == "t") return;
+  }
   Unit tx(c_, *this);
   lock_schema();
   c_.query(sql);
@@ -639,7 +666,7 @@ void PgWarehouse::define_change_log() {
 
 namespace {
 
-void define_change_log_on(Conn& c) {
+std::string change_log_select(Conn& c) {
   std::string sql =
       "SELECT seq, table_name, key, 'delete'::text AS operation, image, run_id, at FROM "
       "cascade_deletions";
@@ -658,7 +685,12 @@ void define_change_log_on(Conn& c) {
     sql += branch(past, "_changed_at", "");
     sql += branch(name, "_last_changed", " AND a._deleted_at IS NULL");
   }
-  const std::string select = "SELECT * FROM (" + sql + ") u ORDER BY seq";
+  return "SELECT * FROM (" + sql + ") u ORDER BY seq";
+}
+
+void define_change_log_on(Conn& c) {
+  const std::string select = change_log_select(c);
+  if (unchanged_view(c, kChangeLogView, select)) return;
   // Analysts' views over the change log are kept (dropped and made again around the change).
   Result deps = c.query(kDependents, text_array(std::vector<std::string>{qi(kChangeLogView)}));
   std::vector<std::pair<std::string, std::string>> views;
@@ -671,6 +703,10 @@ void define_change_log_on(Conn& c) {
   c.query("CREATE VIEW " + qi(kChangeLogView) + " AS " + select);
   for (const auto& [name, def] : views)
     if (!relation_exists(c, name)) c.query("CREATE VIEW " + qi(name) + " AS " + def);
+  c.query(
+      "INSERT INTO cascade_meta(key, value) VALUES('change_log_view', $1) ON CONFLICT(key) DO "
+      "UPDATE SET value=excluded.value",
+      select);
 }
 
 }  // namespace
@@ -693,6 +729,7 @@ void PgWarehouse::create_pending_views() {
 }
 
 void PgWarehouse::define_view(std::string_view name, std::string_view select) {
+  if (unchanged_view(c_, name, std::string(select))) return;
   Unit tx(c_, *this);
   lock_schema();
   c_.query(
@@ -1585,6 +1622,7 @@ int64_t PgChangeLog::last_seq() {
 }
 
 void PgChangeLog::define_view() {
+  if (unchanged_view(c_, kChangeLogView, change_log_select(c_))) return;
   Tx tx(c_);
   c_.query(kLockSchema);
   define_change_log_on(c_);

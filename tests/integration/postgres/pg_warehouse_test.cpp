@@ -611,6 +611,32 @@ TEST_F(PgWarehouseTest, ViewsMayPrecedeTheirTablesAndFollowTheirColumns) {
   EXPECT_EQ(query("SELECT n FROM log_count")[0].as_int(), 2);
 }
 
+// Every worker declares its tables and views when it starts: declaring them again as they are
+// takes no lock, so a worker starting never waits for another one's schema work.
+TEST_F(PgWarehouseTest, DeclaringTheSchemaAgainAsItIsTakesNoLock) {
+  Column key{"id", ColumnType::Integer};
+  wh().create_table("t", std::vector<Column>{key});
+  wh().define_view("v", "SELECT id FROM t");
+  log().define_view();
+  auto other = connect();
+  other->query("SELECT pg_advisory_lock(hashtext('cascade_schema'))");
+  conn_->query("SET lock_timeout = '1s'");
+  auto c2 = connect();
+  c2->query("SET lock_timeout = '1s'");
+  EXPECT_NO_THROW({
+    PgWarehouse again(*c2);
+    PgChangeLog log2(*c2);
+    again.create_table("t", std::vector<Column>{key});
+    again.define_view("v", "SELECT id FROM t");
+    log2.define_view();
+  });
+  // A change does wait for the lock (and gives up here).
+  EXPECT_THROW(wh().define_view("v", "SELECT id, _version FROM t"), pg::QueryError);
+  other->query("SELECT pg_advisory_unlock(hashtext('cascade_schema'))");
+  wh().define_view("v", "SELECT id, _version FROM t");
+  EXPECT_EQ(wh().query("SELECT * FROM v").columns, (std::vector<std::string>{"id", "_version"}));
+}
+
 // The seq counter serialises writers until they commit: a second writer's seqs come after the
 // first one's commit, so a reader following seq never sees a gap filled later.
 TEST_F(PgWarehouseTest, SeqIsCommitOrderedAcrossConnections) {
