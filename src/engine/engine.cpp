@@ -812,7 +812,7 @@ struct Engine::Impl {
       return;
     } catch (const StorageError&) {
       throw;
-    } catch (const ContendedError& ex) {
+    } catch (const Contention& ex) {
       // Another worker is applying what this message needs: its effects are undone and it is
       // retried once that worker has committed, uncounted; it compares with what was written.
       s.rollback_to_savepoint();
@@ -1006,7 +1006,7 @@ struct Engine::Impl {
         try {
           receive_more();
           e.store_.commit();
-        } catch (const ContendedError&) {
+        } catch (const Contention&) {
           // Workers sharing the queues met in the database's locks and this receive was undone
           // to break the cycle; the next turn receives again. Tasks it started hold receipts
           // that are now stale: their effects are skipped at the ack.
@@ -1103,7 +1103,7 @@ size_t Engine::reset_cursors() {
 
 void Engine::prepare() {
   // Workers starting together on one database may meet in its locks, and the database then
-  // fails one of them to break the cycle (ContendedError): that one declares again.
+  // fails one of them to break the cycle (a Contention): that one declares again.
   for (int attempt = 1;; ++attempt) {
     store_.begin();
     try {
@@ -1114,7 +1114,7 @@ void Engine::prepare() {
       define_views();
       store_.commit();
       return;
-    } catch (const ContendedError&) {
+    } catch (const Contention&) {
       store_.rollback();
       if (attempt == 5) throw;
       std::this_thread::sleep_for(std::chrono::milliseconds(50 * attempt));
