@@ -820,8 +820,17 @@ struct Engine::Impl {
       counters[t.stage] = std::move(before);
       const CompiledStage& st = plan.stages()[t.stage];
       if (!t.receipt.empty()) {
+        const Duration retry_in = std::chrono::milliseconds(100);
         s.savepoint();
-        e.store_.queue().release(st.queue, t.receipt, std::chrono::milliseconds(100));
+        try {
+          e.store_.queue().release(st.queue, t.receipt, retry_in);
+        } catch (const Contention&) {
+          // Returning it uncounted met another worker's lock too (an identical waiting body):
+          // it comes back as soon, with this receive counted.
+          s.rollback_to_savepoint();
+          s.savepoint();
+          e.store_.queue().change_visibility(st.queue, t.receipt, retry_in, {});
+        }
         s.release_savepoint();
         maybe_ready[t.stage] = true;
         spdlog::debug("{}: {}: retrying shortly", st.name, ex.what());
