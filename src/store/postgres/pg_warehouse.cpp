@@ -1440,8 +1440,8 @@ void PgWarehouse::query_rows(std::string_view sql, RowSink& sink) {
   forget();
   PGconn* pc = c_.raw();
   if (!pc || c_.broken()) throw StorageError("postgres: not connected");
-  // Inside the caller's transaction, a savepoint lets a cancel or a failed statement end only
-  // this query, never the caller's unit of work.
+  // Inside the caller's transaction, a savepoint lets the cancel of a query stopped early end
+  // only this query. A statement the server refuses fails the unit of work, as any other does.
   const bool in_tx = c_.in_transaction();
   if (in_tx) c_.query("SAVEPOINT cascade_query");
   if (!PQsendQuery(pc, std::string(sql).c_str()))
@@ -1555,11 +1555,11 @@ void PgWarehouse::query_rows(std::string_view sql, RowSink& sink) {
     }
   }
   if (c_.broken()) throw StorageError("postgres: connection lost");
-  if (in_tx) {
+  if (in_tx && error.empty()) {
     try {
-      if (stopped || !error.empty()) c_.query("ROLLBACK TO SAVEPOINT cascade_query");
+      if (stopped) c_.query("ROLLBACK TO SAVEPOINT cascade_query");
       c_.query("RELEASE SAVEPOINT cascade_query");
-    } catch (const QueryError&) {
+    } catch (const std::runtime_error&) {
       // The SQL ended the transaction itself (COMMIT, ROLLBACK): no savepoint is left.
     }
   }

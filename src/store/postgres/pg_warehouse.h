@@ -101,8 +101,8 @@ class PgWarehouse final : public Warehouse {
   QueryResult query(std::string_view sql) override;
   // Streams with libpq's single-row mode; several statements may be given. Ending early (the
   // sink returns false or throws) cancels the statement. Inside the caller's transaction the
-  // query runs under a savepoint, so that a cancel or an error undoes only the query and the
-  // unit of work goes on (as on SQLite). Types: int2/4/8 ->
+  // query runs under a savepoint, so that such a cancel undoes only the query and the unit of
+  // work goes on; a statement the server refuses fails the unit of work. Types: int2/4/8 ->
   // Integer, float4/8 -> Real, bool -> Integer 0/1, bytea -> Blob, anything else (numeric
   // included, so that it stays exact) -> Text.
   void query_rows(std::string_view sql, RowSink& sink) override;

@@ -262,9 +262,15 @@ TEST_F(PgWarehouseTest, QueryReturnsTypedValuesAndErrors) {
   wh().query_rows("SELECT generate_series(1, 1000000000)", again);
   EXPECT_EQ(again.rows, 3);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
-  EXPECT_THROW(wh().query("SELECT * FROM no_such_table"), std::runtime_error);
   wh().query("INSERT INTO x VALUES(6)");
   conn_->query("COMMIT");
+  EXPECT_EQ(query("SELECT count(*) FROM x")[0].as_int(), 3);
+  // A statement the server refuses fails the unit of work, as on the store's own statements.
+  conn_->query("BEGIN");
+  wh().query("INSERT INTO x VALUES(7)");
+  EXPECT_THROW(wh().query("SELECT * FROM no_such_table"), std::runtime_error);
+  EXPECT_THROW(wh().query("INSERT INTO x VALUES(8)"), std::runtime_error);
+  conn_->query("ROLLBACK");
   EXPECT_EQ(query("SELECT count(*) FROM x")[0].as_int(), 3);
 
   auto rel = wh().relations();
@@ -631,7 +637,7 @@ TEST_F(PgWarehouseTest, DeclaringTheSchemaAgainAsItIsTakesNoLock) {
     log2.define_view();
   });
   // A change does wait for the lock (and gives up here).
-  EXPECT_THROW(wh().define_view("v", "SELECT id, _version FROM t"), pg::QueryError);
+  EXPECT_ANY_THROW(wh().define_view("v", "SELECT id, _version FROM t"));
   other->query("SELECT pg_advisory_unlock(hashtext('cascade_schema'))");
   wh().define_view("v", "SELECT id, _version FROM t");
   EXPECT_EQ(wh().query("SELECT * FROM v").columns, (std::vector<std::string>{"id", "_version"}));
@@ -757,10 +763,14 @@ TEST_F(PgWarehouseTest, ConcurrentWorkersCreateTheSchemaOnceAndLoseNoWrite) {
               wh.upsert("t", std::vector<const Value*>{&row});
               c->query("COMMIT");
               break;
-            } catch (const pg::QueryError& e) {
+            } catch (const std::runtime_error& e) {
               c->query("ROLLBACK");
               wh.forget();
-              if ((e.sqlstate() != "40P01" && e.sqlstate() != "40001") || attempt > 20) throw;
+              // A deadlock victim or a serialization failure, whatever class reports it.
+              std::string what = e.what();
+              bool retry = what.find("[40P01]") != std::string::npos ||
+                           what.find("[40001]") != std::string::npos;
+              if (!retry || attempt > 20) throw;
               ++retries;
             }
           }
