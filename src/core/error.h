@@ -42,12 +42,22 @@ class StorageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// What a message needs is held by another worker sharing the storage right now (the same listing,
-// or a lock cycle the database broke): nothing is wrong with the message or the storage. Only the
-// message's own effects are rolled back, and it is retried shortly without counting a receive.
-class ContendedError : public std::runtime_error {
+// Contention with another worker sharing the storage: what a message needs is held by another
+// worker right now (the same listing), or the database failed a statement to break a lock cycle
+// among workers. Nothing is wrong with the message or the storage: only the unit (or the
+// message's savepoint) is undone, and it is retried shortly without counting a receive. Mixed
+// into the exceptions that mean it (ContendedError here, a backend's own query error there), so
+// callers catch this type.
+class Contention {
+ public:
+  virtual ~Contention() = default;
+  virtual const char* what() const noexcept = 0;
+};
+
+class ContendedError : public std::runtime_error, public Contention {
  public:
   using std::runtime_error::runtime_error;
+  const char* what() const noexcept override { return std::runtime_error::what(); }
 };
 
 }  // namespace cascade

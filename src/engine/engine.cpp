@@ -856,7 +856,7 @@ struct Engine::Impl {
       return;
     } catch (const StorageError&) {
       throw;
-    } catch (const ContendedError& ex) {
+    } catch (const Contention& ex) {
       // Another worker is applying what this message needs: its effects are undone and it is
       // retried once that worker has committed, uncounted; it compares with what was written.
       s.rollback_to_savepoint();
@@ -864,8 +864,17 @@ struct Engine::Impl {
       counters[t.stage] = std::move(before);
       const CompiledStage& st = plan.stages()[t.stage];
       if (!t.receipt.empty()) {
+        const Duration retry_in = std::chrono::milliseconds(100);
         s.savepoint();
-        e.store_.queue().release(st.queue, t.receipt, std::chrono::milliseconds(100));
+        try {
+          e.store_.queue().release(st.queue, t.receipt, retry_in);
+        } catch (const Contention&) {
+          // Returning it uncounted met another worker's lock too (an identical waiting body):
+          // it comes back as soon, with this receive counted.
+          s.rollback_to_savepoint();
+          s.savepoint();
+          e.store_.queue().change_visibility(st.queue, t.receipt, retry_in, {});
+        }
         s.release_savepoint();
         maybe_ready[t.stage] = true;
         spdlog::debug("{}: {}: retrying shortly", st.name, ex.what());
@@ -1050,7 +1059,7 @@ struct Engine::Impl {
         try {
           receive_more();
           e.store_.commit();
-        } catch (const ContendedError&) {
+        } catch (const Contention&) {
           // Workers sharing the queues met in the database's locks and this receive was undone
           // to break the cycle; the next turn receives again. Tasks it started hold receipts
           // that are now stale: their effects are skipped at the ack.
@@ -1148,7 +1157,7 @@ size_t Engine::reset_cursors() {
 
 void Engine::prepare() {
   // Workers starting together on one database may meet in its locks, and the database then
-  // fails one of them to break the cycle (ContendedError): that one declares again.
+  // fails one of them to break the cycle (a Contention): that one declares again.
   for (int attempt = 1;; ++attempt) {
     store_.begin();
     try {
@@ -1159,7 +1168,7 @@ void Engine::prepare() {
       define_views();
       store_.commit();
       return;
-    } catch (const ContendedError&) {
+    } catch (const Contention&) {
       store_.rollback();
       if (attempt == 5) throw;
       std::this_thread::sleep_for(std::chrono::milliseconds(50 * attempt));

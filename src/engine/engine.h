@@ -91,7 +91,10 @@ class Engine {
   size_t reset_cursors();
 
   // One run: enqueues each root stage's messages (from its inputs, or from `event` when given),
-  // then processes until every queue is drained or request_stop() is called.
+  // then processes until every queue is drained or request_stop() is called. With queues other
+  // processes share (Store::claim_consumer() false), drained means every queue empty and nothing
+  // in flight in any of them, and no orphan sweep runs: this process saw only its share of the
+  // crawl's listings.
   RunSummary sync(const Value* event = nullptr, bool seed_roots = true);
 
   // One run seeded by the named root stages only (their inputs), e.g. the roots whose schedule

@@ -56,10 +56,10 @@ bool is_storage_state(std::string_view st) {
          st.starts_with("58") || st.starts_with("XX") || st == "57014";
 }
 
-// Another session holds what the statement needs: a deadlock the server broke, a serialization
-// failure, a lock not available.
+// The server failed the statement to settle a conflict with another session: a deadlock it broke,
+// a serialization failure. (A lock_timeout the caller set, 55P03, stays a QueryError: it asked.)
 bool is_contention_state(std::string_view st) {
-  return st == "40P01" || st == "40001" || st == "55P03";
+  return st == "40P01" || st == "40001";
 }
 
 }  // namespace
@@ -196,7 +196,7 @@ void Conn::fail(pg_result* r, std::string_view sql) {
   if (PQstatus(c_) == CONNECTION_BAD) throw StorageError("postgres: connection lost: " + msg);
   if (is_storage_state(state)) throw StorageError("postgres: " + msg + " [" + state + "]");
   if (is_contention_state(state))
-    throw ContendedError("postgres: " + msg + " [" + state + "] in: " + trim(what));
+    throw ContendedQueryError("postgres: " + msg + " [" + state + "] in: " + trim(what), state);
   throw QueryError("postgres: " + msg + " [" + state + "] in: " + trim(what), state);
 }
 

@@ -6,8 +6,9 @@
 // the SQLSTATE and the server's message). A connection that cannot be opened or is lost, and
 // server-side resource or system failures (SQLSTATE classes 08, 53, 57P, 58, XX), throw
 // cascade::StorageError: nothing the caller sent is to blame; so does a statement cancelled
-// (57014). Contention with another session (deadlock 40P01, serialization failure 40001, lock not
-// available 55P03) throws cascade::ContendedError: retrying later is the remedy. No message ever
+// (57014). Contention the server settled by failing the statement (deadlock 40P01, serialization
+// failure 40001) throws ContendedQueryError, a QueryError that is also a cascade::Contention:
+// retrying later is the remedy. No message ever
 // contains the password of the connection string or of PGPASSWORD.
 //
 // Not thread-safe: one owner thread per Conn (libpq connections must not be shared), except
@@ -42,6 +43,13 @@ class QueryError : public std::runtime_error {
 
  private:
   std::string sqlstate_;
+};
+
+// A statement the server failed to settle a conflict with another session (40P01, 40001).
+class ContendedQueryError final : public QueryError, public Contention {
+ public:
+  using QueryError::QueryError;
+  const char* what() const noexcept override { return QueryError::what(); }
 };
 
 // One parameter in text format; nullopt is SQL NULL.

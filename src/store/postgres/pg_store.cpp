@@ -46,7 +46,7 @@ class PgStore final : public Store {
       try {
         open_parts(clock, options);
         break;
-      } catch (const ContendedError&) {
+      } catch (const Contention&) {
         if (attempt == 5) throw;
         std::this_thread::sleep_for(std::chrono::milliseconds(50 * attempt));
       }

@@ -9,6 +9,7 @@
 #include <exception>
 #include <set>
 #include <stdexcept>
+#include <tuple>
 
 #include "core/json.h"
 #include "store/names.h"
@@ -157,11 +158,64 @@ class ArrayParam {
   bool first_ = true;
 };
 
+// Whether numeric (and so jsonb) holds the decimal `text`: at most 131072 digits before the
+// point and 16383 after it.
+bool numeric_holds(std::string_view text) {
+  size_t e = text.find_first_of("eE");
+  std::string_view mantissa = text.substr(0, e);
+  int64_t exp = 0;
+  if (e != std::string_view::npos) {
+    std::string_view x = text.substr(e + 1);
+    if (!x.empty() && x.front() == '+') x.remove_prefix(1);
+    if (std::from_chars(x.data(), x.data() + x.size(), exp).ec != std::errc()) return false;
+  }
+  size_t dot = mantissa.find('.');
+  int64_t before = static_cast<int64_t>(dot == std::string_view::npos ? mantissa.size() : dot);
+  int64_t after =
+      dot == std::string_view::npos ? 0 : static_cast<int64_t>(mantissa.size() - dot - 1);
+  return before + exp <= 131072 && after - exp <= 16383;
+}
+
+bool numbers_fit_numeric(const Value& v) {
+  switch (v.type()) {
+    case Value::Type::Decimal:
+      return numeric_holds(v.as_decimal());
+    case Value::Type::Array:
+      for (const auto& x : v.as_array())
+        if (!numbers_fit_numeric(x)) return false;
+      return true;
+    case Value::Type::Object:
+      for (const auto& [name, x] : v.as_object())
+        if (!numbers_fit_numeric(x)) return false;
+      return true;
+    default:
+      return true;
+  }
+}
+
+// PostgreSQL's text and jsonb refuse the NUL character.
+bool has_nul(const Value& v) {
+  switch (v.type()) {
+    case Value::Type::String:
+      return v.as_string().find('\0') != std::string::npos;
+    case Value::Type::Array:
+      for (const auto& x : v.as_array())
+        if (has_nul(x)) return true;
+      return false;
+    case Value::Type::Object:
+      for (const auto& [name, x] : v.as_object())
+        if (name.find('\0') != std::string::npos || has_nul(x)) return true;
+      return false;
+    default:
+      return false;
+  }
+}
+
 // The text of `v` for a column of kind `k`, exactly. False when the column cannot hold it
 // without rounding or refusing it; `widen` then says the kind that can.
 bool render(const Value& v, Kind k, Param& out, Kind& widen) {
   auto number_or_text = [&]() {
-    widen = v.is_number() ? Kind::Numeric : Kind::Text;
+    widen = v.is_number() && numbers_fit_numeric(v) ? Kind::Numeric : Kind::Text;
     return false;
   };
   auto as_text = [&]() {
@@ -193,6 +247,10 @@ bool render(const Value& v, Kind k, Param& out, Kind& widen) {
     out = std::nullopt;
     return true;
   }
+  if (has_nul(v)) {
+    widen = Kind::Other;  // no column can hold it
+    return false;
+  }
   switch (k) {
     case Kind::Int:
       if (v.is_int()) return as_text();
@@ -211,7 +269,7 @@ bool render(const Value& v, Kind k, Param& out, Kind& widen) {
         return as_text();
       return number_or_text();
     case Kind::Numeric:
-      if (v.is_number()) return as_text();
+      if (v.is_number() && numbers_fit_numeric(v)) return as_text();
       widen = Kind::Text;
       return false;
     case Kind::Bool:
@@ -219,6 +277,10 @@ bool render(const Value& v, Kind k, Param& out, Kind& widen) {
       widen = Kind::Text;
       return false;
     case Kind::Json:
+      if (!numbers_fit_numeric(v)) {
+        widen = Kind::Text;
+        return false;
+      }
       out = canonical_json(v);
       return true;
     case Kind::Text:
@@ -247,6 +309,13 @@ GROUP BY c.oid, c.relname, v.select_sql ORDER BY 3, 1
 )sql";
 
 void ensure_schema(Conn& c) {
+  // Made already (the usual case): no lock, and no DDL that a role without CREATE may not run.
+  Result r = c.query(
+      "SELECT count(to_regclass(n)) FROM unnest('{cascade_meta,cascade_deletions,"
+      "cascade_columns,cascade_tables,cascade_type_conflicts,cascade_views}'::text[]) n");
+  if (r.integer(0, 0) == 6 &&
+      c.query("SELECT 1 FROM cascade_meta WHERE key='change_seq'").rows() == 1)
+    return;
   Tx tx(c);
   // Concurrent CREATE ... IF NOT EXISTS can still collide in the catalog: one at a time.
   c.query(kLockSchema);
@@ -266,7 +335,8 @@ struct PgWarehouse::Table {
   std::vector<Kind> kind;
   std::vector<int> key;  // positions in `columns`, in key order
   std::map<std::string, int, std::less<>> index;
-  size_t metadata = 0;  // metadata columns present
+  size_t metadata = 0;      // metadata columns present
+  std::string fingerprint;  // every column's name and type, as the lookup reads them
   std::string lookup, insert, write, candidates, remove, items;
 };
 
@@ -285,6 +355,7 @@ std::unique_ptr<PgWarehouse::Table> load_table(Conn& c, std::string_view name) {
   std::vector<std::pair<int64_t, int>> pk;
   for (int i = 0; i < r.rows(); ++i) {
     std::string col(r.text(i, 0));
+    t->fingerprint += col + ":" + std::string(r.text(i, 1)) + ",";
     if (is_metadata_column(col)) {
       ++t->metadata;
       continue;
@@ -328,13 +399,50 @@ std::string key_sql(const PgWarehouse::Table& t, const std::string& a) {
 }
 
 void define_change_log_on(Conn& c);
+std::string change_log_select(Conn& c);
+
+// True when view `name` exists as `select` made it: every worker defines the views when it
+// starts, and doing it again would take locks for nothing.
+bool unchanged_view(Conn& c, std::string_view name, const std::string& select) {
+  if (!relation_exists(c, name)) return false;
+  Result r = name == kChangeLogView
+                 ? c.query("SELECT value FROM cascade_meta WHERE key='change_log_view'")
+                 : c.query("SELECT select_sql FROM cascade_views WHERE name=$1", name);
+  return r.rows() == 1 && r.text(0, 0) == select;
+}
+
+}  // namespace
+
+namespace {
+
+// A transaction of the warehouse's own (or the caller's, joined): a failure forgets the cached
+// layouts, which may describe DDL the rollback undoes (a stale type would make values be cast
+// to a type the column no longer has).
+class Unit {
+ public:
+  Unit(Conn& c, PgWarehouse& w) : tx_(c), w_(w) {}
+  ~Unit() {
+    if (!done_) w_.forget();
+  }
+  Unit(const Unit&) = delete;
+  Unit& operator=(const Unit&) = delete;
+  void commit() {
+    tx_.commit();
+    done_ = true;
+  }
+
+ private:
+  Tx tx_;
+  PgWarehouse& w_;
+  bool done_ = false;
+};
 
 }  // namespace
 
 PgWarehouse::PgWarehouse(Conn& conn) : c_(conn) {
   ensure_schema(c_);
   if (!relation_exists(c_, kChangeLogView)) {
-    Tx tx(c_);
+    Unit tx(c_, *this);
     lock_schema();
     if (!relation_exists(c_, kChangeLogView)) define_change_log();
     tx.commit();
@@ -360,7 +468,7 @@ PgWarehouse::Table& PgWarehouse::table(std::string_view name) {
   auto t = load_table(c_, name);
   if (!t) throw std::runtime_error("warehouse: table '" + std::string(name) + "' does not exist");
   if (t->metadata < std::size(kMetadata) || !relation_exists(c_, past_table_name(name))) {
-    Tx tx(c_);
+    Unit tx(c_, *this);
     lock_schema();
     upgrade(name);
     tx.commit();
@@ -412,7 +520,23 @@ void PgWarehouse::create_table(std::string_view table, std::span<const Column> k
   }
   for (const auto& [name, type] : kMetadata) sql += qi(name) + " " + std::string(type) + ", ";
   sql += "PRIMARY KEY(" + pk + "))";
-  Tx tx(c_);
+  // Every worker declares every table when it starts: one that is complete takes no lock.
+  if (auto t = load_table(c_, table); t && t->metadata == std::size(kMetadata)) {
+    std::vector<std::string> fields;
+    for (const auto& c : key) {
+      if (!c.field) continue;
+      fields.push_back(c.field_json);
+      if (fields.back().empty()) append_json_string(*c.field, fields.back());
+    }
+    Result r = c_.query(
+        "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND EXISTS(SELECT 1 "
+        "FROM cascade_tables WHERE table_name=$3) AND (SELECT count(*) FROM cascade_columns WHERE "
+        "table_name=$3 AND field_json = ANY($4::text[])) = $5",
+        qi(past_table_name(table)), qi(history_table_name(table)), table, text_array(fields),
+        static_cast<int64_t>(fields.size()));
+    if (r.text(0, 0) == "t") return;
+  }
+  Unit tx(c_, *this);
   lock_schema();
   c_.query(sql);
   for (const auto& c : key)
@@ -459,7 +583,7 @@ void PgWarehouse::upgrade(std::string_view table) {
 
 void PgWarehouse::add_columns(std::string_view table, std::span<const Column> cols) {
   this->table(table);  // upgrades a table from before the metadata columns
-  Tx tx(c_);
+  Unit tx(c_, *this);
   lock_schema();
   // Another worker may have added some since this one looked.
   auto t = load_table(c_, table);
@@ -489,7 +613,7 @@ void PgWarehouse::add_columns(std::string_view table, std::span<const Column> co
     if (c.field) record(table, c);
   create_pending_views();
   tx.commit();
-  tables_.erase(tables_.find(table));
+  if (auto it = tables_.find(table); it != tables_.end()) tables_.erase(it);
 }
 
 template <class F>
@@ -542,7 +666,7 @@ void PgWarehouse::define_change_log() {
 
 namespace {
 
-void define_change_log_on(Conn& c) {
+std::string change_log_select(Conn& c) {
   std::string sql =
       "SELECT seq, table_name, key, 'delete'::text AS operation, image, run_id, at FROM "
       "cascade_deletions";
@@ -561,7 +685,12 @@ void define_change_log_on(Conn& c) {
     sql += branch(past, "_changed_at", "");
     sql += branch(name, "_last_changed", " AND a._deleted_at IS NULL");
   }
-  const std::string select = "SELECT * FROM (" + sql + ") u ORDER BY seq";
+  return "SELECT * FROM (" + sql + ") u ORDER BY seq";
+}
+
+void define_change_log_on(Conn& c) {
+  const std::string select = change_log_select(c);
+  if (unchanged_view(c, kChangeLogView, select)) return;
   // Analysts' views over the change log are kept (dropped and made again around the change).
   Result deps = c.query(kDependents, text_array(std::vector<std::string>{qi(kChangeLogView)}));
   std::vector<std::pair<std::string, std::string>> views;
@@ -574,6 +703,10 @@ void define_change_log_on(Conn& c) {
   c.query("CREATE VIEW " + qi(kChangeLogView) + " AS " + select);
   for (const auto& [name, def] : views)
     if (!relation_exists(c, name)) c.query("CREATE VIEW " + qi(name) + " AS " + def);
+  c.query(
+      "INSERT INTO cascade_meta(key, value) VALUES('change_log_view', $1) ON CONFLICT(key) DO "
+      "UPDATE SET value=excluded.value",
+      select);
 }
 
 }  // namespace
@@ -596,7 +729,8 @@ void PgWarehouse::create_pending_views() {
 }
 
 void PgWarehouse::define_view(std::string_view name, std::string_view select) {
-  Tx tx(c_);
+  if (unchanged_view(c_, name, std::string(select))) return;
+  Unit tx(c_, *this);
   lock_schema();
   c_.query(
       "INSERT INTO cascade_views(name, select_sql) VALUES($1, $2) ON CONFLICT(name) DO UPDATE SET "
@@ -619,7 +753,7 @@ void PgWarehouse::define_view(std::string_view name, std::string_view select) {
 
 bool PgWarehouse::widen(std::string_view table, Table& cached,
                         const std::vector<std::pair<int, int>>& wanted) {
-  Tx tx(c_);
+  Unit tx(c_, *this);
   lock_schema();
   auto t = load_table(c_, table);
   std::map<std::string, Kind> target;
@@ -636,7 +770,7 @@ bool PgWarehouse::widen(std::string_view table, Table& cached,
     Kind now = t->kind[static_cast<size_t>(it->second)];
     if (k == Kind::Numeric && (now == Kind::Int || now == Kind::Real))
       alters.emplace_back(name, "numeric");
-    else if (k == Kind::Text && now != Kind::Text && now != Kind::Json && now != Kind::Other)
+    else if (k == Kind::Text && now != Kind::Text && now != Kind::Other)
       alters.emplace_back(name, "text");
   }
   if (!alters.empty()) {
@@ -656,8 +790,16 @@ bool PgWarehouse::widen(std::string_view table, Table& cached,
     });
   }
   tx.commit();
-  tables_.erase(tables_.find(table));
-  return !alters.empty();
+  // Another worker may have widened them already: then this one's layout was stale.
+  bool changed = !alters.empty();
+  for (const auto& [col, kind] : wanted) {
+    auto it = t->index.find(cached.columns[static_cast<size_t>(col)].name);
+    if (it != t->index.end() &&
+        t->kind[static_cast<size_t>(it->second)] != cached.kind[static_cast<size_t>(col)])
+      changed = true;
+  }
+  if (auto it = tables_.find(table); it != tables_.end()) tables_.erase(it);
+  return changed;
 }
 
 int64_t PgWarehouse::reserve(int64_t n, std::string& before) {
@@ -705,22 +847,33 @@ std::string key_match(const PgWarehouse::Table& t, const std::string& a, const s
   return out;
 }
 
-std::string past_columns(const PgWarehouse::Table& t, const std::string& a) {
-  std::string cols;
-  for (const auto& c : t.columns) cols += (a.empty() ? "" : a + ".") + qi(c.name) + ", ";
-  return cols;
-}
-
-// The SELECT list that closes a current version at `until` as a past version.
-std::string archive_select(const PgWarehouse::Table& t, const std::string& until) {
+// Each key's row through its primary key index, with what moving it to the past table needs:
+// a LATERAL subquery behind OFFSET 0 is a nested loop of index probes, where a plain join of
+// the key arrays with the table may be planned as a scan of the whole table per batch.
+std::string current_of(std::string_view table, const PgWarehouse::Table& t,
+                       const std::string& until, const std::string& where) {
   std::string start = "coalesce(t._valid_from, " + iso("t._last_changed") + ")";
-  return "SELECT " + past_columns(t, "t") + "t._version, " + start + ", GREATEST(" + start +
-         " COLLATE \"C\", " + until + "), t._effective, t._run_id, t._seq, t._last_changed";
+  std::string cols;
+  for (size_t i = 0; i < t.columns.size(); ++i)
+    cols += "t." + qi(t.columns[i].name) + " AS o" + std::to_string(i) + ", ";
+  return "CROSS JOIN LATERAL (SELECT t.ctid AS tid, " + cols + "t._version AS o_version, " + start +
+         " AS o_from, GREATEST(" + start + " COLLATE \"C\", " + until +
+         ") AS o_to, t._effective AS o_eff, t._run_id AS o_run, t._seq AS o_seq, t._last_changed "
+         "AS o_changed, t._deleted_at IS NULL AS o_live FROM " +
+         qi(table) + " t WHERE " + where + " OFFSET 0) x";
 }
 
-std::string archive_into(std::string_view table, const PgWarehouse::Table& t) {
-  return "INSERT INTO " + qi(past_table_name(table)) + "(" + past_columns(t, "") +
-         "_version, _valid_from, _valid_to, _effective, _run_id, _seq, _changed_at) ";
+// Moves the rows of `cur` (made with current_of) that satisfy `where` to the past table.
+std::string archive_from_cur(std::string_view table, const PgWarehouse::Table& t,
+                             const std::string& where) {
+  std::string cols, olds;
+  for (size_t i = 0; i < t.columns.size(); ++i) {
+    cols += qi(t.columns[i].name) + ", ";
+    olds += "o" + std::to_string(i) + ", ";
+  }
+  return "INSERT INTO " + qi(past_table_name(table)) + "(" + cols +
+         "_version, _valid_from, _valid_to, _effective, _run_id, _seq, _changed_at) SELECT " +
+         olds + "o_version, o_from, o_to, o_eff, o_run, o_seq, o_changed FROM cur" + where;
 }
 
 void build_writes(std::string_view name, PgWarehouse::Table& t) {
@@ -729,10 +882,15 @@ void build_writes(std::string_view name, PgWarehouse::Table& t) {
   const size_t n = t.columns.size(), k = t.key.size();
   t.lookup =
       "SELECT NULL::int, NULL::bigint, NULL::boolean, NULL::bigint, NULL::text, (SELECT "
-      "value FROM cascade_meta WHERE key='change_seq') UNION ALL SELECT v.o, t._hash, "
-      "t._deleted_at IS NOT NULL, t._version, t._effective, NULL FROM " +
-      rows_from(t, true, {{"o", "int"}}) + " JOIN " + table + " t ON " +
-      key_match(t, "t", "v", true);
+      "value FROM cascade_meta WHERE key='change_seq'), (SELECT string_agg(attname || ':' || "
+      "format_type(atttypid, atttypmod) || ',', '' ORDER BY attnum) FROM pg_attribute WHERE "
+      "attrelid = " +
+      lit(table) +
+      "::regclass AND attnum > 0 AND NOT attisdropped) UNION ALL SELECT v.o, x.*, NULL FROM " +
+      rows_from(t, true, {{"o", "int"}}) +
+      " CROSS JOIN LATERAL (SELECT t._hash, t._deleted_at IS NOT NULL, t._version, t._effective, "
+      "NULL::text FROM " +
+      table + " t WHERE " + key_match(t, "t", "v", true) + " OFFSET 0) x";
   const std::vector<std::pair<std::string, std::string>> meta{
       {"vf", "text"}, {"eff", "text"}, {"seq", "bigint"}, {"hash", "bigint"}, {"scope", "bigint"}};
   std::string cols, vals;
@@ -755,52 +913,40 @@ void build_writes(std::string_view name, PgWarehouse::Table& t) {
   std::string sets;
   for (size_t i = 0; i < n; ++i) {
     if (std::find(t.key.begin(), t.key.end(), static_cast<int>(i)) != t.key.end()) continue;
-    sets += qi(t.columns[i].name) + " = v.c" + std::to_string(i) + ", ";
+    sets += qi(t.columns[i].name) + " = cur.c" + std::to_string(i) + ", ";
   }
-  t.write = "WITH v AS (SELECT * FROM " + rows_from(t, false, write_meta, 1) + "), arc AS (" +
-            archive_into(name, t) + archive_select(t, "v.vt") + " FROM " + table + " t JOIN v ON " +
-            key_match(t, "t", "v", false) +
-            " WHERE t._deleted_at IS NULL AND t._version > 0) UPDATE " + table + " t SET " + sets +
-            "_last_changed = " + wat +
+  // The rows to update are found by their ctid, and `ctid = ANY(ARRAY(...))` lets the planner
+  // fetch just those (a TID scan) where a join alone may be planned as a scan of the table.
+  t.write = "WITH v AS (SELECT * FROM " + rows_from(t, false, write_meta, 1) +
+            "), cur AS (SELECT v.*, x.* FROM v " +
+            current_of(name, t, "v.vt", key_match(t, "t", "v", false)) + "), arc AS (" +
+            archive_from_cur(name, t, " WHERE o_live AND o_version > 0") + ") UPDATE " + table +
+            " t SET " + sets + "_last_changed = " + wat +
             ", _version = coalesce(t._version, 0) + 1, _run_id = " + wrun +
-            ", _deleted_at = NULL, _valid_from = v.vf, _effective = v.eff, _seq = v.seq, _hash = "
-            "v.hash, _scope = v.scope FROM v WHERE " +
-            key_match(t, "t", "v", false);
+            ", _deleted_at = NULL, _valid_from = cur.vf, _effective = cur.eff, _seq = cur.seq, "
+            "_hash = cur.hash, _scope = cur.scope FROM cur WHERE t.ctid = cur.tid AND t.ctid = "
+            "ANY(ARRAY(SELECT tid FROM cur))";
   // Deletes. Parameters: key arrays, ords, key JSON, image JSON; then scope, at, run, base seq,
   // table name.
   const std::vector<std::pair<std::string, std::string>> del{
       {"o", "int"}, {"kj", "text"}, {"ij", "text"}};
-  const std::string scope = p(k + 4) + "::bigint", dat = p(k + 5), drun = p(k + 6) + "::bigint",
-                    base = p(k + 7) + "::bigint", tname = p(k + 8) + "::text";
-  const std::string live =
-      " WHERE t._deleted_at IS NULL AND (" + scope + " IS NULL OR t._scope = " + scope + ")";
-  t.candidates = "SELECT count(*) FROM " + rows_from(t, true, del) + " JOIN " + table + " t ON " +
-                 key_match(t, "t", "v", true) + " WHERE t._deleted_at IS NULL AND (" + p(k + 4) +
-                 "::bigint IS NULL OR t._scope = " + p(k + 4) + "::bigint)";
-  std::string key_names, upd_match, d_match;
-  for (size_t j = 0; j < k; ++j) {
-    const std::string q = qi(t.columns[static_cast<size_t>(t.key[j])].name);
-    key_names += (j ? ", " : "") + q;
-    upd_match += (j ? " AND " : "") + std::string("t.") + q + " = arc." + q;
-    d_match += (j ? " AND " : "") + std::string("v.k") + std::to_string(j) + " = upd." + q;
-  }
-  t.remove = "WITH v AS (SELECT * FROM " + rows_from(t, true, del) + "), arc AS (" +
-             archive_into(name, t) + archive_select(t, dat + "::text") + " FROM " + table +
-             " t JOIN v ON " + key_match(t, "t", "v", true) + live + " RETURNING " + key_names +
-             "), upd AS (UPDATE " + table + " t SET _deleted_at = " + dat +
-             "::timestamptz, _run_id = " + drun + " FROM arc WHERE " + upd_match + " RETURNING " +
-             [&] {
-               std::string r;
-               for (size_t j = 0; j < k; ++j)
-                 r += (j ? ", " : "") + std::string("t.") +
-                      qi(t.columns[static_cast<size_t>(t.key[j])].name);
-               return r;
-             }() +
-             "), d AS (SELECT v.o, v.kj, v.ij FROM v JOIN upd ON " + d_match +
-             "), ins AS (INSERT INTO cascade_deletions(seq, table_name, key, image, run_id, at) "
-             "SELECT " +
-             base + " + row_number() OVER (ORDER BY d.o), " + tname + ", d.kj, d.ij, " + drun +
-             ", " + dat + "::timestamptz FROM d) SELECT o FROM d ORDER BY o";
+  const std::string dat = p(k + 5), drun = p(k + 6) + "::bigint", base = p(k + 7) + "::bigint",
+                    tname = p(k + 8) + "::text";
+  const std::string live = key_match(t, "t", "v", true) + " AND t._deleted_at IS NULL AND (" +
+                           p(k + 4) + "::bigint IS NULL OR t._scope = " + p(k + 4) + "::bigint)";
+  t.candidates = "SELECT count(*) FROM " + rows_from(t, true, del) +
+                 " CROSS JOIN LATERAL (SELECT 1 FROM " + table + " t WHERE " + live +
+                 " OFFSET 0) x";
+  t.remove = "WITH v AS (SELECT * FROM " + rows_from(t, true, del) +
+             "), cur AS (SELECT v.o, v.kj, v.ij, x.* FROM v " +
+             current_of(name, t, dat + "::text", live) + "), arc AS (" +
+             archive_from_cur(name, t, "") + "), upd AS (UPDATE " + table +
+             " t SET _deleted_at = " + dat + "::timestamptz, _run_id = " + drun +
+             " FROM cur WHERE t.ctid = cur.tid AND t.ctid = ANY(ARRAY(SELECT tid FROM cur))), ins "
+             "AS (INSERT INTO cascade_deletions(seq, "
+             "table_name, key, image, run_id, at) SELECT " +
+             base + " + row_number() OVER (ORDER BY cur.o), " + tname + ", cur.kj, cur.ij, " +
+             drun + ", " + dat + "::timestamptz FROM cur) SELECT o FROM cur ORDER BY o";
   if (k >= 2) {
     std::string match;
     for (size_t j = 0; j + 1 < k; ++j)
@@ -814,9 +960,9 @@ void build_writes(std::string_view name, PgWarehouse::Table& t) {
     }
     fns += "unnest(" + p(k) + "::int[]), unnest(" + p(k + 1) + "::bigint[])";
     names += "o, f";
-    t.items = "SELECT v.o, " + idx + " FROM ROWS FROM(" + fns + ") AS v(" + names + ") JOIN " +
-              table + " t ON " + match + idx +
-              " >= v.f WHERE t._deleted_at IS NULL ORDER BY v.o, " + idx;
+    t.items = "SELECT v.o, x.i FROM ROWS FROM(" + fns + ") AS v(" + names +
+              ") CROSS JOIN LATERAL (SELECT " + idx + " AS i FROM " + table + " t WHERE " + match +
+              idx + " >= v.f AND t._deleted_at IS NULL OFFSET 0) x ORDER BY v.o, x.i";
   }
 }
 
@@ -836,186 +982,206 @@ void PgWarehouse::upsert(std::string_view name, std::span<const RowWrite> rows,
     if (!w.row || !w.row->is_object())
       throw std::runtime_error("warehouse: a row for table '" + std::string(name) +
                                "' is not an object");
-  Tx tx(c_);
-  // Every value as text for its column; a value a column cannot hold widens it first. Each
-  // widening moves a column up (to numeric, then text), so this ends.
-  Table* tp = nullptr;
-  std::vector<Param> cells;
-  size_t n = 0;
-  for (int attempt = 0;; ++attempt) {
-    Table& t = table(name);
-    n = t.columns.size();
-    cells.assign(rows.size() * n, std::nullopt);
-    std::vector<char> seen(n);
-    std::vector<std::pair<int, int>> wanted;
-    for (size_t r = 0; r < rows.size(); ++r) {
-      std::fill(seen.begin(), seen.end(), 0);
-      for (const auto& [field, v] : rows[r].row->as_object()) {
-        auto it = t.index.find(field);
-        if (it == t.index.end())
-          throw std::runtime_error("warehouse: table '" + std::string(name) + "' has no column '" +
-                                   field + "' (add it first)");
-        size_t c = static_cast<size_t>(it->second);
-        Kind widen = Kind::Text;
-        if (!render(v, t.kind[c], cells[r * n + c], widen))
-          wanted.emplace_back(static_cast<int>(c), static_cast<int>(widen));
-        if (!v.is_null()) seen[c] = 1;
+  Unit tx(c_, *this);
+  // A layout cached before a rollback undid its DDL (or before another worker's) is seen at the
+  // first read, before anything is written: then it is read again and the call starts over.
+  for (int round = 0;; ++round) {
+    bool stale = false, first_read = true;
+    // Every value as text for its column; a value a column cannot hold widens it first. Each
+    // widening moves a column up (to numeric, then text), so this ends.
+    Table* tp = nullptr;
+    std::vector<Param> cells;
+    size_t n = 0;
+    for (int attempt = 0;; ++attempt) {
+      Table& t = table(name);
+      n = t.columns.size();
+      cells.assign(rows.size() * n, std::nullopt);
+      std::vector<char> seen(n);
+      std::vector<std::pair<int, int>> wanted;
+      for (size_t r = 0; r < rows.size(); ++r) {
+        std::fill(seen.begin(), seen.end(), 0);
+        for (const auto& [field, v] : rows[r].row->as_object()) {
+          auto it = t.index.find(field);
+          if (it == t.index.end())
+            throw std::runtime_error("warehouse: table '" + std::string(name) +
+                                     "' has no column '" + field + "' (add it first)");
+          size_t c = static_cast<size_t>(it->second);
+          Kind widen = Kind::Text;
+          if (!render(v, t.kind[c], cells[r * n + c], widen)) {
+            if (widen == Kind::Other)
+              throw std::runtime_error("warehouse: column '" + field + "' of table '" +
+                                       std::string(name) +
+                                       "' is given the NUL character, which PostgreSQL text "
+                                       "cannot hold");
+            wanted.emplace_back(static_cast<int>(c), static_cast<int>(widen));
+          }
+          if (!v.is_null()) seen[c] = 1;
+        }
+        for (int k : t.key)
+          if (!seen[static_cast<size_t>(k)])
+            throw std::runtime_error("warehouse: a row for table '" + std::string(name) +
+                                     "' lacks key column '" +
+                                     t.columns[static_cast<size_t>(k)].name + "'");
       }
-      for (int k : t.key)
-        if (!seen[static_cast<size_t>(k)])
-          throw std::runtime_error("warehouse: a row for table '" + std::string(name) +
-                                   "' lacks key column '" + t.columns[static_cast<size_t>(k)].name +
-                                   "'");
+      if (wanted.empty()) {
+        tp = &t;
+        break;
+      }
+      if (attempt >= 3 || !widen(name, t, wanted))
+        throw std::runtime_error("warehouse: table '" + std::string(name) +
+                                 "' cannot hold a value exactly");
     }
-    if (wanted.empty()) {
-      tp = &t;
-      break;
-    }
-    if (attempt >= 3 || !widen(name, t, wanted))
-      throw std::runtime_error("warehouse: table '" + std::string(name) +
-                               "' cannot hold a value exactly");
-  }
-  Table& t = *tp;
-  build_writes(name, t);
-  const size_t k = t.key.size();
+    Table& t = *tp;
+    build_writes(name, t);
+    const size_t k = t.key.size();
 
-  struct Found {
-    bool found = false, deleted = false;
-    std::optional<int64_t> hash;
-    int64_t version = 0;
-    std::optional<std::string> effective;
-  };
-  std::vector<Found> state(rows.size());
-  // Reads what is stored for rows `idx` into `state`; returns the seq counter as it was then.
-  auto lookup = [&](const std::vector<size_t>& idx) {
-    std::vector<Param> ps;
-    for (size_t j = 0; j < k; ++j) {
-      ArrayParam a;
-      for (size_t r : idx) a.add(cells[r * n + static_cast<size_t>(t.key[j])]);
-      ps.push_back(a.done());
-    }
-    ArrayParam o;
-    for (size_t r : idx) o.add(static_cast<int64_t>(r));
-    ps.push_back(o.done());
-    for (size_t r : idx) state[r] = Found{};
-    Result res = c_.exec(t.lookup, ps);
-    std::string counter;
-    for (int i = 0; i < res.rows(); ++i) {
-      if (res.null(i, 0)) {
-        counter = res.null(i, 5) ? "" : std::string(res.text(i, 5));
-        continue;
+    struct Found {
+      bool found = false, deleted = false;
+      std::optional<int64_t> hash;
+      int64_t version = 0;
+      std::optional<std::string> effective;
+    };
+    std::vector<Found> state(rows.size());
+    // Reads what is stored for rows `idx` into `state`; returns the seq counter as it was then.
+    auto lookup = [&](const std::vector<size_t>& idx) {
+      std::vector<Param> ps;
+      for (size_t j = 0; j < k; ++j) {
+        ArrayParam a;
+        for (size_t r : idx) a.add(cells[r * n + static_cast<size_t>(t.key[j])]);
+        ps.push_back(a.done());
       }
-      Found& f = state[static_cast<size_t>(res.integer(i, 0))];
-      f.found = true;
-      if (!res.null(i, 1)) f.hash = res.integer(i, 1);
-      f.deleted = res.text(i, 2) == "t";
-      f.version = res.null(i, 3) ? 0 : res.integer(i, 3);
-      if (!res.null(i, 4)) f.effective = std::string(res.text(i, 4));
-    }
-    return counter;
-  };
-  auto unchanged = [&](size_t r) {
-    const Found& f = state[r];
-    return f.found && !f.deleted && rows[r].hash && f.hash &&
-           static_cast<uint64_t>(*f.hash) == rows[r].hash;
-  };
+      ArrayParam o;
+      for (size_t r : idx) o.add(static_cast<int64_t>(r));
+      ps.push_back(o.done());
+      for (size_t r : idx) state[r] = Found{};
+      Result res = c_.exec(t.lookup, ps);
+      std::string counter;
+      for (int i = 0; i < res.rows(); ++i) {
+        if (res.null(i, 0)) {
+          counter = res.null(i, 5) ? "" : std::string(res.text(i, 5));
+          if (first_read && res.text(i, 6) != t.fingerprint) stale = true;
+          first_read = false;
+          continue;
+        }
+        Found& f = state[static_cast<size_t>(res.integer(i, 0))];
+        f.found = true;
+        if (!res.null(i, 1)) f.hash = res.integer(i, 1);
+        f.deleted = res.text(i, 2) == "t";
+        f.version = res.null(i, 3) ? 0 : res.integer(i, 3);
+        if (!res.null(i, 4)) f.effective = std::string(res.text(i, 4));
+      }
+      return counter;
+    };
+    auto unchanged = [&](size_t r) {
+      const Found& f = state[r];
+      return f.found && !f.deleted && rows[r].hash && f.hash &&
+             static_cast<uint64_t>(*f.hash) == rows[r].hash;
+    };
 
-  std::vector<size_t> chunk;
-  std::set<std::string> keys;
-  auto flush = [&]() {
-    if (chunk.empty()) return;
-    std::string counter = lookup(chunk);
-    std::vector<size_t> need;
-    for (size_t r : chunk) {
-      if (unchanged(r)) {
-        if (!outcomes.empty()) outcomes[r] = WriteOutcome::Unchanged;
-      } else {
-        need.push_back(r);
-      }
-    }
-    chunk.clear();
-    keys.clear();
-    if (need.empty()) return;
-    std::string before;
-    int64_t base = reserve(static_cast<int64_t>(need.size()), before);
-    if (before != counter) {
-      // Another writer committed since the read: read again, now that none can write.
-      lookup(need);
-      std::vector<size_t> still;
-      for (size_t r : need) {
+    std::vector<size_t> chunk;
+    std::set<std::string> keys;
+    auto flush = [&]() {
+      if (chunk.empty()) return;
+      std::string counter = lookup(chunk);
+      if (stale) return;
+      std::vector<size_t> need;
+      for (size_t r : chunk) {
         if (unchanged(r)) {
           if (!outcomes.empty()) outcomes[r] = WriteOutcome::Unchanged;
         } else {
-          still.push_back(r);
+          need.push_back(r);
         }
       }
-      need.swap(still);
-    }
-    std::vector<size_t> ins, upd;
-    std::vector<int64_t> seq(rows.size());
-    std::vector<std::string> from(rows.size());
-    for (size_t i = 0; i < need.size(); ++i) {
-      size_t r = need[i];
-      seq[r] = base + 1 + static_cast<int64_t>(i);
-      const std::string_view claim = rows[r].valid_from;
-      const Found& f = state[r];
-      if (!f.found) {
-        from[r] = claim.empty() ? at : std::string(claim);
-        ins.push_back(r);
-        if (!outcomes.empty()) outcomes[r] = WriteOutcome::Inserted;
-        continue;
+      chunk.clear();
+      keys.clear();
+      if (need.empty()) return;
+      std::string before;
+      int64_t base = reserve(static_cast<int64_t>(need.size()), before);
+      if (before != counter) {
+        // Another writer committed since the read: read again, now that none can write.
+        lookup(need);
+        std::vector<size_t> still;
+        for (size_t r : need) {
+          if (unchanged(r)) {
+            if (!outcomes.empty()) outcomes[r] = WriteOutcome::Unchanged;
+          } else {
+            still.push_back(r);
+          }
+        }
+        need.swap(still);
       }
-      // A next version starts at its claim when the claim is new (what the date describes),
-      // else when it was seen; a revived row starts at its claim or when it was seen.
-      bool same_claim = claim.empty() || (f.effective && *f.effective == claim);
-      from[r] = f.deleted ? (claim.empty() ? at : std::string(claim))
-                          : (same_claim ? at : std::string(claim));
-      upd.push_back(r);
-      if (!outcomes.empty())
-        outcomes[r] = f.deleted ? WriteOutcome::Revived : WriteOutcome::Updated;
-    }
-    auto params = [&](const std::vector<size_t>& idx, bool with_until) {
-      std::vector<Param> ps;
-      for (size_t c = 0; c < n; ++c) {
-        ArrayParam a;
-        for (size_t r : idx) a.add(cells[r * n + c]);
-        ps.push_back(a.done());
+      std::vector<size_t> ins, upd;
+      std::vector<int64_t> seq(rows.size());
+      std::vector<std::string> from(rows.size());
+      for (size_t i = 0; i < need.size(); ++i) {
+        size_t r = need[i];
+        seq[r] = base + 1 + static_cast<int64_t>(i);
+        const std::string_view claim = rows[r].valid_from;
+        const Found& f = state[r];
+        if (!f.found) {
+          from[r] = claim.empty() ? at : std::string(claim);
+          ins.push_back(r);
+          if (!outcomes.empty()) outcomes[r] = WriteOutcome::Inserted;
+          continue;
+        }
+        // A next version starts at its claim when the claim is new (what the date describes),
+        // else when it was seen; a revived row starts at its claim or when it was seen.
+        bool same_claim = claim.empty() || (f.effective && *f.effective == claim);
+        from[r] = f.deleted ? (claim.empty() ? at : std::string(claim))
+                            : (same_claim ? at : std::string(claim));
+        upd.push_back(r);
+        if (!outcomes.empty())
+          outcomes[r] = f.deleted ? WriteOutcome::Revived : WriteOutcome::Updated;
       }
-      ArrayParam vf, eff, sq, hash, scope, vt;
-      for (size_t r : idx) {
-        vf.add(from[r] == at ? Param() : Param(from[r]));
-        eff.add(rows[r].valid_from.empty() ? Param() : Param(std::string(rows[r].valid_from)));
-        sq.add(seq[r]);
-        hash.add(rows[r].hash ? Param(to_param_text(rows[r].hash)) : Param());
-        scope.add(Param(to_param_text(rows[r].scope)));
-        vt.add(Param(from[r]));
+      auto params = [&](const std::vector<size_t>& idx, bool with_until) {
+        std::vector<Param> ps;
+        for (size_t c = 0; c < n; ++c) {
+          ArrayParam a;
+          for (size_t r : idx) a.add(cells[r * n + c]);
+          ps.push_back(a.done());
+        }
+        ArrayParam vf, eff, sq, hash, scope, vt;
+        for (size_t r : idx) {
+          vf.add(from[r] == at ? Param() : Param(from[r]));
+          eff.add(rows[r].valid_from.empty() ? Param() : Param(std::string(rows[r].valid_from)));
+          sq.add(seq[r]);
+          hash.add(rows[r].hash ? Param(to_param_text(rows[r].hash)) : Param());
+          scope.add(Param(to_param_text(rows[r].scope)));
+          vt.add(Param(from[r]));
+        }
+        for (ArrayParam* a : {&vf, &eff, &sq, &hash, &scope}) ps.push_back(a->done());
+        if (with_until) ps.push_back(vt.done());
+        ps.push_back(at);
+        ps.push_back(std::to_string(stamp.run_id));
+        return ps;
+      };
+      if (!ins.empty()) {
+        Result r = c_.exec(t.insert, params(ins, false));
+        if (static_cast<size_t>(r.affected()) != ins.size())
+          throw std::runtime_error("warehouse: rows of table '" + std::string(name) +
+                                   "' appeared while they were written");
       }
-      for (ArrayParam* a : {&vf, &eff, &sq, &hash, &scope}) ps.push_back(a->done());
-      if (with_until) ps.push_back(vt.done());
-      ps.push_back(at);
-      ps.push_back(std::to_string(stamp.run_id));
-      return ps;
+      if (!upd.empty()) c_.exec(t.write, params(upd, true));
     };
-    if (!ins.empty()) {
-      Result r = c_.exec(t.insert, params(ins, false));
-      if (static_cast<size_t>(r.affected()) != ins.size())
-        throw std::runtime_error("warehouse: rows of table '" + std::string(name) +
-                                 "' appeared while they were written");
+    for (size_t r = 0; r < rows.size(); ++r) {
+      std::string key;
+      for (int c : t.key) {
+        key += *cells[r * n + static_cast<size_t>(c)];
+        key += '\x1f';
+      }
+      // A key twice in one batch: its second write must see the first.
+      if (chunk.size() >= kBatch || keys.count(key)) flush();
+      if (stale) break;
+      keys.insert(std::move(key));
+      chunk.push_back(r);
     }
-    if (!upd.empty()) c_.exec(t.write, params(upd, true));
-  };
-  for (size_t r = 0; r < rows.size(); ++r) {
-    std::string key;
-    for (int c : t.key) {
-      key += *cells[r * n + static_cast<size_t>(c)];
-      key += '\x1f';
-    }
-    // A key twice in one batch: its second write must see the first.
-    if (chunk.size() >= kBatch || keys.count(key)) flush();
-    keys.insert(std::move(key));
-    chunk.push_back(r);
+    if (!stale) flush();
+    if (!stale) break;
+    forget();
+    if (round >= 2)
+      throw std::runtime_error("warehouse: the columns of table '" + std::string(name) +
+                               "' keep changing while it is written");
   }
-  flush();
   tx.commit();
 }
 
@@ -1098,7 +1264,7 @@ size_t PgWarehouse::mark_deleted(std::string_view name, std::span<const Value* c
   std::vector<Value> owned;
   owned.reserve(keys.size());
   for (const Value* k : keys) owned.push_back(*k);
-  Tx tx(c_);
+  Unit tx(c_, *this);
   size_t n = delete_keys(name, t, owned, stamp.at.empty() ? kEpoch : stamp.at, stamp.run_id, scope,
                          deleted);
   tx.commit();
@@ -1116,7 +1282,7 @@ void PgWarehouse::mark_deleted_items(std::string_view name, std::span<const Valu
   build_writes(name, t);
   const size_t k = t.key.size() - 1;
   const std::string& index_name = t.columns[static_cast<size_t>(t.key[k])].name;
-  Tx tx(c_);
+  Unit tx(c_, *this);
   std::vector<Value> keys;
   for (size_t first = 0; first < parents.size(); first += kBatch) {
     const size_t last = std::min(parents.size(), first + kBatch);
@@ -1157,7 +1323,7 @@ void PgWarehouse::mark_deleted_items(std::string_view name, std::span<const Valu
 }
 
 void PgWarehouse::link_child_table(const ChildTable& child) {
-  Tx tx(c_);
+  Unit tx(c_, *this);
   lock_schema();
   c_.query(
       "INSERT INTO cascade_tables(table_name, parent_table, field, field_json, position, "
@@ -1185,8 +1351,14 @@ void PgWarehouse::record_type_conflicts(std::span<const TypeConflict> conflicts,
                                         const WriteStamp& stamp) {
   if (conflicts.empty()) return;
   const std::string at = stamp.at.empty() ? kEpoch : stamp.at;
-  ArrayParam table, column, field, expected, seen, count;
+  // One row per (table, column, seen type): ON CONFLICT DO UPDATE takes each row once.
+  std::map<std::tuple<std::string, std::string, ColumnType>, TypeConflict> merged;
   for (const auto& c : conflicts) {
+    auto [it, fresh] = merged.try_emplace({c.table, c.column, c.seen}, c);
+    if (!fresh) it->second.count += c.count;
+  }
+  ArrayParam table, column, field, expected, seen, count;
+  for (const auto& [key, c] : merged) {
     table.add(Param(c.table));
     column.add(Param(c.column));
     field.add(Param(c.field));
@@ -1196,7 +1368,7 @@ void PgWarehouse::record_type_conflicts(std::span<const TypeConflict> conflicts,
   }
   const Param ps[] = {
       table.done(), column.done(), field.done(), expected.done(), seen.done(), count.done(), at};
-  Tx tx(c_);
+  Unit tx(c_, *this);
   // Sorted, so that two writers lock the same conflict rows in the same order.
   c_.exec(
       "INSERT INTO cascade_type_conflicts(table_name, column_name, field, expected_type, "
@@ -1268,7 +1440,10 @@ void PgWarehouse::query_rows(std::string_view sql, RowSink& sink) {
   forget();
   PGconn* pc = c_.raw();
   if (!pc || c_.broken()) throw StorageError("postgres: not connected");
+  // Inside the caller's transaction, a savepoint lets the cancel of a query stopped early end
+  // only this query. A statement the server refuses fails the unit of work, as any other does.
   const bool in_tx = c_.in_transaction();
+  if (in_tx) c_.query("SAVEPOINT cascade_query");
   if (!PQsendQuery(pc, std::string(sql).c_str()))
     throw StorageError(std::string("postgres: cannot send a query: ") + PQerrorMessage(pc));
   PQsetSingleRowMode(pc);
@@ -1279,8 +1454,6 @@ void PgWarehouse::query_rows(std::string_view sql, RowSink& sink) {
   std::vector<Cell> cells;
   auto stop = [&]() {
     stopped = true;
-    // Inside the caller's transaction a cancel would abort it: the rest is read and dropped.
-    if (in_tx) return;
     if (PGcancel* cancel = PQgetCancel(pc)) {
       char buf[256];
       PQcancel(cancel, buf, sizeof buf);
@@ -1381,8 +1554,16 @@ void PgWarehouse::query_rows(std::string_view sql, RowSink& sink) {
         announced = false;
     }
   }
-  if (thrown) std::rethrow_exception(thrown);
   if (c_.broken()) throw StorageError("postgres: connection lost");
+  if (in_tx && error.empty()) {
+    try {
+      if (stopped) c_.query("ROLLBACK TO SAVEPOINT cascade_query");
+      c_.query("RELEASE SAVEPOINT cascade_query");
+    } catch (const std::runtime_error&) {
+      // The SQL ended the transaction itself (COMMIT, ROLLBACK): no savepoint is left.
+    }
+  }
+  if (thrown) std::rethrow_exception(thrown);
   if (!error.empty()) throw QueryError("postgres: " + error, state);
 }
 
@@ -1441,6 +1622,7 @@ int64_t PgChangeLog::last_seq() {
 }
 
 void PgChangeLog::define_view() {
+  if (unchanged_view(c_, kChangeLogView, change_log_select(c_))) return;
   Tx tx(c_);
   c_.query(kLockSchema);
   define_change_log_on(c_);

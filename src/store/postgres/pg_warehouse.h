@@ -20,15 +20,22 @@
 // exactly (an integer beyond int64 in a bigint column, a decimal in a double precision one, text
 // in a number column) widens the column first, in the table and its past table: bigint and
 // double precision to numeric for numbers, anything to text otherwise (views that depend on the
-// table are dropped and recreated from their definitions around the change). The loader records
-// such values as type conflicts, as on SQLite.
+// table are dropped and recreated from their definitions around the change); numbers beyond
+// numeric's range (131072 digits before the point, 16383 after) make numeric and jsonb columns
+// text. The loader records such values as type conflicts, as on SQLite. Text holding the NUL
+// character, which no PostgreSQL text or jsonb can hold, is refused with an error naming the
+// column.
 //
 // Batching. upsert() costs a fixed number of statements per batch of up to 1000 rows, whatever
 // their number: one reading the stored hash, version and claim of every key of the batch
 // (ROWS FROM unnest of one array per key column), then, when anything is to be written, one
 // reserving seqs, one multi-row INSERT for the new keys and one statement that moves the
 // previous versions to the past table and updates the rows in place. A replayed write of
-// unchanged rows is one read and takes no lock.
+// unchanged rows is one read and takes no lock. Rows are found by index probes (LATERAL
+// subqueries) and updated by TID, never by a join the planner could turn into a scan of the
+// table. Measured on loopback, 100k rows in batches of 1000 (PostgreSQL 15, fsync off): first
+// written 0.5 s, replayed unchanged 0.25 s, all changed 1.3 s. Readers of the change log filter
+// on seq through a view over every table; there is no index on _seq (it would cost every write).
 //
 // Seq: commit order across workers. The counter is the row cascade_meta 'change_seq', which a
 // write locks with UPDATE ... RETURNING to reserve a block of seqs for its batch (one per new
@@ -41,11 +48,14 @@
 // writer have committed between that read and the lock (the counter moved), the read is repeated
 // under the lock. Seqs of rows that turned out unchanged are skipped, never reused: seq has gaps.
 //
-// Locks. DDL (create_table, add_columns, widening, views) runs under the transaction advisory
-// lock hashtext('cascade_schema') that the other PostgreSQL parts take. A worker holding the seq
-// counter that then needs DDL, while another holding DDL locks waits for the counter, is a
-// deadlock PostgreSQL detects and breaks by failing one unit of work (SQLSTATE 40P01), which the
-// caller retries like any other failed unit of work.
+// Locks. Reads take no lock and rows are written only under the counter, so writers never wait
+// for one another's rows in a cycle. DDL (create_table, add_columns, widening, views) runs under
+// the transaction advisory lock hashtext('cascade_schema') that the other PostgreSQL parts take.
+// A unit of work that does its DDL before its writes (as the loader does) cannot deadlock; one
+// that holds the counter and then needs DDL, while another holding the DDL lock waits for the
+// counter, is a deadlock PostgreSQL breaks by failing one of them (SQLSTATE 40P01), to be
+// retried like any failed unit of work. After a rollback the owner calls forget(): cached
+// layouts may describe DDL that was undone.
 //
 // Transactions. Every method runs on the given connection and joins the caller's transaction
 // when one is open (pg::Tx), never committing it; alone, each call is its own transaction.
@@ -90,8 +100,9 @@ class PgWarehouse final : public Warehouse {
   void define_view(std::string_view name, std::string_view select) override;
   QueryResult query(std::string_view sql) override;
   // Streams with libpq's single-row mode; several statements may be given. Ending early (the
-  // sink returns false or throws) cancels the statement outside a transaction, and reads the
-  // rest inside one (a cancel would abort the caller's unit of work). Types: int2/4/8 ->
+  // sink returns false or throws) cancels the statement. Inside the caller's transaction the
+  // query runs under a savepoint, so that such a cancel undoes only the query and the unit of
+  // work goes on; a statement the server refuses fails the unit of work. Types: int2/4/8 ->
   // Integer, float4/8 -> Real, bool -> Integer 0/1, bytea -> Blob, anything else (numeric
   // included, so that it stays exact) -> Text.
   void query_rows(std::string_view sql, RowSink& sink) override;

@@ -34,6 +34,16 @@ std::string test_db_name() {
   return name.substr(0, 60);
 }
 
+// The exit code of a worker, which must end within `limit` (killed and failed otherwise: a test
+// never hangs on a worker waiting for a lost message's visibility timeout).
+int finish(Subprocess& w, std::chrono::seconds limit = 120s) {
+  if (!eventually([&] { return !w.running(); }, limit)) {
+    ADD_FAILURE() << "worker " << w.pid() << " still running after " << limit.count() << " s";
+    w.signal(SIGKILL);
+  }
+  return w.wait();
+}
+
 class PgSync : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -152,12 +162,12 @@ TEST_F(PgSync, ThreeWorkersAtOnceEqualTheTruthWithNoDuplicateChange) {
   // A worker's sync ends only when the whole crawl is done, its share and the others': the
   // warehouse is complete the moment the first one ends, whichever it is.
   std::string summary = workers[0].read_line(120s);
-  EXPECT_EQ(workers[0].wait(), 0);
+  EXPECT_EQ(finish(workers[0]), 0);
   EXPECT_EQ(compare_warehouse(url_, expected), 0);
   for (auto& w : workers) {
     if (w.pid() != workers[0].pid()) summary = w.read_line(120s);
     EXPECT_TRUE(parse_json(summary).find("completed")->as_bool()) << summary;
-    EXPECT_EQ(w.wait(), 0);
+    EXPECT_EQ(finish(w), 0);
   }
   expect_no_duplicate_change(pipeline, sim);
   // Each ran runs of its own.
@@ -168,7 +178,7 @@ TEST_F(PgSync, ThreeWorkersAtOnceEqualTheTruthWithNoDuplicateChange) {
   workers.clear();
   for (int i = 0; i < 3; ++i)
     workers.push_back(Subprocess::start({CASCADE_BIN, "sync", pipeline, "--json"}, env(sim)));
-  for (auto& w : workers) EXPECT_EQ(w.wait(), 0);
+  for (auto& w : workers) EXPECT_EQ(finish(w), 0);
   EXPECT_EQ(count("SELECT count(*) FROM cascade_change_log"), changes);
   EXPECT_EQ(compare_warehouse(url_, expected), 0);
 }
@@ -198,8 +208,8 @@ TEST_F(PgSync, AWorkerKilledMidRunThenADrainEndsExact) {
   EXPECT_LT(at_kill, static_cast<int64_t>(expected.sales.size())) << "the kill came too late";
   workers[1].signal(SIGKILL);
   EXPECT_EQ(workers[1].wait(), 128 + SIGKILL);
-  EXPECT_EQ(workers[0].wait(), 0);
-  EXPECT_EQ(workers[2].wait(), 0);
+  EXPECT_EQ(finish(workers[0]), 0);
+  EXPECT_EQ(finish(workers[2]), 0);
   // The survivors waited for the killed worker's messages to come back and applied them.
   EXPECT_EQ(compare_warehouse(url_, expected), 0);
   RunResult drain = run({CASCADE_BIN, "sync", pipeline, "--json"}, env(sim));
@@ -257,4 +267,30 @@ TEST_F(PgSync, ThePasswordOfTheConnectionStringAppearsInNoOutputErrorOrTable) {
         conn.query("SELECT count(*) FROM " + t + " x WHERE x::text LIKE '%' || $1 || '%'", pw);
     EXPECT_EQ(hit.integer(0, 0), 0) << t << " holds the password";
   }
+}
+
+TEST_F(PgSync, SigtermStopsAWorkerWithinSecondsAndLosesNothing) {
+  SimServer sim({"--seed", "34", "--employees-per-branch", "20", "--sales-per-salesperson", "10"});
+  std::string pipeline =
+      example_pipeline(dir_, {{"per_second: 50, burst: 50", "per_second: 8, burst: 2"}});
+  Expected expected = expected_from(sim.truth());
+  std::vector<Subprocess> workers;
+  for (int i = 0; i < 2; ++i)
+    workers.push_back(Subprocess::start({CASCADE_BIN, "sync", pipeline, "--json"}, env(sim)));
+  std::this_thread::sleep_for(2s);
+  ASSERT_TRUE(workers[0].running());
+  auto t0 = std::chrono::steady_clock::now();
+  workers[0].signal(SIGTERM);
+  std::string summary = workers[0].read_line(10s);
+  EXPECT_EQ(workers[0].wait(), 130) << "a stopped run exits 130";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  ASSERT_FALSE(summary.empty());
+  EXPECT_FALSE(parse_json(summary).find("completed")->as_bool());
+  // The stopped worker returned what it held: the other one completes the crawl without
+  // waiting for a visibility timeout (15 minutes in this pipeline).
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(finish(workers[1]), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 60s);
+  EXPECT_EQ(compare_warehouse(url_, expected), 0);
+  expect_no_duplicate_change(pipeline, sim);
 }
