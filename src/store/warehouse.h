@@ -223,9 +223,10 @@ class Warehouse {
   // not exist yet; a query of the view fails until they do.
   virtual void define_view(std::string_view name, std::string_view select) = 0;
 
-  // Runs read-only SQL (any statement for the embedded backends). Throws std::runtime_error with
-  // the database's message on error.
-  virtual QueryResult query(std::string_view sql) = 0;
+  // Runs read-only SQL (any statement for the embedded backends) through query_rows(), keeping
+  // the rows of the last statement that returns columns (Text and Blob cells as strings). Throws
+  // std::runtime_error with the database's message on error.
+  QueryResult query(std::string_view sql);
 
   // Runs SQL as query() does, handing each row to `sink` as the database yields it. Exceptions
   // thrown by the sink end the query and propagate.

@@ -1383,39 +1383,6 @@ void PgWarehouse::record_type_conflicts(std::span<const TypeConflict> conflicts,
 
 namespace {
 
-// Collects a streamed result, keeping only the last statement that returns columns.
-class Collect final : public RowSink {
- public:
-  QueryResult result;
-  void columns(std::span<const std::string> names) override {
-    result = QueryResult{};
-    result.columns.assign(names.begin(), names.end());
-  }
-  bool row(std::span<const Cell> cells) override {
-    std::vector<Value> row;
-    row.reserve(cells.size());
-    for (const Cell& c : cells) {
-      switch (c.kind) {
-        case Cell::Kind::Null:
-          row.emplace_back();
-          break;
-        case Cell::Kind::Integer:
-          row.emplace_back(c.integer);
-          break;
-        case Cell::Kind::Real:
-          row.emplace_back(c.real);
-          break;
-        case Cell::Kind::Text:
-        case Cell::Kind::Blob:
-          row.emplace_back(std::string(c.bytes));
-          break;
-      }
-    }
-    result.rows.push_back(std::move(row));
-    return true;
-  }
-};
-
 // Type OIDs of pg_type (fixed since PostgreSQL 7).
 constexpr Oid kBool = 16, kBytea = 17, kInt8 = 20, kInt2 = 21, kInt4 = 23, kFloat4 = 700,
               kFloat8 = 701;
@@ -1428,12 +1395,6 @@ int hex(char ch) {
 }
 
 }  // namespace
-
-QueryResult PgWarehouse::query(std::string_view sql) {
-  Collect c;
-  query_rows(sql, c);
-  return std::move(c.result);
-}
 
 void PgWarehouse::query_rows(std::string_view sql, RowSink& sink) {
   // Any statement may have changed a schema this object has cached.

@@ -98,7 +98,6 @@ class PgWarehouse final : public Warehouse {
   void record_type_conflicts(std::span<const TypeConflict> conflicts,
                              const WriteStamp& stamp) override;
   void define_view(std::string_view name, std::string_view select) override;
-  QueryResult query(std::string_view sql) override;
   // Streams with libpq's single-row mode; several statements may be given. Ending early (the
   // sink returns false or throws) cancels the statement. Inside the caller's transaction the
   // query runs under a savepoint, so that such a cancel undoes only the query and the unit of

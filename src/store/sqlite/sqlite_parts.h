@@ -150,7 +150,6 @@ class SqliteWarehouse final : public Warehouse {
   void record_type_conflicts(std::span<const TypeConflict> conflicts,
                              const WriteStamp& stamp) override;
   void define_view(std::string_view name, std::string_view select) override;
-  QueryResult query(std::string_view sql) override;
   void query_rows(std::string_view sql, RowSink& sink) override;
   std::vector<Relation> relations() override;
   std::string quote(std::string_view identifier) const override { return quote_ident(identifier); }

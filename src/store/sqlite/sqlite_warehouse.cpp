@@ -836,50 +836,6 @@ void SqliteWarehouse::bind(Stmt& st, int i, const Value& v, const Column& c, boo
   }
 }
 
-namespace {
-
-// Collects a streamed result, keeping only the last statement that returns columns. Text and
-// BLOBs both become strings.
-class Collect final : public RowSink {
- public:
-  QueryResult result;
-  void columns(std::span<const std::string> names) override {
-    result = QueryResult{};
-    result.columns.assign(names.begin(), names.end());
-  }
-  bool row(std::span<const Cell> cells) override {
-    std::vector<Value> row;
-    row.reserve(cells.size());
-    for (const Cell& c : cells) {
-      switch (c.kind) {
-        case Cell::Kind::Null:
-          row.emplace_back();
-          break;
-        case Cell::Kind::Integer:
-          row.emplace_back(c.integer);
-          break;
-        case Cell::Kind::Real:
-          row.emplace_back(c.real);
-          break;
-        case Cell::Kind::Text:
-        case Cell::Kind::Blob:
-          row.emplace_back(std::string(c.bytes));
-          break;
-      }
-    }
-    result.rows.push_back(std::move(row));
-    return true;
-  }
-};
-
-}  // namespace
-
-QueryResult SqliteWarehouse::query(std::string_view sql) {
-  Collect c;
-  query_rows(sql, c);
-  return std::move(c.result);
-}
-
 void SqliteWarehouse::query_rows(std::string_view sql, RowSink& sink) {
   const char* p = sql.data();
   const char* end = sql.data() + sql.size();
