@@ -1025,10 +1025,18 @@ struct Engine::Impl {
     return any;
   }
 
+  // Read outside a unit of work: a connection lost while idle is learnt here, and with shared
+  // queues it means "not known to be drained" (the next unit of work reconnects).
   bool drained() {
-    for (const auto& st : plan.stages()) {
-      QueueStats qs = e.store_.queue().stats(st.queue);
-      if (qs.depth > 0 || qs.in_flight > 0) return false;
+    try {
+      for (const auto& st : plan.stages()) {
+        QueueStats qs = e.store_.queue().stats(st.queue);
+        if (qs.depth > 0 || qs.in_flight > 0) return false;
+      }
+    } catch (const ConnectionLost& ex) {
+      if (!shared_queues || ++lost_connections > kMaxLostConnections) throw;
+      spdlog::warn("connection lost while checking the queues; retrying: {}", ex.what());
+      return false;
     }
     return true;
   }
