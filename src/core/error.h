@@ -42,6 +42,15 @@ class StorageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The connection to a database server was lost (server restart, network cut, the backend
+// terminated). Whether the unit under way committed is unknown; the store reconnects at its next
+// unit of work, so a caller whose writes are idempotent may retry. Any other StorageError (disk
+// full, out of memory) is no such invitation.
+class ConnectionLost final : public StorageError {
+ public:
+  using StorageError::StorageError;
+};
+
 // Contention with another worker sharing the storage: what a message needs is held by another
 // worker right now (the same listing), or the database failed a statement to break a lock cycle
 // among workers. Nothing is wrong with the message or the storage: only the unit (or the

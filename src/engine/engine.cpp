@@ -146,6 +146,8 @@ struct Engine::Impl {
   // Other processes consume the same queues (Store::claim_consumer() was false): they apply part
   // of every crawl, and may hold a deletion during this very run.
   bool shared_queues = false;
+  // Units of work lost with their connection in a row (shared queues only; see apply_or_return).
+  int lost_connections = 0;
   // Per stage: scopes with a held deletion when the run began. With shared queues only these
   // holds may be confirmed: one another worker made since is the same crawl, not a next run.
   std::vector<std::unordered_set<uint64_t>> held_before_run;
@@ -933,6 +935,54 @@ struct Engine::Impl {
     return n;
   }
 
+  // A unit of work cut short by a lost connection, on queues shared with other workers: its
+  // effects and counters are undone and its messages returned to their queues at once (their
+  // receipts are still this worker's: no one else received them), rather than leaving other
+  // workers to wait out their visibility. Whether the lost COMMIT landed does not matter:
+  // every write compares with what is there, so a message applied twice writes nothing the
+  // second time. Any other failure, or too many lost connections in a row, ends the run.
+  static constexpr int kMaxLostConnections = 10;
+  void apply_or_return(std::vector<std::unique_ptr<Task>>& batch) {
+    if (batch.empty()) return;
+    std::vector<StageCounters> before = counters;
+    try {
+      apply_done(batch);
+      lost_connections = 0;
+      return;
+    } catch (const ConnectionLost& ex) {
+      if (!shared_queues || ++lost_connections > kMaxLostConnections) throw;
+      counters = std::move(before);
+      spdlog::warn("connection lost while committing {} messages; returning them: {}", batch.size(),
+                   ex.what());
+    }
+    Store& s = e.store_;
+    try {
+      s.begin();
+      for (auto& t : batch) {
+        maybe_ready[t->stage] = true;
+        if (t->receipt.empty()) continue;
+        s.savepoint();
+        try {
+          s.queue().release(plan.stages()[t->stage].queue, t->receipt, Duration::zero());
+          s.release_savepoint();
+        } catch (const Contention&) {
+          // Another worker's lock on an identical waiting body: this one comes back by its
+          // visibility deadline instead.
+          s.rollback_to_savepoint();
+        }
+      }
+      s.commit();
+    } catch (const ConnectionLost& ex) {
+      s.rollback();
+      if (++lost_connections > kMaxLostConnections) throw;
+      spdlog::warn("connection lost while returning messages; they return by visibility: {}",
+                   ex.what());
+    } catch (...) {
+      s.rollback();
+      throw;
+    }
+  }
+
   bool receive_more() {
     bool any = false;
     size_t buffered;
@@ -975,10 +1025,18 @@ struct Engine::Impl {
     return any;
   }
 
+  // Read outside a unit of work: a connection lost while idle is learnt here, and with shared
+  // queues it means "not known to be drained" (the next unit of work reconnects).
   bool drained() {
-    for (const auto& st : plan.stages()) {
-      QueueStats qs = e.store_.queue().stats(st.queue);
-      if (qs.depth > 0 || qs.in_flight > 0) return false;
+    try {
+      for (const auto& st : plan.stages()) {
+        QueueStats qs = e.store_.queue().stats(st.queue);
+        if (qs.depth > 0 || qs.in_flight > 0) return false;
+      }
+    } catch (const ConnectionLost& ex) {
+      if (!shared_queues || ++lost_connections > kMaxLostConnections) throw;
+      spdlog::warn("connection lost while checking the queues; retrying: {}", ex.what());
+      return false;
     }
     return true;
   }
@@ -1046,7 +1104,7 @@ struct Engine::Impl {
           done.pop_front();
         }
       }
-      apply_done(batch);
+      apply_or_return(batch);
       bool stopping = e.stop_.load();
       if (!stopping && drain_queues) {
         auto now = std::chrono::steady_clock::now();
@@ -1064,6 +1122,12 @@ struct Engine::Impl {
           // to break the cycle; the next turn receives again. Tasks it started hold receipts
           // that are now stale: their effects are skipped at the ack.
           e.store_.rollback();
+        } catch (const ConnectionLost& ex) {
+          // The same for a receive cut short with its connection: the store reconnects at the
+          // next unit of work. Messages whose receive committed unseen come back by visibility.
+          e.store_.rollback();
+          if (!shared_queues || ++lost_connections > kMaxLostConnections) throw;
+          spdlog::warn("connection lost while receiving; retrying: {}", ex.what());
         } catch (...) {
           e.store_.rollback();
           throw;
@@ -1238,10 +1302,18 @@ RunSummary Engine::run_once(const Value* event, bool seed_roots,
   RunSummary summary;
   impl.loop(true, summary);
   // Messages receive() moved to a DLQ (too many receives) are counted from the DLQ depth.
+  // Read in a unit of work of its own, which reconnects a connection lost since the last one.
   std::vector<uint64_t> dlq_moved(plan_.stages().size(), 0);
-  for (size_t i = 0; i < plan_.stages().size(); ++i) {
-    int64_t after = store_.queue().stats(plan_.stages()[i].queue).dlq_depth;
-    if (after > dlq_before[i]) dlq_moved[i] = static_cast<uint64_t>(after - dlq_before[i]);
+  store_.begin();
+  try {
+    for (size_t i = 0; i < plan_.stages().size(); ++i) {
+      int64_t after = store_.queue().stats(plan_.stages()[i].queue).dlq_depth;
+      if (after > dlq_before[i]) dlq_moved[i] = static_cast<uint64_t>(after - dlq_before[i]);
+    }
+    store_.commit();
+  } catch (...) {
+    store_.rollback();
+    throw;
   }
   bool full_crawl =
       summary.completed && !stop_ && seed_roots && !event &&

@@ -160,8 +160,20 @@ Conn::~Conn() {
   if (c_) PQfinish(c_);
 }
 
+void Conn::reset() {
+  if (!c_) throw ConnectionLost("postgres: not connected");
+  PQreset(c_);
+  std::lock_guard lock(cancel_mu_);
+  if (cancel_) PQfreeCancel(cancel_);
+  cancel_ = nullptr;
+  if (PQstatus(c_) != CONNECTION_OK)
+    throw ConnectionLost("postgres: cannot reconnect: " + scrub(trim(PQerrorMessage(c_))));
+  cancel_ = PQgetCancel(c_);
+}
+
 bool Conn::cancel_after(std::chrono::steady_clock::duration running) {
   int64_t since = running_since_.load();
+  std::lock_guard lock(cancel_mu_);
   if (since == 0 || !cancel_) return false;
   auto started = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(since));
   if (std::chrono::steady_clock::now() - started < running) return false;
@@ -193,7 +205,9 @@ void Conn::fail(pg_result* r, std::string_view sql) {
   msg = scrub(msg);
   // The statement's first words say which operation failed without quoting data.
   std::string what(sql.substr(0, std::min<size_t>(sql.find_first_of("(\n"), 40)));
-  if (PQstatus(c_) == CONNECTION_BAD) throw StorageError("postgres: connection lost: " + msg);
+  if (PQstatus(c_) == CONNECTION_BAD || state.starts_with("08") || state == "57P01" ||
+      state == "57P02" || state == "57P03")
+    throw ConnectionLost("postgres: connection lost: " + msg);
   if (is_storage_state(state)) throw StorageError("postgres: " + msg + " [" + state + "]");
   if (is_contention_state(state))
     throw ContendedQueryError("postgres: " + msg + " [" + state + "] in: " + trim(what), state);

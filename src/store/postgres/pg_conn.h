@@ -8,7 +8,9 @@
 // cascade::StorageError: nothing the caller sent is to blame; so does a statement cancelled
 // (57014). Contention the server settled by failing the statement (deadlock 40P01, serialization
 // failure 40001) throws ContendedQueryError, a QueryError that is also a cascade::Contention:
-// retrying later is the remedy. No message ever
+// retrying later is the remedy. A lost connection (libpq sees it bad, or SQLSTATE class 08 or
+// 57P01-57P03: the server shut the session) throws ConnectionLost, a StorageError; reset()
+// reconnects. No message ever
 // contains the password of the connection string or of PGPASSWORD.
 //
 // Not thread-safe: one owner thread per Conn (libpq connections must not be shared), except
@@ -18,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -131,6 +134,9 @@ class Conn {
   // True once libpq has seen the connection break.
   bool broken() const;
   pg_conn* raw() const { return c_; }
+  // Reconnects with the same parameters (PQreset): session settings are the server's defaults
+  // again and any transaction is gone. Throws ConnectionLost when the server cannot be reached.
+  void reset();
 
   // Asks the server to cancel the statement under way when it has been running for at least
   // `running` (the statement then fails with StorageError). Returns true when a cancel was sent.
@@ -143,6 +149,8 @@ class Conn {
 
   pg_conn* c_ = nullptr;
   pg_cancel* cancel_ = nullptr;
+  // Guards cancel_ between reset() and cancel_after() on the watcher's thread.
+  mutable std::mutex cancel_mu_;
   // steady_clock ticks when the statement under way began; 0 when none is.
   std::atomic<int64_t> running_since_{0};
   std::vector<std::string> secrets_;

@@ -1,6 +1,7 @@
 #include "store/postgres/pg_store.h"
 
 #include <libpq-fe.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -36,10 +37,11 @@ constexpr auto kStopCancelAfter = std::chrono::seconds(2);
 class PgStore final : public Store {
  public:
   PgStore(const std::string& conninfo, Clock& clock, StoreOptions options)
-      : conn_(conninfo), url_(redact_postgres_url(conninfo)), coord_(conninfo) {
-    // Statements run in UTC with hex bytea whatever the role's defaults say.
-    conn_.query("SET TIME ZONE 'UTC'");
-    conn_.query("SET bytea_output = 'hex'");
+      : conn_(conninfo),
+        url_(redact_postgres_url(conninfo)),
+        coord_(conninfo),
+        read_only_(options.read_only) {
+    session_settings();
     // Workers starting together queue on the schema lock behind others' units of work, so one
     // may be chosen to break a deadlock among them: it tries again.
     for (int attempt = 1;; ++attempt) {
@@ -51,7 +53,7 @@ class PgStore final : public Store {
         std::this_thread::sleep_for(std::chrono::milliseconds(50 * attempt));
       }
     }
-    if (options.read_only) conn_.query("SET default_transaction_read_only = on");
+    if (read_only_) conn_.query("SET default_transaction_read_only = on");
     watcher_ = std::thread([this] { watch(); });
   }
 
@@ -71,7 +73,14 @@ class PgStore final : public Store {
 
   void begin() override {
     if (in_tx_) throw std::logic_error("postgres store: begin() inside a unit of work");
-    conn_.query("BEGIN");
+    if (conn_.broken()) reconnect();
+    try {
+      conn_.query("BEGIN");
+    } catch (const ConnectionLost&) {
+      // Lost while idle (libpq learns it only now): nothing was under way.
+      reconnect();
+      conn_.query("BEGIN");
+    }
     in_tx_ = true;
   }
   void commit() override {
@@ -113,7 +122,16 @@ class PgStore final : public Store {
   // serialized, even for a key not written yet.
   std::optional<std::string> get_meta(std::string_view key) override {
     if (in_tx_) conn_.query("SELECT pg_advisory_xact_lock(hashtext('cascade_meta:' || $1))", key);
-    Result r = conn_.query("SELECT value FROM cascade_meta WHERE key=$1", key);
+    if (!in_tx_ && conn_.broken()) reconnect();
+    auto read = [&] { return conn_.query("SELECT value FROM cascade_meta WHERE key=$1", key); };
+    Result r;
+    try {
+      r = read();
+    } catch (const ConnectionLost&) {
+      if (in_tx_) throw;
+      reconnect();  // lost while idle: a read alone is safe to repeat
+      r = read();
+    }
     if (r.rows() == 0) return std::nullopt;
     return std::string(r.text(0, 0));
   }
@@ -136,6 +154,41 @@ class PgStore final : public Store {
   Coordination* coordination() override { return &coord_; }
 
  private:
+  // Statements run in UTC with hex bytea whatever the role's defaults say.
+  void session_settings() {
+    conn_.query("SET TIME ZONE 'UTC'");
+    conn_.query("SET bytea_output = 'hex'");
+  }
+
+  // Reconnects a lost connection between units of work: a few tries over about 15 s (a server
+  // restarting), ending at once on a stop request. Session settings are set again and cached
+  // table layouts forgotten, as the unit that was cut short may have declared tables.
+  void reconnect() {
+    constexpr int kTries = 5;
+    auto wait = std::chrono::milliseconds(500);
+    for (int attempt = 1;; ++attempt) {
+      try {
+        conn_.reset();
+        session_settings();
+        if (read_only_) conn_.query("SET default_transaction_read_only = on");
+        warehouse_->forget();
+        spdlog::info("postgres: reconnected to {}", url_);
+        return;
+      } catch (const ConnectionLost& e) {
+        if (attempt == kTries) throw;
+        spdlog::warn("postgres: reconnecting to {} (try {} of {}): {}", url_, attempt, kTries,
+                     e.what());
+      }
+      for (auto slept = std::chrono::milliseconds(0); slept < wait;
+           slept += std::chrono::milliseconds(50)) {
+        const std::atomic<bool>* flag = stop_flag_.load();
+        if (flag && flag->load()) throw ConnectionLost("postgres: connection lost while stopping");
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      wait *= 2;
+    }
+  }
+
   void end_rollback() {
     in_tx_ = false;
     if (conn_.broken()) return;
@@ -198,6 +251,7 @@ class PgStore final : public Store {
   Conn conn_;
   std::string url_;
   pg::PgCoordination coord_;
+  bool read_only_ = false;
   bool in_tx_ = false;
   std::atomic<const std::atomic<bool>*> stop_flag_{nullptr};
   std::unique_ptr<pg::PgQueue> queue_;

@@ -188,3 +188,36 @@ TEST_F(PgStoreTest, AStopEndsAWaitForAnotherWorkersLockWithinSeconds) {
   holder->commit();
   EXPECT_EQ(waiter->get_meta("hot"), "holder");
 }
+
+// A connection lost while the store is idle between units of work is reconnected by the next
+// one; a connection lost inside a unit fails it with ConnectionLost, and the next reconnects.
+TEST_F(PgStoreTest, ALostConnectionIsReconnectedAtTheNextUnitOfWork) {
+  auto store = open_store(url_, clock_);
+  store->begin();
+  store->set_meta("k", "1");
+  store->commit();
+  const std::string others =
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+      "current_database() AND pid <> pg_backend_pid()";
+  const std::string db = url_.substr(url_.rfind('/') + 1);
+  server_->exec(db, others);
+  std::this_thread::sleep_for(200ms);
+  store->begin();
+  EXPECT_EQ(store->get_meta("k"), "1");
+  store->set_meta("k", "2");
+  store->commit();
+
+  store->begin();
+  store->set_meta("k", "3");
+  server_->exec(db, others);
+  std::this_thread::sleep_for(200ms);
+  EXPECT_THROW(store->commit(), ConnectionLost);
+  EXPECT_FALSE(store->in_transaction());
+  store->begin();
+  EXPECT_EQ(store->get_meta("k"), "2");
+  store->commit();
+  // Idle, read outside a unit of work.
+  server_->exec(db, others);
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(store->get_meta("k"), "2");
+}

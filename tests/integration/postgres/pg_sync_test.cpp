@@ -294,3 +294,46 @@ TEST_F(PgSync, SigtermStopsAWorkerWithinSecondsAndLosesNothing) {
   EXPECT_EQ(compare_warehouse(url_, expected), 0);
   expect_no_duplicate_change(pipeline, sim);
 }
+
+// Every worker's connection is cut several times mid-run (pg_terminate_backend, as a server
+// restart or a network cut would): each reconnects, returns the messages of the unit it lost
+// at once and goes on, so all end 0 well within the 15 min visibility timeout, exact and with
+// no duplicate change.
+TEST_F(PgSync, WorkersWhoseConnectionsAreCutMidRunReconnectAndEndExactAndQuickly) {
+  SimServer sim({"--seed", "33", "--employees-per-branch", "12", "--sales-per-salesperson", "25"});
+  std::string pipeline =
+      example_pipeline(dir_, {{"per_second: 50, burst: 50", "per_second: 100, burst: 20"}});
+  Expected expected = expected_from(sim.truth());
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<Subprocess> workers;
+  for (int i = 0; i < 3; ++i)
+    workers.push_back(Subprocess::start({CASCADE_BIN, "sync", pipeline, "--json"}, env(sim)));
+  ASSERT_TRUE(eventually(
+      [&] {
+        try {
+          return count("SELECT count(*) FROM cascade_change_log WHERE table_name = 'sales'") > 100;
+        } catch (const std::exception&) {
+          return false;  // the tables are not there yet
+        }
+      },
+      60s));
+  const std::string others =
+      " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
+  int64_t cut = 0;
+  const int64_t at_first_cut =
+      count("SELECT count(*) FROM cascade_change_log WHERE table_name = 'sales'");
+  for (int i = 0; i < 5; ++i) {
+    if (std::none_of(workers.begin(), workers.end(), [](Subprocess& w) { return w.running(); }))
+      break;
+    cut += count("SELECT count(*)" + others);
+    server_->exec(test_db_name(), "SELECT pg_terminate_backend(pid)" + others);
+    std::this_thread::sleep_for(700ms);
+  }
+  EXPECT_GT(cut, 0) << "no connection was cut";
+  EXPECT_LT(at_first_cut, static_cast<int64_t>(expected.sales.size())) << "the cuts came too late";
+  for (auto& w : workers) EXPECT_EQ(finish(w, 90s), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 60s)
+      << "a worker waited for a message's visibility timeout";
+  EXPECT_EQ(compare_warehouse(url_, expected), 0);
+  expect_no_duplicate_change(pipeline, sim);
+}
