@@ -58,6 +58,20 @@ class PgSync : public ::testing::Test {
   }
   int64_t count(const std::string& sql) { return query_storage(url_, sql).rows[0][0].as_int(); }
 
+  // Waits (at most a minute) until the sales change log has more than `n` entries: the run is
+  // well under way.
+  bool sales_changes_exceed(int64_t n) {
+    return eventually(
+        [&] {
+          try {
+            return count("SELECT count(*) FROM cascade_change_log WHERE table_name = 'sales'") > n;
+          } catch (const std::exception&) {
+            return false;  // the tables are not there yet
+          }
+        },
+        60s);
+  }
+
   // The live (sale id, employee id) pairs of the warehouse.
   std::set<std::pair<int64_t, int64_t>> sales() {
     std::set<std::pair<int64_t, int64_t>> out;
@@ -195,15 +209,7 @@ TEST_F(PgSync, AWorkerKilledMidRunThenADrainEndsExact) {
   for (int i = 0; i < 3; ++i)
     workers.push_back(Subprocess::start({CASCADE_BIN, "sync", pipeline, "--json"}, env(sim)));
   // Killed once the run is well under way (the sales stage has rows).
-  ASSERT_TRUE(eventually(
-      [&] {
-        try {
-          return count("SELECT count(*) FROM cascade_change_log WHERE table_name = 'sales'") > 300;
-        } catch (const std::exception&) {
-          return false;  // the tables are not there yet
-        }
-      },
-      60s));
+  ASSERT_TRUE(sales_changes_exceed(300));
   int64_t at_kill = count("SELECT count(*) FROM cascade_change_log WHERE table_name = 'sales'");
   EXPECT_LT(at_kill, static_cast<int64_t>(expected.sales.size())) << "the kill came too late";
   workers[1].signal(SIGKILL);
@@ -308,15 +314,7 @@ TEST_F(PgSync, WorkersWhoseConnectionsAreCutMidRunReconnectAndEndExactAndQuickly
   std::vector<Subprocess> workers;
   for (int i = 0; i < 3; ++i)
     workers.push_back(Subprocess::start({CASCADE_BIN, "sync", pipeline, "--json"}, env(sim)));
-  ASSERT_TRUE(eventually(
-      [&] {
-        try {
-          return count("SELECT count(*) FROM cascade_change_log WHERE table_name = 'sales'") > 100;
-        } catch (const std::exception&) {
-          return false;  // the tables are not there yet
-        }
-      },
-      60s));
+  ASSERT_TRUE(sales_changes_exceed(100));
   const std::string others =
       " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
   int64_t cut = 0;
