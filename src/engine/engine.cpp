@@ -112,6 +112,9 @@ struct Task {
   // Incremental stages: the stored cursor the request was made with (canonical JSON; none
   // when the scope had none).
   std::optional<std::string> cursor_sent;
+  // Stages whose unchanged responses are skipped: what the scope's listing was recorded from
+  // when the message started (none: process in full).
+  std::optional<ListingDigest> prior;
   // Filled in when done:
   Outcome outcome = Outcome::Ok;
   std::string reason;
@@ -122,7 +125,54 @@ struct Task {
   Duration elapsed{};
   std::optional<TimePoint> retry_at;  // when the vendor said it takes requests again
   std::shared_ptr<Listing> listing;   // a paged stage's pages, until they are merged
+  uint64_t digest = 0;                // of this response (see response_digest); 0: none
+  bool same_response = false;         // digest == prior: the recorded listing, not parsed
 };
+
+// What decides the rows a stage makes of one response besides the message and the body: a
+// change to any of it must not let a response that is byte-for-byte the same skip processing.
+uint64_t rows_config_seed(const CompiledStage& st) {
+  const StageSpec& s = *st.spec;
+  std::string text = "cascade listing digest v1";
+  auto add = [&text](std::string_view part) {
+    text += '\x1f';
+    text += std::to_string(part.size());
+    text += ':';
+    text += part;
+  };
+  add(st.name);
+  add(st.table);
+  add(s.records_path);
+  add(s.where ? *s.where : std::string("\x01none"));
+  for (const auto* fields : {&s.key, &s.attach})
+    for (const FieldSpec& f : *fields) {
+      add(f.name);
+      add(f.is_template ? "t" : "p");
+      add(f.is_template ? f.tmpl.text : f.path);
+    }
+  add(std::to_string(s.schema.flatten_depth));
+  add(s.schema.list_tables ? "lists" : "json");
+  add(std::to_string(static_cast<int>(s.schema.contract)));
+  add(s.effective ? *s.effective : std::string("\x01none"));
+  uint64_t h = hash_bytes(text);
+  return h ? h : 1;
+}
+
+// Whether a stage's responses may be skipped when byte-for-byte what its listing was recorded
+// from: only a stage whose whole output is its rows (no child messages to send again), from one
+// response (not paged), compared with the full listing (not incremental).
+bool skips_same_responses(const CompiledStage& st) {
+  const StageSpec& s = *st.spec;
+  return st.emit.empty() && !s.incremental && !s.records_from &&
+         s.paginate.kind == PaginateOptions::Kind::None;
+}
+
+// The digest of one response of a stage: its message and body under the stage's seed. Never 0.
+uint64_t response_digest(uint64_t seed, const Value& message, std::string_view body) {
+  uint64_t parts[3] = {seed, hash_value(message), hash_bytes(body)};
+  uint64_t h = hash_bytes(std::string_view(reinterpret_cast<const char*>(parts), sizeof parts));
+  return h ? h : 1;
+}
 
 }  // namespace
 
@@ -151,6 +201,8 @@ struct Engine::Impl {
   // Per stage: scopes with a held deletion when the run began. With shared queues only these
   // holds may be confirmed: one another worker made since is the same crawl, not a next run.
   std::vector<std::unordered_set<uint64_t>> held_before_run;
+  // Per stage: rows_config_seed() where the stage skips responses it has seen, else 0.
+  std::vector<uint64_t> digest_seeds;
 
   std::mutex mu;
   std::condition_variable cv;
@@ -185,9 +237,12 @@ struct Engine::Impl {
         held_scopes(plan.stages().size()),
         seen_scopes(plan.stages().size()),
         held_before_run(plan.stages().size()),
+        digest_seeds(plan.stages().size(), 0),
         pool(engine.options_.workers ? engine.options_.workers
                                      : std::max(1u, std::thread::hardware_concurrency() - 1)),
         secrets(plan.spec().source.auth.secrets()) {
+    for (const auto& s : plan.stages())
+      if (skips_same_responses(s)) digest_seeds[s.index] = rows_config_seed(s);
     for (const auto& s : plan.stages()) {
       TableSpec t;
       t.name = s.table;
@@ -259,6 +314,7 @@ struct Engine::Impl {
     // Two bodies to one URL are two listings.
     t->scope = scope_of(st, t->body.empty() ? t->request : t->request + '\0' + t->body);
     if (st.spec->incremental) add_cursor(*t, st);  // after the scope: a cursor is no new listing
+    if (digest_seeds[t->stage]) t->prior = e.store_.staging().listing_digest(st.name, t->scope);
     if (st.spec->paginate.kind != PaginateOptions::Kind::None) {
       t->listing = std::make_shared<Listing>(
           Paginator(st.spec->paginate, url_of(*t), st.spec->records_path));
@@ -384,8 +440,12 @@ struct Engine::Impl {
     } else if (v.empty) {
       t->processed = Processed{};  // the stage's rule: this status is a listing with no records
     } else {
+      if (uint64_t seed = digest_seeds[t->stage]) {
+        t->digest = response_digest(seed, t->message, resp.body);
+        t->same_response = t->prior && t->prior->digest == t->digest;
+      }
       try {
-        t->processed = process_response(plan, st, t->message, resp.body);
+        if (!t->same_response) t->processed = process_response(plan, st, t->message, resp.body);
       } catch (const DataError& ex) {
         t->outcome = Outcome::Permanent;
         t->reason = fmt::format("{}: HTTP {}: {}", what, resp.status, ex.what());
@@ -710,6 +770,13 @@ struct Engine::Impl {
     ++c.messages;
     seen_scopes[t.stage].insert(t.scope);
     if (e.options_.on_message) e.options_.on_message(t.stage, t.elapsed);
+    if (t.same_response) {
+      // The very response the scope's listing was recorded from: the same rows again, with no
+      // held deletion (a listing with one is recorded without a digest).
+      c.records += t.prior->rows;
+      c.unchanged += t.prior->rows;
+      return;
+    }
     Processed& p = t.processed;
     c.records += p.records_seen;
     c.filtered += p.filtered_out;
@@ -771,12 +838,16 @@ struct Engine::Impl {
       for (const auto& g : gone_keys) ptrs.push_back(&g);
       c.gone += loader.mark_deleted(tables[t.stage], ptrs, stamp, t.scope);
     }
-    if (!incremental && (same != old.size() || p.rows.size() != old.size())) {
+    // Recorded again when only the response changed (the same rows in another order or
+    // spelling), so that the next identical response is recognised without being read.
+    uint64_t digest = held ? 0 : t.digest;
+    bool new_digest = digest && (!t.prior || t.prior->digest != digest);
+    if (!incremental && (same != old.size() || p.rows.size() != old.size() || new_digest)) {
       std::vector<StagedRef> listing;
       listing.reserve(p.rows.size() + kept.size());
       for (const auto& row : p.rows) listing.push_back({row.key, row.hash});
       listing.insert(listing.end(), kept.begin(), kept.end());
-      staging.set_scope_rows(st.name, t.scope, listing);
+      staging.record_listing(st.name, t.scope, listing, digest);
     }
     // In the same unit of work as the rows: a crash never skips or repeats a record.
     if (moved) staging.set_cursor(st.name, t.scope, canonical_json(*moved));

@@ -25,6 +25,13 @@ struct StagedRef {
   uint64_t hash = 0;
 };
 
+// What a listing was last recorded from: a digest of the response that produced it (the engine
+// decides what goes into it) and how many rows it holds.
+struct ListingDigest {
+  uint64_t digest = 0;
+  uint32_t rows = 0;
+};
+
 struct HeldListing {
   uint64_t fingerprint = 0;
   int64_t run_id = 0;
@@ -45,6 +52,24 @@ class Staging {
   // earlier record; an empty listing removes it. Part of the caller's unit of work.
   virtual void set_scope_rows(std::string_view stage, uint64_t scope,
                               std::span<const StagedRef> rows) = 0;
+
+  // set_scope_rows() that also records `digest` (0: none) with the listing, for
+  // listing_digest(). A backend that keeps no digests records the rows alone.
+  virtual void record_listing(std::string_view stage, uint64_t scope,
+                              std::span<const StagedRef> rows, uint64_t digest) {
+    (void)digest;
+    set_scope_rows(stage, scope, rows);
+  }
+
+  // The digest the listing of `scope` was last recorded with, read without its rows: none when
+  // it has none (never recorded, recorded without one, or a backend that keeps no digests). A
+  // response whose digest equals it produces the recorded listing again, so the engine need not
+  // read it. Takes no lock and may be called outside a unit of work.
+  virtual std::optional<ListingDigest> listing_digest(std::string_view stage, uint64_t scope) {
+    (void)stage;
+    (void)scope;
+    return std::nullopt;
+  }
 
   // Every scope of the stage with a recorded listing, appended to `out` (in no order).
   virtual void scopes(std::string_view stage, std::vector<uint64_t>& out) = 0;

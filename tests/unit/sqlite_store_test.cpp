@@ -98,6 +98,32 @@ TEST_F(SqliteStoreTest, StagingRecordsEachListingSortedAndReplacesOrDropsIt) {
   EXPECT_TRUE(scopes.empty());
 }
 
+TEST_F(SqliteStoreTest, AListingRecordedWithADigestGivesItBackWithoutItsRows) {
+  std::vector<StagedRef> rows{{"[2]", 22}, {"[1]", 11}};
+  st().set_scope_rows("sales", 5, rows);
+  EXPECT_FALSE(st().listing_digest("sales", 5));  // recorded without one
+  EXPECT_FALSE(st().listing_digest("sales", 6));  // never recorded
+
+  const uint64_t digest = 0xFFFF'FFFF'0000'0007ull;  // starts like the header's mark
+  st().record_listing("sales", 5, rows, digest);
+  auto d = st().listing_digest("sales", 5);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->digest, digest);
+  EXPECT_EQ(d->rows, 2u);
+  auto back = listing(st(), 5);  // the header is no row
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].key, "[1]");
+  EXPECT_EQ(back[1].hash, 22u);
+
+  // Recorded again without a digest (a held deletion), it has none any more.
+  st().set_scope_rows("sales", 5, rows);
+  EXPECT_FALSE(st().listing_digest("sales", 5));
+  // An empty listing is no record at all.
+  st().record_listing("sales", 5, {}, digest);
+  EXPECT_FALSE(st().listing_digest("sales", 5));
+  EXPECT_TRUE(listing(st(), 5).empty());
+}
+
 TEST_F(SqliteStoreTest, StagingKeepsListingsOfManyKeys) {
   std::vector<std::string> keys;
   for (int i = 0; i < 5000; ++i) keys.push_back("[" + std::to_string(i) + "]");

@@ -97,6 +97,20 @@ void PgStaging::scope_rows(std::string_view stage, uint64_t scope, std::vector<S
 
 void PgStaging::set_scope_rows(std::string_view stage, uint64_t scope,
                                std::span<const StagedRef> rows) {
+  record_listing(stage, scope, rows, 0);
+}
+
+std::optional<ListingDigest> PgStaging::listing_digest(std::string_view stage, uint64_t scope) {
+  Result r = c_.query(
+      "SELECT substring(rows from 1 for 16) FROM cascade_listings WHERE stage=$1 "
+      "AND scope=$2",
+      stage, as_bigint(scope));
+  if (r.rows() == 0) return std::nullopt;
+  return listing_blob_digest(from_hex_bytea(r.text(0, 0), stage));
+}
+
+void PgStaging::record_listing(std::string_view stage, uint64_t scope,
+                               std::span<const StagedRef> rows, uint64_t digest) {
   if (rows.empty()) {
     c_.query("DELETE FROM cascade_listings WHERE stage=$1 AND scope=$2", stage, as_bigint(scope));
     return;
@@ -104,7 +118,7 @@ void PgStaging::set_scope_rows(std::string_view stage, uint64_t scope,
   c_.query(
       "INSERT INTO cascade_listings(stage, scope, rows) VALUES($1, $2, $3::bytea) ON "
       "CONFLICT(stage, scope) DO UPDATE SET rows=excluded.rows",
-      stage, as_bigint(scope), to_hex_bytea(encode_listing(rows)));
+      stage, as_bigint(scope), to_hex_bytea(encode_listing(rows, digest)));
 }
 
 void PgStaging::scopes(std::string_view stage, std::vector<uint64_t>& out) {

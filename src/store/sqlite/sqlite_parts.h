@@ -75,6 +75,9 @@ class SqliteStaging final : public Staging {
   void scope_rows(std::string_view stage, uint64_t scope, std::vector<StagedRow>& out) override;
   void set_scope_rows(std::string_view stage, uint64_t scope,
                       std::span<const StagedRef> rows) override;
+  void record_listing(std::string_view stage, uint64_t scope, std::span<const StagedRef> rows,
+                      uint64_t digest) override;
+  std::optional<ListingDigest> listing_digest(std::string_view stage, uint64_t scope) override;
   void scopes(std::string_view stage, std::vector<uint64_t>& out) override;
   std::optional<HeldListing> held_listing(std::string_view stage, uint64_t scope) override;
   void held_scopes(std::string_view stage, std::vector<uint64_t>& out) override;
@@ -88,7 +91,7 @@ class SqliteStaging final : public Staging {
 
  private:
   struct Stmts {
-    Stmt get, put, drop, scopes;
+    Stmt get, put, drop, scopes, digest;
   };
   Stmts& stmts();
   struct Held {

@@ -23,6 +23,8 @@ SqliteStaging::Stmts& SqliteStaging::stmts() {
                 "CONFLICT(stage, scope) DO UPDATE SET rows=excluded.rows");
   s->drop = Stmt(d, "DELETE FROM cascade_listings WHERE stage=?1 AND scope=?2");
   s->scopes = Stmt(d, "SELECT scope FROM cascade_listings WHERE stage=?1");
+  s->digest =
+      Stmt(d, "SELECT substr(rows, 1, 16) FROM cascade_listings WHERE stage=?1 AND scope=?2");
   stmts_ = std::move(s);
   return *stmts_;
 }
@@ -40,6 +42,22 @@ void SqliteStaging::scope_rows(std::string_view name, uint64_t scope, std::vecto
 
 void SqliteStaging::set_scope_rows(std::string_view name, uint64_t scope,
                                    std::span<const StagedRef> rows) {
+  record_listing(name, scope, rows, 0);
+}
+
+std::optional<ListingDigest> SqliteStaging::listing_digest(std::string_view name, uint64_t scope) {
+  Stmt& st = stmts().digest;
+  Use u(st);
+  st.bind(1, name);
+  st.bind(2, static_cast<int64_t>(scope));
+  if (!st.step()) return std::nullopt;
+  const auto* p = static_cast<const char*>(sqlite3_column_blob(st.get(), 0));
+  size_t size = static_cast<size_t>(sqlite3_column_bytes(st.get(), 0));
+  return listing_blob_digest(std::string_view(p ? p : "", size));
+}
+
+void SqliteStaging::record_listing(std::string_view name, uint64_t scope,
+                                   std::span<const StagedRef> rows, uint64_t digest) {
   Stmts& s = stmts();
   Implicit tx(db_);
   if (rows.empty()) {
@@ -49,7 +67,7 @@ void SqliteStaging::set_scope_rows(std::string_view name, uint64_t scope,
     tx.done();
     return;
   }
-  std::string blob = encode_listing(rows);
+  std::string blob = encode_listing(rows, digest);
   s.put.bind(1, name);
   s.put.bind(2, static_cast<int64_t>(scope));
   s.put.bind_blob(3, blob);

@@ -90,6 +90,27 @@ TEST_F(PgStoreTest, StagingKeepsListingsHoldsAndCursorsPerScope) {
   EXPECT_FALSE(s.cursor("sales", 1));
 }
 
+TEST_F(PgStoreTest, AListingRecordedWithADigestGivesItBackWithoutItsRows) {
+  pg::Conn conn(url_);
+  pg::PgStaging s(conn);
+  std::vector<StagedRef> rows{{"[2]", 22}, {"[1]", 11}};
+  s.set_scope_rows("sales", 5, rows);
+  EXPECT_FALSE(s.listing_digest("sales", 5));  // recorded without one
+  EXPECT_FALSE(s.listing_digest("sales", 6));  // never recorded
+  const uint64_t digest = 0xffffffff00000007ull;
+  s.record_listing("sales", 5, rows, digest);
+  auto d = s.listing_digest("sales", 5);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->digest, digest);
+  EXPECT_EQ(d->rows, 2u);
+  std::vector<StagedRow> got;
+  s.scope_rows("sales", 5, got);  // the header is no row
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].key, "[1]");
+  s.set_scope_rows("sales", 5, rows);
+  EXPECT_FALSE(s.listing_digest("sales", 5));
+}
+
 TEST_F(PgStoreTest, AListingIsAppliedByOneWorkerAtATime) {
   pg::Conn a(url_), b(url_);
   pg::PgStaging sa(a), sb(b);
