@@ -9,6 +9,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include "core/error.h"
 
@@ -253,7 +254,7 @@ void statement(YAML::Emitter& out, const std::string& sid, const std::vector<std
 }  // namespace
 
 std::string sam_template(const PipelineSpec& spec, const TemplateOptions& o) {
-  if (spec.stages.empty()) throw ConfigError(spec.file + ": the pipeline has no stage");
+  if (spec.stages.empty()) throw std::invalid_argument(spec.file + ": the pipeline has no stage");
   const std::vector<std::string> ids = stage_ids(spec);
   const std::vector<FileVariable> vars = file_variables(spec.file);
   const std::string suffix = stage_names_suffix(spec);

@@ -35,7 +35,7 @@ struct TemplateOptions {
 // that AWS measures (see docs/aws.md for the mapping; others are listed in a comment).
 // Queue and table names are `${AWS::StackName}-` + the store's names (`stage-env`), which is
 // the `prefix=` of the CASCADE_STORAGE URL the functions get.
-// Throws ConfigError when the pipeline has no stage.
+// Throws std::invalid_argument when the pipeline has no stage.
 std::string sam_template(const PipelineSpec& spec, const TemplateOptions& options = {});
 
 // The CloudFormation logical id of a stage: its name CamelCased, alphanumerics only

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <stdexcept>
 
 #include "config/loader.h"
 #include "core/clock.h"
@@ -59,10 +60,11 @@ std::unique_ptr<Function> open_function() {
     f->spec.storage = storage;
   f->plan = std::make_unique<Plan>(f->spec);
   const std::string stage = env_or("CASCADE_STAGE", "");
-  if (stage.empty()) throw ConfigError("CASCADE_STAGE is not set: it names this function's stage");
+  if (stage.empty())
+    throw std::invalid_argument("CASCADE_STAGE is not set: it names this function's stage");
   f->stage = f->plan->find(stage);
   if (!f->stage)
-    throw ConfigError(fmt::format("CASCADE_STAGE '{}' is no stage of {}", stage, file));
+    throw std::invalid_argument(fmt::format("CASCADE_STAGE '{}' is no stage of {}", stage, file));
   const SourceSpec& src = f->plan->spec().source;
   f->limiter = std::make_unique<RateLimiter>(src.rate_limit.per_second, src.rate_limit.burst,
                                              SystemClock::instance());

@@ -184,7 +184,9 @@ TEST(AwsTemplate, ExampleHasTheOldDesignsResourcesWithThePipelinesSettings) {
 TEST(AwsTemplate, GrantsNoWildcardResourceNoFullAccessAndLeaksNoSecret) {
   std::string text = print_template(kExample);
   for (const auto& [name, value] : kSecrets)
-    if (name != "APP_ENV") EXPECT_EQ(text.find(value), std::string::npos) << name << " leaked";
+    if (name != "APP_ENV") {
+      EXPECT_EQ(text.find(value), std::string::npos) << name << " leaked";
+    }
   EXPECT_EQ(text.find("FullAccess"), std::string::npos);
   YAML::Node t = YAML::Load(text);
   int resources = 0, roles = 0;
@@ -197,8 +199,9 @@ TEST(AwsTemplate, GrantsNoWildcardResourceNoFullAccessAndLeaksNoSecret) {
       EXPECT_TRUE(n.Tag() == "!GetAtt" || n.Tag() == "!Ref" || n.Tag() == "!Sub")
           << "resource not named through the template: " << n.as<std::string>();
     }
-    if (key == "Action" && n.IsScalar())
+    if (key == "Action" && n.IsScalar()) {
       EXPECT_EQ(n.as<std::string>().find('*'), std::string::npos) << n.as<std::string>();
+    }
     if (key == "Type" && n.IsScalar() && n.as<std::string>() == "AWS::IAM::Role") ++roles;
   });
   EXPECT_EQ(roles, 3);       // one per function

@@ -84,7 +84,8 @@ TEST(LambdaPackage, BootstrapAnswersEventsInAnEmptyRootHoldingOnlyThePackage) {
   // Without AWS_LAMBDA_RUNTIME_API cascade itself answers (exit 2): the loader and libraries
   // of the package run it.
   RunResult pre = run({"chroot", root, "/var/task/bootstrap"},
-                      {{"LAMBDA_TASK_ROOT", "/var/task"}, {"AWS_LAMBDA_RUNTIME_API", ""}});
+                      std::map<std::string, std::string>{{"LAMBDA_TASK_ROOT", "/var/task"},
+                                                         {"AWS_LAMBDA_RUNTIME_API", ""}});
   if (pre.err.find("Operation not permitted") != std::string::npos)
     GTEST_SKIP() << "chroot is not permitted here: " << pre.err;
   ASSERT_EQ(pre.exit_code, 2) << pre.out << pre.err;
