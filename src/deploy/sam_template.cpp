@@ -41,6 +41,13 @@ struct FileVariable {
   std::optional<std::string> fallback;  // the `:-` default
 };
 
+// DM_API_TOKEN -> DmApiToken.
+std::string parameter_name(const std::string& variable) {
+  std::string lower;
+  for (char ch : variable) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return logical_name(lower);
+}
+
 std::vector<FileVariable> file_variables(const std::string& file) {
   std::vector<FileVariable> out;
   std::ifstream in(file, std::ios::binary);
@@ -62,7 +69,7 @@ std::vector<FileVariable> file_variables(const std::string& file) {
     line_start = line_start == std::string::npos ? 0 : line_start + 1;
     if (text.find('#', line_start) < at) continue;
     if (!seen.insert(name).second) continue;
-    FileVariable v{name, logical_name(name), std::nullopt};
+    FileVariable v{name, parameter_name(name), std::nullopt};
     if (m[2].matched) v.fallback = m[3].str();
     out.push_back(std::move(v));
   }
@@ -422,7 +429,7 @@ std::string sam_template(const PipelineSpec& spec, const TemplateOptions& o) {
     out << YAML::Key << "Type" << YAML::Value << "AWS::IAM::Role";
     out << YAML::Key << "Properties" << YAML::Value << YAML::BeginMap;
     out << YAML::Key << "AssumeRolePolicyDocument" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "Version" << YAML::Value << "2012-10-17";
+    out << YAML::Key << "Version" << YAML::Value << YAML::SingleQuoted << "2012-10-17";
     out << YAML::Key << "Statement" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
     out << YAML::Key << "Effect" << YAML::Value << "Allow";
     out << YAML::Key << "Principal" << YAML::Value << YAML::BeginMap << YAML::Key << "Service"
@@ -432,7 +439,7 @@ std::string sam_template(const PipelineSpec& spec, const TemplateOptions& o) {
     out << YAML::Key << "Policies" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
     out << YAML::Key << "PolicyName" << YAML::Value << "stage";
     out << YAML::Key << "PolicyDocument" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "Version" << YAML::Value << "2012-10-17";
+    out << YAML::Key << "Version" << YAML::Value << YAML::SingleQuoted << "2012-10-17";
     out << YAML::Key << "Statement" << YAML::Value << YAML::BeginSeq;
     statement(out, "Logs", {"logs:CreateLogStream", "logs:PutLogEvents"},
               [&](YAML::Emitter& e) { getatt(e, id + "LogGroup.Arn"); });
