@@ -150,7 +150,7 @@ TEST(LambdaRuntime, LogsAreJsonLinesAndCarryNoSecret) {
   RunOptions o;
   o.env = e.env(sim, api, "branches");
   o.env["LOGGING_LEVEL"] = "DEBUG";
-  o.timeout = std::chrono::seconds(20);
+  o.timeout = std::chrono::seconds(15);
   o.term_grace = std::chrono::seconds(5);
   o.fail_test_on_timeout = false;
   // Ends by the timeout's SIGTERM after answering.
