@@ -245,6 +245,11 @@ int main(int argc, char** argv) {
       "lambda",
       "Run as a Lambda custom runtime: the Runtime API loop at $AWS_LAMBDA_RUNTIME_API, for the "
       "stage $CASCADE_STAGE of $CASCADE_PIPELINE (docs/aws.md)");
+  size_t max_invocations = 0;
+  lambda
+      ->add_option("--max-invocations", max_invocations,
+                   "end (exit 0) after this many events; 0: never, as inside Lambda")
+      ->capture_default_str();
   AwsCommands aws_cmds(app, c);
 
   auto* level_opt = app.get_option("--log-level");
@@ -259,7 +264,7 @@ int main(int argc, char** argv) {
   try {
     cascade::setup_logging(log_level, log_format);
     if (*validate) return cmd_validate(c);
-    if (*lambda) return cascade::lambda::run_lambda();
+    if (*lambda) return cascade::lambda::run_lambda(max_invocations);
     if (aws_cmds.chosen()) return aws_cmds.run();
     if (*run) {
       std::optional<cascade::Duration> poll = cascade::parse_duration(run_poll);

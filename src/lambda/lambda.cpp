@@ -210,7 +210,7 @@ std::string handle(Function& f, const Value& event) {
 
 }  // namespace
 
-int run_lambda() {
+int run_lambda(size_t max_invocations) {
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
   const std::string endpoint = env_or("AWS_LAMBDA_RUNTIME_API", "");
@@ -238,9 +238,11 @@ int run_lambda() {
   g_engine = f->engine.get();
   if (g_stop) f->engine->request_stop();
   spdlog::info("lambda ready: pipeline {}, stage {}", f->spec.name, f->stage->name);
+  size_t handled = 0;
   try {
-    while (!g_stop) {
+    while (!g_stop && (max_invocations == 0 || handled < max_invocations)) {
       std::optional<Invocation> inv = api.next();
+      ++handled;
       if (!inv) break;
       Value event;
       try {

@@ -19,12 +19,15 @@
 // records_new, records_changed, records_deleted).
 #pragma once
 
+#include <cstddef>
+
 namespace cascade::lambda {
 
 // Runs the loop until SIGTERM or SIGINT (handlers installed here: the event under way is stopped
 // cleanly, its unprocessed records reported failed). Returns the process exit code: 0 after a
 // signal, 1 when the Runtime API fails, 2 when initialization fails (reported to
-// /runtime/init/error first). Call once per process.
-int run_lambda();
+// /runtime/init/error first). `max_invocations` > 0 ends the loop (exit 0) after that many
+// events, for local runs and tests; Lambda itself never ends it. Call once per process.
+int run_lambda(size_t max_invocations = 0);
 
 }  // namespace cascade::lambda

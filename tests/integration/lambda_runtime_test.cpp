@@ -147,14 +147,9 @@ TEST(LambdaRuntime, LogsAreJsonLinesAndCarryNoSecret) {
   LambdaEnv e;
   e.pipeline = example_pipeline(e.dir);
   std::string id = api.push(R"({"Records":[)" + sqs_record("m-x", R"({"branch":"Akron"})") + "]}");
-  RunOptions o;
-  o.env = e.env(sim, api, "branches");
-  o.env["LOGGING_LEVEL"] = "DEBUG";
-  o.timeout = std::chrono::seconds(15);
-  o.term_grace = std::chrono::seconds(5);
-  o.fail_test_on_timeout = false;
-  // Ends by the timeout's SIGTERM after answering.
-  RunResult r = run({CASCADE_BIN, "lambda"}, o);
+  std::map<std::string, std::string> env = e.env(sim, api, "branches");
+  env["LOGGING_LEVEL"] = "DEBUG";
+  RunResult r = run({CASCADE_BIN, "lambda", "--max-invocations", "1"}, env);
   auto a = api.wait_answer(id, std::chrono::seconds(1));
   ASSERT_TRUE(a);
   EXPECT_EQ(a->body, R"({"batchItemFailures":[]})");
