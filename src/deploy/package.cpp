@@ -123,7 +123,14 @@ PackageResult write_package(const PackageOptions& o) {
   PackageResult r;
   r.bytes += copy_into(launcher, dir / "bootstrap", exec);
   r.files.push_back("bootstrap");
-  r.bytes += copy_into(binary, dir / "cascade", exec);
+  copy_into(binary, dir / "cascade", exec);
+  // Debug information is most of a RelWithDebInfo binary (~80 of ~90 MB) and no use to Lambda.
+  try {
+    capture({"strip", "--strip-debug", (dir / "cascade").string()});
+  } catch (const std::exception&) {
+    // No binutils: the package is larger, not wrong.
+  }
+  r.bytes += fs::file_size(dir / "cascade");
   r.files.push_back("cascade");
   bool loader = false;
   for (const auto& lib : shared_libraries(binary.string())) {

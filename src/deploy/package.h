@@ -3,7 +3,8 @@
 // so the package carries the loader and every shared library the binary was linked with, and a
 // statically linked `bootstrap` that starts the binary through that loader:
 //   DIR/bootstrap                 cascade-bootstrap (static, no shell needed)
-//   DIR/cascade                   this binary
+//   DIR/cascade                   this binary (its debug information stripped, when `strip` is
+//                                 installed)
 //   DIR/lib/*.so*                 its shared libraries, from ldd, the loader among them
 //   DIR/pipeline.yaml             the pipeline file as written (its ${VARS} unresolved)
 // Not thread-safe (runs ldd, writes files).
