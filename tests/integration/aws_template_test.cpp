@@ -225,3 +225,16 @@ TEST(AwsTemplate, TimezoneSchedulesUseScheduleV2AndBadFilesExit2WithAPosition) {
   EXPECT_NE(r.err.find(bad + ":"), std::string::npos) << r.err;
   EXPECT_TRUE(r.out.empty()) << r.out;
 }
+
+TEST(AwsTemplate, AwsCommandsHaveHelpAndNeedASubcommand) {
+  for (std::vector<std::string> cmd :
+       {std::vector<std::string>{"aws"}, {"aws", "template"}, {"aws", "package"}, {"lambda"}}) {
+    cmd.insert(cmd.begin(), CASCADE_BIN);
+    cmd.push_back("--help");
+    RunResult r = run(cmd);
+    EXPECT_EQ(r.exit_code, 0) << cmd[1];
+    EXPECT_NE(r.out.find("Usage:"), std::string::npos) << cmd[1];
+  }
+  EXPECT_EQ(run({CASCADE_BIN, "aws"}).exit_code, 2);
+  EXPECT_EQ(run({CASCADE_BIN, "aws", "package"}).exit_code, 2);  // --out is required
+}
