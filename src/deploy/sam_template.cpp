@@ -522,6 +522,12 @@ std::string sam_template(const PipelineSpec& spec, const TemplateOptions& o) {
     out << YAML::Key << "Queue" << YAML::Value;
     getatt(out, id + "Queue.Arn");
     out << YAML::Key << "BatchSize" << YAML::Value << o.batch_size;
+    // Without it the event source polls with more concurrency than the function is reserved, and
+    // each throttled batch goes back to the queue with its receive count raised: messages would
+    // reach the DLQ without ever having failed. SQS's minimum is 2.
+    out << YAML::Key << "ScalingConfig" << YAML::Value << YAML::BeginMap << YAML::Key
+        << "MaximumConcurrency" << YAML::Value << std::clamp(st.concurrency, 2, 1000)
+        << YAML::EndMap;
     out << YAML::Key << "FunctionResponseTypes" << YAML::Value << YAML::BeginSeq
         << "ReportBatchItemFailures" << YAML::EndSeq;
     out << YAML::EndMap << YAML::EndMap;

@@ -93,6 +93,8 @@ TEST(AwsTemplate, ExampleHasTheOldDesignsResourcesWithThePipelinesSettings) {
     ASSERT_EQ(sqs["Properties"]["FunctionResponseTypes"].size(), 1u);
     EXPECT_EQ(sqs["Properties"]["FunctionResponseTypes"][0].as<std::string>(),
               "ReportBatchItemFailures");
+    EXPECT_EQ(sqs["Properties"]["ScalingConfig"]["MaximumConcurrency"].as<int>(),
+              std::max(2, s.concurrency));
     // Only the root has a schedule: the old design's rate(1 hour).
     if (s.name == "branches") {
       EXPECT_EQ(p["Events"]["Schedule"]["Type"].as<std::string>(), "Schedule");
