@@ -6,14 +6,43 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "cli/aws.h"
 #include "cli/commands.h"
 #include "core/duration.h"
+#include "lambda/lambda.h"
 #include "observe/log.h"
 
 using namespace cascade::cli;
 
+namespace {
+
+// LOGGING_LEVEL, the old design's variable (Python's level names), when set; else `fallback`.
+std::string lambda_log_level(std::string fallback) {
+  const char* env_level = std::getenv("LOGGING_LEVEL");
+  if (!env_level || !*env_level) return fallback;
+  std::string l(env_level);
+  for (char& ch : l) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (l == "warning") l = "warn";
+  if (l == "critical" || l == "fatal") l = "error";
+  if (l == "notset") l = "trace";
+  return l;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  // Started by Lambda as the function's `bootstrap` (a package may ship the binary under that
+  // name): the custom runtime, configured by the environment alone.
+  if (argc > 0 && std::getenv("AWS_LAMBDA_RUNTIME_API")) {
+    std::string_view self = argv[0];
+    if (size_t slash = self.rfind('/'); slash != std::string_view::npos)
+      self.remove_prefix(slash + 1);
+    if (self == "bootstrap") {
+      cascade::setup_logging(lambda_log_level("info"), "json");
+      return cascade::lambda::run_lambda();
+    }
+  }
   install_stop_handlers();
   CLI::App app{
       "cascade keeps a SQL warehouse in sync with a hierarchical (cascading) HTTP API.\n"
@@ -212,19 +241,22 @@ int main(int argc, char** argv) {
   demo->add_option("--ticks", demo_opts.ticks, "simulated hours between the two syncs")
       ->capture_default_str();
 
+  auto* lambda = app.add_subcommand(
+      "lambda",
+      "Run as a Lambda custom runtime: the Runtime API loop at $AWS_LAMBDA_RUNTIME_API, for the "
+      "stage $CASCADE_STAGE of $CASCADE_PIPELINE (docs/aws.md)");
+  size_t max_invocations = 0;
+  lambda
+      ->add_option("--max-invocations", max_invocations,
+                   "end (exit 0) after this many events; 0: never, as inside Lambda")
+      ->capture_default_str();
+  AwsCommands aws_cmds(app, c);
+
   auto* level_opt = app.get_option("--log-level");
   try {
     app.parse(argc, argv);
     // The old design's variable, when the flag is not given: Python's level names.
-    if (level_opt->count() == 0)
-      if (const char* env_level = std::getenv("LOGGING_LEVEL"); env_level && *env_level) {
-        std::string l(env_level);
-        for (char& ch : l) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        if (l == "warning") l = "warn";
-        if (l == "critical" || l == "fatal") l = "error";
-        if (l == "notset") l = "trace";
-        log_level = l;
-      }
+    if (level_opt->count() == 0) log_level = lambda_log_level(log_level);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
@@ -232,6 +264,8 @@ int main(int argc, char** argv) {
   try {
     cascade::setup_logging(log_level, log_format);
     if (*validate) return cmd_validate(c);
+    if (*lambda) return cascade::lambda::run_lambda(max_invocations);
+    if (aws_cmds.chosen()) return aws_cmds.run();
     if (*run) {
       std::optional<cascade::Duration> poll = cascade::parse_duration(run_poll);
       if (!poll || poll->count() <= 0) {

@@ -104,6 +104,7 @@ struct Task {
   size_t stage = 0;
   std::string receipt;  // empty for direct (invoked) messages
   std::string id;       // the queue's message id; empty for direct messages
+  size_t origin = 0;    // direct messages: the position in the invoked list
   int receive_count = 0;
   Value message;
   std::string request;  // rendered path + query
@@ -196,6 +197,8 @@ struct Engine::Impl {
   // Other processes consume the same queues (Store::claim_consumer() was false): they apply part
   // of every crawl, and may hold a deletion during this very run.
   bool shared_queues = false;
+  // invoke_messages(): where the positions of the direct messages that failed go.
+  std::vector<size_t>* failed_out = nullptr;
   // Units of work lost with their connection in a row (shared queues only; see apply_or_return).
   int lost_connections = 0;
   // Per stage: scopes with a held deletion when the run began. With shared queues only these
@@ -674,6 +677,7 @@ struct Engine::Impl {
       // Stopped before it was done: back to the queue at once, no error recorded, no receive
       // counted against it.
       if (!t.receipt.empty()) q.release(st.queue, t.receipt, Duration::zero());
+      if (t.receipt.empty() && failed_out) failed_out->push_back(t.origin);
       return;
     }
     if (t.outcome == Outcome::Throttled && !t.receipt.empty()) {
@@ -699,6 +703,7 @@ struct Engine::Impl {
       if (t.receipt.empty()) {
         spdlog::error("{}: {}", st.name, t.reason);
         ++c.dead_lettered;
+        if (failed_out) failed_out->push_back(t.origin);
         return;
       }
       if (t.outcome == Outcome::Permanent) {
@@ -1406,22 +1411,32 @@ RunSummary Engine::run_once(const Value* event, bool seed_roots,
 }
 
 RunSummary Engine::invoke(const CompiledStage& stage, const Value& event) {
+  return invoke_messages(stage,
+                         stage.root ? plan_.root_messages(stage, &event) : event_messages(event));
+}
+
+RunSummary Engine::invoke_messages(const CompiledStage& stage, std::vector<Value> messages,
+                                   std::vector<size_t>* failed) {
   auto t0 = std::chrono::steady_clock::now();
   StopFlagOnStore stop_flag(store_, stop_);
   Impl impl(*this);
   impl.shared_queues = !store_.claim_consumer();
+  impl.failed_out = failed;
   impl.begin_run();
-  std::vector<Value> messages =
-      stage.root ? plan_.root_messages(stage, &event) : event_messages(event);
-  for (auto& m : messages) {
+  for (size_t i = 0; i < messages.size(); ++i) {
     auto t = std::make_unique<Task>();
     t->stage = stage.index;
-    t->message = std::move(m);
+    t->origin = i;
+    t->message = std::move(messages[i]);
     impl.start(std::move(t));
   }
   RunSummary summary;
   impl.loop(false, summary);
   stop_ = false;
+  if (failed) {
+    std::sort(failed->begin(), failed->end());
+    failed->erase(std::unique(failed->begin(), failed->end()), failed->end());
+  }
   bool ok = impl.counters[stage.index].dead_lettered == 0;
   return impl.summarize(ok, t0);
 }

@@ -105,6 +105,14 @@ class Engine {
   // invoke); child messages go to the children's queues and are not processed.
   RunSummary invoke(const CompiledStage& stage, const Value& event);
 
+  // The same for messages already taken out of an event (the bodies of an SQS batch), whatever
+  // the stage: no root inputs are expanded. When `failed` is given, the positions in `messages`
+  // of those that failed (not applied: their error is logged and counted as dead-lettered, and
+  // the caller decides what becomes of them, e.g. SQS retries them) are appended to it, sorted,
+  // once each. Throws what the storage throws: then none of them is known to be applied.
+  RunSummary invoke_messages(const CompiledStage& stage, std::vector<Value> messages,
+                             std::vector<size_t>* failed = nullptr);
+
   void request_stop() { stop_.store(true); }
 
   // Replaces options().on_message / on_tick; call only while no run is under way.

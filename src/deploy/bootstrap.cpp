@@ -1,0 +1,43 @@
+// cascade-bootstrap: the `bootstrap` of the Lambda package (deploy/package.h). Linked statically,
+// so it runs on any Linux whatever its glibc, and needs no shell: it starts the packaged binary
+// through the packaged loader, with the packaged libraries only:
+//   TASK/lib/ld-linux-x86-64.so.2 --library-path TASK/lib TASK/cascade lambda
+// TASK is $LAMBDA_TASK_ROOT (Lambda sets /var/task), else the directory this file is in.
+#include <limits.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+int main(int argc, char** argv) {
+  std::string task;
+  if (const char* root = std::getenv("LAMBDA_TASK_ROOT"); root && *root) {
+    task = root;
+  } else {
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n > 0) {
+      task.assign(buf, static_cast<size_t>(n));
+    } else if (argc > 0) {
+      task = argv[0];
+    }
+    size_t slash = task.rfind('/');
+    task = slash == std::string::npos ? "." : task.substr(0, slash);
+  }
+  const std::string lib = task + "/lib";
+  const std::string loader = lib + "/ld-linux-x86-64.so.2";
+  const std::string binary = task + "/cascade";
+  std::string lambda = "lambda";
+  std::string library_path = "--library-path";
+  char* args[] = {
+      const_cast<char*>(loader.c_str()), library_path.data(), const_cast<char*>(lib.c_str()),
+      const_cast<char*>(binary.c_str()), lambda.data(),       nullptr};
+  execv(loader.c_str(), args);
+  std::fprintf(stderr,
+               "{\"level\":\"error\",\"msg\":\"bootstrap: cannot start %s through %s: %s\"}\n",
+               binary.c_str(), loader.c_str(), std::strerror(errno));
+  return 127;
+}

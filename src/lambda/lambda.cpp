@@ -1,0 +1,277 @@
+#include "lambda/lambda.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+
+#include "config/loader.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "engine/engine.h"
+#include "engine/plan.h"
+#include "lambda/runtime_api.h"
+#include "source/http_client.h"
+#include "source/quota.h"
+#include "source/rate_limiter.h"
+#include "store/store.h"
+
+namespace cascade::lambda {
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+std::atomic<Engine*> g_engine{nullptr};
+
+extern "C" void on_signal(int) {
+  g_stop = true;
+  if (Engine* e = g_engine.load()) e->request_stop();
+}
+
+std::string env_or(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+// What one function needs for its whole life: opened once, at init, reused by every event.
+struct Function {
+  PipelineSpec spec;
+  std::unique_ptr<Plan> plan;
+  std::unique_ptr<RateLimiter> limiter;
+  std::unique_ptr<QuotaLedger> quota;
+  std::unique_ptr<HttpClient> http;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Engine> engine;
+  const CompiledStage* stage = nullptr;
+};
+
+std::unique_ptr<Function> open_function() {
+  auto f = std::make_unique<Function>();
+  const std::string file = env_or("CASCADE_PIPELINE", "/var/task/pipeline.yaml");
+  f->spec = load_pipeline_file(file);
+  if (const char* storage = std::getenv("CASCADE_STORAGE"); storage && *storage)
+    f->spec.storage = storage;
+  f->plan = std::make_unique<Plan>(f->spec);
+  const std::string stage = env_or("CASCADE_STAGE", "");
+  if (stage.empty())
+    throw std::invalid_argument("CASCADE_STAGE is not set: it names this function's stage");
+  f->stage = f->plan->find(stage);
+  if (!f->stage)
+    throw std::invalid_argument(fmt::format("CASCADE_STAGE '{}' is no stage of {}", stage, file));
+  const SourceSpec& src = f->plan->spec().source;
+  f->limiter = std::make_unique<RateLimiter>(src.rate_limit.per_second, src.rate_limit.burst,
+                                             SystemClock::instance());
+  HttpClientOptions ho;
+  ho.max_connections = src.max_connections;
+  ho.timeout = src.timeout;
+  ho.retry = RetryPolicy{src.retry.attempts, src.retry.backoff_min, src.retry.backoff_max};
+  ho.limiter = f->limiter.get();
+  if (src.auth.kind != AuthSpec::Kind::None) ho.auth = &src.auth;
+  if (src.quota.requests > 0) {
+    f->quota = std::make_unique<QuotaLedger>(src.quota.requests, src.quota.per,
+                                             SystemClock::instance(), f->plan->quota_reserve());
+    for (const auto& [requests, per] : src.quota.more_windows) f->quota->add_window(requests, per);
+    ho.quota = f->quota.get();
+  }
+  f->http = std::make_unique<HttpClient>(ho);
+  // Many instances of many functions share the queues: none may claim them.
+  f->store = open_store(f->plan->spec().storage, SystemClock::instance(), StoreOptions{});
+  EngineOptions eo;
+  eo.quota = f->quota.get();
+  eo.limiter = f->limiter.get();
+  f->engine = std::make_unique<Engine>(*f->plan, *f->store, *f->http, SystemClock::instance(), eo);
+  f->engine->prepare();
+  return f;
+}
+
+bool is_schedule(const Value& event) {
+  if (!event.is_object()) return false;
+  const Value* source = event.find("source");
+  const Value* type = event.find("detail-type");
+  return (source && source->is_string() && source->as_string() == "aws.events") ||
+         (type && type->is_string() && type->as_string() == "Scheduled Event");
+}
+
+bool is_sqs(const Value& event) {
+  if (!event.is_object()) return false;
+  const Value* records = event.find("Records");
+  if (!records || !records->is_array() || records->as_array().empty()) return false;
+  const Value* src = records->as_array().front().find("eventSource");
+  return src && src->is_string() && src->as_string() == "aws:sqs";
+}
+
+// One CloudWatch embedded-metric-format line (stdout): CloudWatch Logs turns it into metrics
+// without any PutMetricData call or permission.
+void emit_metrics(const Function& f, const RunSummary& s, uint64_t failed) {
+  StageCounters t = s.total();
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  std::string line = fmt::format(
+      R"({{"_aws":{{"Timestamp":{},"CloudWatchMetrics":[{{"Namespace":"cascade","Dimensions":[["Pipeline"],["Pipeline","Stage"]],"Metrics":[{{"Name":"errors","Unit":"Count"}},{{"Name":"throttles","Unit":"Count"}},{{"Name":"requests","Unit":"Count"}},{{"Name":"records_new","Unit":"Count"}},{{"Name":"records_changed","Unit":"Count"}},{{"Name":"records_deleted","Unit":"Count"}}]}}]}},"Pipeline":)",
+      now_ms);
+  append_json_string(f.spec.name, line);
+  line += ",\"Stage\":";
+  append_json_string(f.stage->name, line);
+  line += fmt::format(
+      R"(,"errors":{},"throttles":{},"requests":{},"records_new":{},"records_changed":{},"records_deleted":{}}})",
+      std::max<uint64_t>(failed, t.dead_lettered), t.throttled, t.requests, t.new_rows, t.changed,
+      t.gone);
+  line += '\n';
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fflush(stdout);
+}
+
+// Handles one event; returns the response JSON. Throws on a failure of the whole invocation.
+std::string handle(Function& f, const Value& event) {
+  const CompiledStage& st = *f.stage;
+  if (is_schedule(event)) {
+    if (!st.root)
+      throw DataError(fmt::format("stage {} is no root stage: a schedule cannot seed it", st.name));
+    const Value* detail = event.find("detail");
+    const bool has_detail = detail && detail->is_object() && !detail->as_object().empty();
+    std::vector<std::string> bodies;
+    for (const auto& m : f.plan->root_messages(st, has_detail ? detail : nullptr))
+      bodies.push_back(canonical_json(m));
+    Store& store = *f.store;
+    store.begin();
+    size_t sent = 0;
+    try {
+      sent = store.queue().send(st.queue, bodies);
+      store.commit();
+    } catch (...) {
+      store.rollback();
+      throw;
+    }
+    spdlog::info("{}: schedule seeded {} message(s) ({} already waiting)", st.name, sent,
+                 bodies.size() - sent);
+    emit_metrics(f, RunSummary{}, 0);
+    return to_json(Value(Object{{"stage", Value(st.name)},
+                                {"seeded", Value(static_cast<int64_t>(sent))},
+                                {"messages", Value(static_cast<int64_t>(bodies.size()))}}));
+  }
+  if (is_sqs(event)) {
+    std::vector<std::string> ids;
+    std::vector<Value> messages;
+    std::vector<std::string> failed_ids;
+    for (const auto& r : event.find("Records")->as_array()) {
+      const Value* id = r.find("messageId");
+      const Value* body = r.find("body");
+      if (!id || !id->is_string())
+        throw DataError("an SQS record without a string messageId cannot be answered for");
+      std::string why;
+      Value m;
+      if (!body || !body->is_string()) {
+        why = "no string 'body'";
+      } else {
+        try {
+          m = parse_json(body->as_string());
+          if (!m.is_object()) why = "its body is no JSON object";
+        } catch (const JsonError& e) {
+          why = fmt::format("its body is not valid JSON: {}", e.what());
+        }
+      }
+      if (!why.empty()) {
+        spdlog::error("{}: SQS message {}: {}", st.name, id->as_string(), why);
+        failed_ids.push_back(id->as_string());
+        continue;
+      }
+      ids.push_back(id->as_string());
+      messages.push_back(std::move(m));
+    }
+    std::vector<size_t> failed;
+    RunSummary s = f.engine->invoke_messages(st, std::move(messages), &failed);
+    for (size_t i : failed) failed_ids.push_back(ids[i]);
+    emit_metrics(f, s, failed_ids.size());
+    Array items;
+    for (const auto& id : failed_ids) items.emplace_back(Object{{"itemIdentifier", Value(id)}});
+    return to_json(Value(Object{{"batchItemFailures", Value(std::move(items))}}));
+  }
+  std::vector<size_t> failed;
+  std::vector<Value> messages = st.root ? f.plan->root_messages(st, &event) : event_messages(event);
+  const size_t n = messages.size();
+  RunSummary s = f.engine->invoke_messages(st, std::move(messages), &failed);
+  emit_metrics(f, s, failed.size());
+  StageCounters t = s.total();
+  return to_json(Value(Object{{"stage", Value(st.name)},
+                              {"messages", Value(static_cast<int64_t>(n))},
+                              {"failed", Value(static_cast<int64_t>(failed.size()))},
+                              {"records_new", Value(static_cast<int64_t>(t.new_rows))},
+                              {"records_changed", Value(static_cast<int64_t>(t.changed))},
+                              {"children", Value(static_cast<int64_t>(t.children))}}));
+}
+
+}  // namespace
+
+int run_lambda(size_t max_invocations) {
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGINT, on_signal);
+  const std::string endpoint = env_or("AWS_LAMBDA_RUNTIME_API", "");
+  if (endpoint.empty()) {
+    spdlog::error(
+        "AWS_LAMBDA_RUNTIME_API is not set: cascade lambda runs inside Lambda (or "
+        "against a server speaking the Runtime API)");
+    return 2;
+  }
+  RuntimeApi api(endpoint, &g_stop);
+  std::unique_ptr<Function> f;
+  try {
+    f = open_function();
+  } catch (const std::exception& e) {
+    spdlog::error("lambda init failed: {}", e.what());
+    try {
+      api.init_error(
+          dynamic_cast<const ConfigError*>(&e) ? "Runtime.ConfigError" : "Runtime.InitError",
+          e.what());
+    } catch (const std::exception& e2) {
+      spdlog::error("{}", e2.what());
+    }
+    return 2;
+  }
+  g_engine = f->engine.get();
+  if (g_stop) f->engine->request_stop();
+  spdlog::info("lambda ready: pipeline {}, stage {}", f->spec.name, f->stage->name);
+  size_t handled = 0;
+  try {
+    while (!g_stop && (max_invocations == 0 || handled < max_invocations)) {
+      std::optional<Invocation> inv = api.next();
+      ++handled;
+      if (!inv) break;
+      Value event;
+      try {
+        event = parse_json(inv->event);
+      } catch (const JsonError& e) {
+        api.fail(inv->request_id, "Runtime.InvalidEvent",
+                 fmt::format("the event is not valid JSON: {}", e.what()));
+        continue;
+      }
+      try {
+        std::string answer = handle(*f, event);
+        api.respond(inv->request_id, answer);
+      } catch (const DataError& e) {
+        spdlog::error("{}: invalid event: {}", f->stage->name, e.what());
+        api.fail(inv->request_id, "Runtime.InvalidEvent", e.what());
+      } catch (const std::runtime_error& e) {
+        // The storage or the engine failed: nothing of this event is known applied, so SQS
+        // retries all of it.
+        spdlog::error("{}: invocation failed: {}", f->stage->name, e.what());
+        api.fail(inv->request_id, "Runtime.HandlerError", e.what());
+      }
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("lambda runtime: {}", e.what());
+    g_engine = nullptr;
+    return 1;
+  }
+  g_engine = nullptr;
+  return 0;
+}
+
+}  // namespace cascade::lambda
