@@ -13,6 +13,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,11 @@ struct QueueBackend {
   // run here (the test skips with that reason).
   std::function<std::unique_ptr<QueueUnderTest>(std::string& why)> open;
 };
+
+// How gtest names the parameter of a failed test.
+inline void PrintTo(const QueueBackend& b, std::ostream* os) {
+  *os << b.name;
+}
 
 class QueueContract : public ::testing::TestWithParam<QueueBackend> {
  protected:
