@@ -5,11 +5,9 @@
 #include <stdexcept>
 #include <utility>
 
-using namespace cascade;
 using namespace std::chrono_literals;
 
 namespace cascade::testing {
-
 namespace {
 
 class StoreQueue final : public QueueUnderTest {
