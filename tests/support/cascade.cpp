@@ -43,12 +43,20 @@ std::set<std::pair<int64_t, int64_t>> truth_sales(const Value& truth) {
   return out;
 }
 
-std::set<std::pair<int64_t, int64_t>> warehouse_sales(const std::string& db) {
+std::set<std::pair<int64_t, int64_t>> storage_sales(const std::string& url) {
+  ManualClock clock;
+  auto store = open_store(url, clock, StoreOptions{true});
   std::set<std::pair<int64_t, int64_t>> out;
   for (const auto& r :
-       query_db(db, "SELECT sale_id, employee_id FROM sales WHERE _deleted_at IS NULL").rows)
+       store->warehouse()
+           .query("SELECT sale_id, employee_id FROM sales WHERE _deleted_at IS NULL")
+           .rows)
     out.emplace(r[0].as_int(), r[1].as_int());
   return out;
+}
+
+std::set<std::pair<int64_t, int64_t>> warehouse_sales(const std::string& db) {
+  return storage_sales("sqlite:" + db);
 }
 
 CannedServer::CannedServer(sim::HttpHandler fn) : server_(std::move(fn), 2) {

@@ -24,7 +24,10 @@ QueryResult query_db(const std::string& db, const std::string& sql);
 // The sales a cascade of the example pipeline can reach in the simulator's truth (GET
 // /admin/truth): (sale id, employee id) pairs of salespersons' sales.
 std::set<std::pair<int64_t, int64_t>> truth_sales(const Value& truth);
-// The live (not deleted) sales of a warehouse file, as the same pairs.
+// The live (not deleted) sales of the storage `url` names (sqlite:FILE, postgresql://...), as
+// the same pairs.
+std::set<std::pair<int64_t, int64_t>> storage_sales(const std::string& url);
+// The same of a SQLite warehouse file.
 std::set<std::pair<int64_t, int64_t>> warehouse_sales(const std::string& db);
 
 // An HTTP server on 127.0.0.1 (a free port) answering with a test-provided handler.

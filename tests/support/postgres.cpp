@@ -1,5 +1,6 @@
 #include "support/postgres.h"
 
+#include <gtest/gtest.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -7,9 +8,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <stdexcept>
@@ -253,6 +257,19 @@ PostgresServer* shared_postgres(std::string& why) {
   if (!server && reason.rfind("FAILED: ", 0) == 0) throw std::runtime_error(reason);
   why = reason;
   return server.get();
+}
+
+std::string test_database_name(const std::string& prefix) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = prefix + info->test_suite_name() + "_" + info->name();
+  for (char& ch : name)
+    ch = std::isalnum(static_cast<unsigned char>(ch))
+             ? static_cast<char>(std::tolower(static_cast<unsigned char>(ch)))
+             : '_';
+  if (name.size() <= 63) return name;
+  char hash[17];
+  std::snprintf(hash, sizeof hash, "%016zx", std::hash<std::string>{}(name));
+  return name.substr(0, 46) + "_" + hash;
 }
 
 }  // namespace cascade::testing

@@ -47,6 +47,11 @@ class PostgresServer {
 // null with `why` (see PostgresServer::start).
 PostgresServer* shared_postgres(std::string& why);
 
+// A database name for the running test alone: `prefix`, its suite and its name in lower case,
+// other characters as '_', within PostgreSQL's 63 bytes (a long one shortened and told apart by a
+// hash of the whole).
+std::string test_database_name(const std::string& prefix);
+
 }  // namespace cascade::testing
 
 // Skips the current test, with the reason, when no PostgreSQL can be started here.

@@ -28,13 +28,6 @@ Value sync_json(const SimServer& sim, const std::string& url) {
   }
 }
 
-int64_t stage_stat(const Value& summary, const std::string& stage, const std::string& field) {
-  const Value* stages = summary.find("stages");
-  const Value* s = stages ? stages->find(stage) : nullptr;
-  const Value* f = s ? s->find(field) : nullptr;
-  return f ? f->as_int() : -1;
-}
-
 struct Diff {
   int64_t added = 0, changed = 0, removed = 0;
 };
@@ -53,6 +46,32 @@ Diff diff(const std::map<std::string, Value>& before, const std::map<std::string
 }
 
 }  // namespace
+
+int64_t stage_stat(const Value& summary, const std::string& stage, const std::string& field) {
+  const Value* stages = summary.find("stages");
+  const Value* s = stages ? stages->find(stage) : nullptr;
+  const Value* f = s ? s->find(field) : nullptr;
+  return f ? f->as_int() : -1;
+}
+
+std::vector<std::string> moving_sim() {
+  return {"--seed",
+          "11",
+          "--employees-per-branch",
+          "10",
+          "--sales-per-salesperson",
+          "8",
+          "--new-sales-per-tick",
+          "4",
+          "--transfers-per-tick",
+          "0.6",
+          "--late-sales-per-transfer",
+          "3",
+          "--departures-per-tick",
+          "0.3",
+          "--hires-per-tick",
+          "0.3"};
+}
 
 QueryResult query_storage(const std::string& url, const std::string& sql) {
   ManualClock clock;

@@ -4,6 +4,7 @@
 // definition, so each backend is held to exactly the same assertions. Not thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -13,6 +14,13 @@
 #include "support/sim.h"
 
 namespace cascade::testing {
+
+// A stage's figure in a `cascade sync --json` summary; -1 when it is not there.
+int64_t stage_stat(const Value& summary, const std::string& stage, const std::string& field);
+
+// Simulator flags for a vendor whose people move: every tick brings new sales, transfers (with
+// sales reported late under the old branch), departures and hires.
+std::vector<std::string> moving_sim();
 
 // Runs SQL read-only on the warehouse of storage `url`. Throws on SQL errors.
 QueryResult query_storage(const std::string& url, const std::string& sql);

@@ -1,8 +1,9 @@
 // The PostgreSQL backend end to end, as a user drives it: the real cascade binary with a pipeline
 // whose storage is a postgresql:// URL on a real PostgreSQL 15, against the real simulator. The
-// same assertions as on SQLite (tests/support/sync_check.h), then what only a shared database
-// brings: several `cascade sync` workers at once, one of them killed with kill -9, and a password
-// in the connection string that must appear nowhere.
+// scenarios every backend runs, with the same assertions as on SQLite (SyncContract, see
+// tests/support/contracts/sync_contract.h), then what only a shared database brings: several
+// `cascade sync` workers at once, one of them killed with kill -9, and a password in the
+// connection string that must appear nowhere.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -14,6 +15,7 @@
 #include "core/json.h"
 #include "store/postgres/pg_conn.h"
 #include "support/cascade.h"
+#include "support/contracts/sync_contract.h"
 #include "support/postgres.h"
 #include "support/sim.h"
 #include "support/subprocess.h"
@@ -25,14 +27,19 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string test_db_name() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string name = std::string("s_") + info->test_suite_name() + "_" + info->name();
-  for (char& ch : name)
-    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-  std::transform(name.begin(), name.end(), name.begin(), ::tolower);
-  return name.substr(0, 60);
-}
+// The end-to-end scenarios every storage backend runs (support/contracts/sync_contract.h), each
+// on a database of its own; times are timestamptz, as PostgreSQL prints them.
+const StorageBackend kPostgres{
+    "postgres", R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d(:\d\d)?)",
+    [](const std::string& tag, std::string& why) {
+      PostgresServer* server = shared_postgres(why);
+      if (!server) {
+        why = "PostgreSQL unavailable: " + why;
+        return std::string();
+      }
+      return server->create_database(test_database_name("s" + tag + "_"));
+    }};
+INSTANTIATE_TEST_SUITE_P(Postgres, SyncContract, ::testing::Values(kPostgres));
 
 // The exit code of a worker, which must end within `limit` (killed and failed otherwise: a test
 // never hangs on a worker waiting for a lost message's visibility timeout).
@@ -49,7 +56,7 @@ class PgSync : public ::testing::Test {
   void SetUp() override {
     CASCADE_REQUIRE_POSTGRES(server);
     server_ = server;
-    url_ = server_->create_database(test_db_name());
+    url_ = server_->create_database(test_database_name("s_"));
     dir_ = temp_dir();
   }
 
@@ -70,16 +77,6 @@ class PgSync : public ::testing::Test {
           }
         },
         60s);
-  }
-
-  // The live (sale id, employee id) pairs of the warehouse.
-  std::set<std::pair<int64_t, int64_t>> sales() {
-    std::set<std::pair<int64_t, int64_t>> out;
-    for (const auto& r :
-         query_storage(url_, "SELECT sale_id, employee_id FROM sales WHERE _deleted_at IS NULL")
-             .rows)
-      out.emplace(r[0].as_int(), r[1].as_int());
-    return out;
   }
 
   // No key has two changes (the data did not change while the workers ran), every change is a
@@ -110,60 +107,6 @@ class PgSync : public ::testing::Test {
 };
 
 }  // namespace
-
-TEST_F(PgSync, WarehouseEqualsGroundTruthThenResyncWritesNothingThenPicksUpExactlyWhatChanged) {
-  check_sync_equals_truth_and_resync_writes_nothing(url_);
-}
-
-TEST_F(PgSync, SqlExportQueuesAndDeadLettersWorkOnPostgres) {
-  SimServer sim({"--seed", "22", "--employees-per-branch", "8", "--sales-per-salesperson", "20",
-                 "--faults", R"({"malformed":{"p":0.2,"path":"/sales"}})"});
-  std::string pipeline =
-      example_pipeline(dir_, {{"per_second: 50, burst: 50", "per_second: 300, burst: 50"}});
-  RunResult r = run({CASCADE_BIN, "sync", pipeline, "--json"}, env(sim));
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  int64_t dead = parse_json(r.out).find("total")->find("dead_lettered")->as_int();
-  EXPECT_GT(dead, 0);
-
-  RunResult csv =
-      run({CASCADE_BIN, "sql", "--storage", url_, "-f", "csv",
-           "SELECT branch_id, branch_name FROM branches WHERE branch_id <= 2 ORDER BY branch_id"});
-  ASSERT_EQ(csv.exit_code, 0) << csv.err;
-  EXPECT_EQ(csv.out, "branch_id,branch_name\n1,Scranton\n2,Akron\n");
-  RunResult bad = run({CASCADE_BIN, "sql", "--storage", url_, "SELECT * FROM nope"});
-  EXPECT_EQ(bad.exit_code, 1);
-  EXPECT_NE(bad.err.find("nope"), std::string::npos) << bad.err;
-
-  RunResult exp = run({CASCADE_BIN, "export", "branches", "--storage", url_, "-f", "jsonl",
-                       "--where", "branch_id = 13"});
-  ASSERT_EQ(exp.exit_code, 0) << exp.err;
-  EXPECT_EQ(parse_json(exp.out).find("branch_name")->as_string(), "New York") << exp.out;
-
-  RunResult list = run({CASCADE_BIN, "dlq", "list", "-p", pipeline, "--json"}, env(sim));
-  ASSERT_EQ(list.exit_code, 0) << list.err;
-  Value letters = parse_json(list.out);
-  EXPECT_EQ(static_cast<int64_t>(letters.as_array().size()), dead);
-  for (const auto& d : letters.as_array())
-    EXPECT_NE(d.find("reason")->as_string().find("malformed JSON"), std::string::npos)
-        << to_json(d);
-  RunResult q = run({CASCADE_BIN, "queues", pipeline, "--json"}, env(sim));
-  ASSERT_EQ(q.exit_code, 0) << q.err;
-  int64_t dlq_depth = 0;
-  Value queues = parse_json(q.out);
-  for (const auto& s : queues.as_array()) dlq_depth += s.find("dlq_depth")->as_int();
-  EXPECT_EQ(dlq_depth, dead);
-
-  // The vendor is fixed: a redrive and a drain complete the warehouse.
-  sim.clear_faults();
-  RunResult redrive = run({CASCADE_BIN, "dlq", "redrive", "-p", pipeline}, env(sim));
-  ASSERT_EQ(redrive.exit_code, 0) << redrive.err;
-  EXPECT_NE(redrive.out.find("redrove " + std::to_string(dead)), std::string::npos) << redrive.out;
-  RunResult drain = run({CASCADE_BIN, "sync", "--drain", pipeline, "--json"}, env(sim));
-  ASSERT_EQ(drain.exit_code, 0) << drain.err;
-  EXPECT_EQ(sales(), truth_sales(sim.truth()));
-  RunResult after = run({CASCADE_BIN, "dlq", "list", "-p", pipeline, "--json"}, env(sim));
-  EXPECT_EQ(parse_json(after.out).as_array().size(), 0u);
-}
 
 TEST_F(PgSync, ThreeWorkersAtOnceEqualTheTruthWithNoDuplicateChange) {
   SimServer sim({"--seed", "31", "--employees-per-branch", "12", "--sales-per-salesperson", "25"});
@@ -324,7 +267,7 @@ TEST_F(PgSync, WorkersWhoseConnectionsAreCutMidRunReconnectAndEndExactAndQuickly
     if (std::none_of(workers.begin(), workers.end(), [](Subprocess& w) { return w.running(); }))
       break;
     cut += count("SELECT count(*)" + others);
-    server_->exec(test_db_name(), "SELECT pg_terminate_backend(pid)" + others);
+    server_->exec(test_database_name("s_"), "SELECT pg_terminate_backend(pid)" + others);
     std::this_thread::sleep_for(700ms);
   }
   EXPECT_GT(cut, 0) << "no connection was cut";

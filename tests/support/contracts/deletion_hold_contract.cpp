@@ -1,7 +1,8 @@
-// A listing that suddenly shrinks deletes nothing until confirmed: the real cascade binary syncs
-// the example pipeline against a canned vendor whose employee listings the test changes between
-// runs, and the warehouse, the change log and `sync --json` show what was deleted and what is
-// held. Broken responses never reach the comparison at all.
+// A listing that suddenly shrinks deletes nothing until confirmed, on every storage backend
+// (sync_contract.h): the real cascade binary syncs the example pipeline against a canned vendor
+// whose employee listings the test changes between runs, and the warehouse, the change log and
+// `sync --json` show what was deleted and what is held. Broken responses never reach the
+// comparison at all.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -13,12 +14,12 @@
 #include "sim/http_server.h"
 #include "store/change_log.h"
 #include "support/cascade.h"
+#include "support/contracts/sync_contract.h"
 #include "support/sim.h"
 #include "support/subprocess.h"
+#include "support/sync_check.h"
 
-using namespace cascade;
-using namespace cascade::testing;
-
+namespace cascade::testing {
 namespace {
 
 constexpr const char* kBranches =
@@ -101,10 +102,10 @@ std::vector<int> range(int from, int n) {
 struct Fixture {
   Vendor vendor;
   std::string dir = temp_dir();
-  std::string db = dir + "/hold.db";
+  std::string url;  // the storage
   std::string pipeline;
 
-  explicit Fixture(Replace replace = {}) {
+  explicit Fixture(std::string storage, Replace replace = {}) : url(std::move(storage)) {
     replace.emplace(kBranches, "branch: [Scranton, Akron]");
     // Broken responses fail fast: one try per message, one receive, short backoff.
     replace.emplace("retry: { attempts: 4, backoff: 200ms..30s }",
@@ -114,7 +115,7 @@ struct Fixture {
   }
 
   std::map<std::string, std::string> env() const {
-    return {{"DM_API_URL", vendor.url()}, {"CASCADE_STORAGE", "sqlite:" + db}};
+    return {{"DM_API_URL", vendor.url()}, {"CASCADE_STORAGE", url}};
   }
 
   RunResult cli(std::vector<std::string> args) const {
@@ -132,8 +133,8 @@ struct Fixture {
   }
 
   int64_t salespersons(int branch) const {
-    return query_db(db,
-                    "SELECT count(*) FROM salespersons WHERE _deleted_at IS NULL AND branch_id = " +
+    return query_storage(
+               url, "SELECT count(*) FROM salespersons WHERE _deleted_at IS NULL AND branch_id = " +
                         std::to_string(branch))
         .rows[0][0]
         .as_int();
@@ -142,36 +143,33 @@ struct Fixture {
   // and not deleted.
   int64_t staged(int branch) const {
     std::string b = std::to_string(branch);
-    return query_db(db,
-                    "SELECT count(*) FROM salespersons WHERE _deleted_at IS NULL AND _scope = "
-                    "(SELECT _scope FROM salespersons WHERE branch_id = " +
-                        b + " LIMIT 1)")
+    return query_storage(url,
+                         "SELECT count(*) FROM salespersons WHERE _deleted_at IS NULL AND _scope = "
+                         "(SELECT _scope FROM salespersons WHERE branch_id = " +
+                             b + " LIMIT 1)")
         .rows[0][0]
         .as_int();
   }
   int64_t gone_changes() const {
-    return query_db(db,
-                    "SELECT count(*) FROM cascade_change_log WHERE table_name = 'salespersons' "
-                    "AND operation = 'delete'")
+    return query_storage(
+               url,
+               "SELECT count(*) FROM cascade_change_log WHERE table_name = 'salespersons' "
+               "AND operation = 'delete'")
         .rows[0][0]
         .as_int();
   }
   int64_t holds() const {
-    return query_db(db, "SELECT count(*) FROM cascade_held_deletions").rows[0][0].as_int();
+    return query_storage(url, "SELECT count(*) FROM cascade_held_deletions").rows[0][0].as_int();
   }
 };
 
-int64_t stat(const Value& s, const char* stage, const char* field) {
-  return s.find("stages")->find(stage)->find(field)->as_int();
-}
-
 }  // namespace
 
-TEST(DeletionHold, AnEmptyListingIsHeldThenConfirmedByTheNextRunThatSeesIt) {
-  Fixture f;
+TEST_P(SyncContract, AnEmptyListingIsHeldThenConfirmedByTheNextRunThatSeesIt) {
+  Fixture f(url_);
   f.vendor.employees(1, range(101, 6));
   Value s1 = f.sync();
-  EXPECT_EQ(stat(s1, "salespersons", "new"), 6);
+  EXPECT_EQ(stage_stat(s1, "salespersons", "new"), 6);
   ASSERT_EQ(f.salespersons(1), 6);
 
   // The vendor glitches: a 200 with no employees at all.
@@ -185,8 +183,8 @@ TEST(DeletionHold, AnEmptyListingIsHeldThenConfirmedByTheNextRunThatSeesIt) {
   EXPECT_EQ(f.staged(1), 6);
   EXPECT_EQ(f.holds(), 1);
   Value s2 = f.sync();  // the same listing, seen by the same pipeline again: confirmed
-  EXPECT_EQ(stat(s2, "salespersons", "held"), 0);
-  EXPECT_EQ(stat(s2, "salespersons", "gone"), 6);
+  EXPECT_EQ(stage_stat(s2, "salespersons", "held"), 0);
+  EXPECT_EQ(stage_stat(s2, "salespersons", "gone"), 6);
   EXPECT_EQ(s2.find("total")->find("gone")->as_int(), 6);
   EXPECT_EQ(f.salespersons(1), 0);
   EXPECT_EQ(f.staged(1), 0);
@@ -194,70 +192,70 @@ TEST(DeletionHold, AnEmptyListingIsHeldThenConfirmedByTheNextRunThatSeesIt) {
   EXPECT_EQ(f.gone_changes(), 6);
 }
 
-TEST(DeletionHold, TheHoldingRunReportsHeldRowsInJsonAndTheNextDeletesThem) {
-  Fixture f;
+TEST_P(SyncContract, TheHoldingRunReportsHeldRowsInJsonAndTheNextDeletesThem) {
+  Fixture f(url_);
   f.vendor.employees(1, range(101, 6));
   f.sync();
   f.vendor.employees(1, {});
   Value held = f.sync();
-  EXPECT_EQ(stat(held, "salespersons", "held"), 6);
-  EXPECT_EQ(stat(held, "salespersons", "gone"), 0);
+  EXPECT_EQ(stage_stat(held, "salespersons", "held"), 6);
+  EXPECT_EQ(stage_stat(held, "salespersons", "gone"), 0);
   EXPECT_EQ(held.find("total")->find("held")->as_int(), 6);
   EXPECT_EQ(held.find("total")->find("dead_lettered")->as_int(), 0);
   EXPECT_EQ(f.salespersons(1), 6);
   EXPECT_EQ(f.gone_changes(), 0);
   Value confirmed = f.sync();
-  EXPECT_EQ(stat(confirmed, "salespersons", "gone"), 6);
+  EXPECT_EQ(stage_stat(confirmed, "salespersons", "gone"), 6);
   EXPECT_EQ(f.salespersons(1), 0);
   EXPECT_EQ(f.gone_changes(), 6);
 }
 
-TEST(DeletionHold, AGlitchThatRecoversDeletesNothingAndAStaleHoldConfirmsNothing) {
-  Fixture f;
+TEST_P(SyncContract, AGlitchThatRecoversDeletesNothingAndAStaleHoldConfirmsNothing) {
+  Fixture f(url_);
   f.vendor.employees(1, range(101, 6));
   f.sync();
   f.vendor.employees(1, {});
-  EXPECT_EQ(stat(f.sync(), "salespersons", "held"), 6);
+  EXPECT_EQ(stage_stat(f.sync(), "salespersons", "held"), 6);
   f.vendor.employees(1, range(101, 6));  // back to normal
   Value back = f.sync();
-  EXPECT_EQ(stat(back, "salespersons", "held"), 0);
-  EXPECT_EQ(stat(back, "salespersons", "gone"), 0);
-  EXPECT_EQ(stat(back, "salespersons", "unchanged"), 6);
+  EXPECT_EQ(stage_stat(back, "salespersons", "held"), 0);
+  EXPECT_EQ(stage_stat(back, "salespersons", "gone"), 0);
+  EXPECT_EQ(stage_stat(back, "salespersons", "unchanged"), 6);
   EXPECT_EQ(f.holds(), 0) << "the old listing drops the hold";
   EXPECT_EQ(f.salespersons(1), 6);
   // The glitch again: held anew, not confirmed by the hold the recovery dropped.
   f.vendor.employees(1, {});
   Value again = f.sync();
-  EXPECT_EQ(stat(again, "salespersons", "held"), 6);
-  EXPECT_EQ(stat(again, "salespersons", "gone"), 0);
+  EXPECT_EQ(stage_stat(again, "salespersons", "held"), 6);
+  EXPECT_EQ(stage_stat(again, "salespersons", "gone"), 0);
   EXPECT_EQ(f.salespersons(1), 6);
   EXPECT_EQ(f.gone_changes(), 0);
 }
 
-TEST(DeletionHold, ADifferentBigShrinkHoldsAgainUnderItsOwnListing) {
-  Fixture f;
+TEST_P(SyncContract, ADifferentBigShrinkHoldsAgainUnderItsOwnListing) {
+  Fixture f(url_);
   f.vendor.employees(1, range(101, 8));
   f.sync();
   f.vendor.employees(1, {101});
-  EXPECT_EQ(stat(f.sync(), "salespersons", "held"), 7);
+  EXPECT_EQ(stage_stat(f.sync(), "salespersons", "held"), 7);
   f.vendor.employees(1, {102, 103});  // another shrink, not the one held
   Value other = f.sync();
-  EXPECT_EQ(stat(other, "salespersons", "held"), 6);
-  EXPECT_EQ(stat(other, "salespersons", "gone"), 0);
+  EXPECT_EQ(stage_stat(other, "salespersons", "held"), 6);
+  EXPECT_EQ(stage_stat(other, "salespersons", "gone"), 0);
   EXPECT_EQ(f.salespersons(1), 8);
   Value confirmed = f.sync();  // the same as the last one: confirmed
-  EXPECT_EQ(stat(confirmed, "salespersons", "gone"), 6);
-  EXPECT_EQ(
-      query_db(f.db,
-               "SELECT group_concat(employee_id) FROM (SELECT employee_id FROM "
-               "salespersons WHERE branch_id = 1 AND _deleted_at IS NULL ORDER BY employee_id)")
-          .rows[0][0]
-          .as_string(),
-      "102,103");
+  EXPECT_EQ(stage_stat(confirmed, "salespersons", "gone"), 6);
+  std::string live;
+  for (const auto& row : query_storage(f.url,
+                                       "SELECT employee_id FROM salespersons WHERE branch_id = 1 "
+                                       "AND _deleted_at IS NULL ORDER BY employee_id")
+                             .rows)
+    live += (live.empty() ? "" : ",") + row[0].to_text();
+  EXPECT_EQ(live, "102,103");
 }
 
-TEST(DeletionHold, SmallShrinksAndSmallScopesDeleteAtOnce) {
-  Fixture f;
+TEST_P(SyncContract, SmallShrinksAndSmallScopesDeleteAtOnce) {
+  Fixture f(url_);
   f.vendor.employees(1, range(101, 6));
   f.vendor.employees(2, range(201, 3));
   f.sync();
@@ -266,46 +264,46 @@ TEST(DeletionHold, SmallShrinksAndSmallScopesDeleteAtOnce) {
   f.vendor.employees(1, range(101, 5));  // 1 of 6: below the share
   f.vendor.employees(2, {});             // 3 of 3, but a scope of fewer than 4 rows
   Value s = f.sync();
-  EXPECT_EQ(stat(s, "salespersons", "held"), 0);
-  EXPECT_EQ(stat(s, "salespersons", "gone"), 4);
+  EXPECT_EQ(stage_stat(s, "salespersons", "held"), 0);
+  EXPECT_EQ(stage_stat(s, "salespersons", "gone"), 4);
   EXPECT_EQ(f.salespersons(1), 5);
   EXPECT_EQ(f.salespersons(2), 0);
   EXPECT_EQ(f.holds(), 0);
   // Exactly half of a scope is not more than half: deleted at once too.
   f.vendor.employees(1, range(101, 4));
-  EXPECT_EQ(stat(f.sync(), "salespersons", "gone"), 1);
+  EXPECT_EQ(stage_stat(f.sync(), "salespersons", "gone"), 1);
   f.vendor.employees(1, {101, 102});
   Value half = f.sync();
-  EXPECT_EQ(stat(half, "salespersons", "held"), 0);
-  EXPECT_EQ(stat(half, "salespersons", "gone"), 2);
+  EXPECT_EQ(stage_stat(half, "salespersons", "held"), 0);
+  EXPECT_EQ(stage_stat(half, "salespersons", "gone"), 2);
 }
 
-TEST(DeletionHold, AStageMayTurnTheHoldOffOrTightenIt) {
+TEST_P(SyncContract, AStageMayTurnTheHoldOffOrTightenIt) {
   {
-    Fixture off(
-        Replace{{"deletions: { hold_above: 0.5, min_rows: 4 }", "deletions: { hold_above: 1 }"}});
+    Fixture off(url_, Replace{{"deletions: { hold_above: 0.5, min_rows: 4 }",
+                               "deletions: { hold_above: 1 }"}});
     off.vendor.employees(1, range(101, 6));
     off.sync();
     off.vendor.employees(1, {});
     Value s = off.sync();
-    EXPECT_EQ(stat(s, "salespersons", "held"), 0);
-    EXPECT_EQ(stat(s, "salespersons", "gone"), 6);
+    EXPECT_EQ(stage_stat(s, "salespersons", "held"), 0);
+    EXPECT_EQ(stage_stat(s, "salespersons", "gone"), 6);
     EXPECT_EQ(off.salespersons(1), 0);
   }
   {
-    Fixture tight(Replace{{"deletions: { hold_above: 0.5, min_rows: 4 }",
-                           "deletions: { hold_above: 0.2, min_rows: 2 }"}});
+    Fixture tight(fresh_storage("tight"), Replace{{"deletions: { hold_above: 0.5, min_rows: 4 }",
+                                                   "deletions: { hold_above: 0.2, min_rows: 2 }"}});
     tight.vendor.employees(1, range(101, 3));
     tight.sync();
     tight.vendor.employees(1, {101, 102});  // 1 of 3 > 0.2
     Value s = tight.sync();
-    EXPECT_EQ(stat(s, "salespersons", "held"), 1);
+    EXPECT_EQ(stage_stat(s, "salespersons", "held"), 1);
     EXPECT_EQ(tight.salespersons(1), 3);
   }
 }
 
-TEST(DeletionHold, BrokenListingsDeleteNothingAndAreDeadLetteredWithAReason) {
-  Fixture f;
+TEST_P(SyncContract, BrokenListingsDeleteNothingAndAreDeadLetteredWithAReason) {
+  Fixture f(url_);
   f.vendor.employees(1, range(101, 6));
   f.vendor.employees(2, range(201, 6));
   f.sync();
@@ -315,9 +313,9 @@ TEST(DeletionHold, BrokenListingsDeleteNothingAndAreDeadLetteredWithAReason) {
   f.vendor.broken(1, full.substr(0, full.find(R"({"id":103)") - 1) + "]}");
   f.vendor.broken(2, Vendor::listing(range(201, 6)), 40);
   Value s = f.sync();
-  EXPECT_EQ(stat(s, "salespersons", "gone"), 0);
-  EXPECT_EQ(stat(s, "salespersons", "held"), 0);
-  EXPECT_EQ(stat(s, "salespersons", "dead_lettered"), 2);
+  EXPECT_EQ(stage_stat(s, "salespersons", "gone"), 0);
+  EXPECT_EQ(stage_stat(s, "salespersons", "held"), 0);
+  EXPECT_EQ(stage_stat(s, "salespersons", "dead_lettered"), 2);
   EXPECT_EQ(f.salespersons(1), 6);
   EXPECT_EQ(f.salespersons(2), 6);
   EXPECT_EQ(f.staged(1), 6);
@@ -341,6 +339,8 @@ TEST(DeletionHold, BrokenListingsDeleteNothingAndAreDeadLetteredWithAReason) {
   f.vendor.employees(1, range(101, 6));
   f.vendor.employees(2, range(201, 6));
   Value fixed = f.sync();
-  EXPECT_EQ(stat(fixed, "salespersons", "gone"), 0);
-  EXPECT_EQ(stat(fixed, "salespersons", "unchanged"), 12);
+  EXPECT_EQ(stage_stat(fixed, "salespersons", "gone"), 0);
+  EXPECT_EQ(stage_stat(fixed, "salespersons", "unchanged"), 12);
 }
+
+}  // namespace cascade::testing
