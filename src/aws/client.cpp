@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "core/json.h"
+#include "core/tls.h"
 
 namespace cascade::aws {
 
@@ -436,6 +437,7 @@ struct Client::Handle {
                const std::string& url, const std::vector<std::string>& extra_headers,
                std::string_view body, bool json_protocol) {
     curl_easy_reset(curl);
+    if (const char* ca = ca_bundle_override()) curl_easy_setopt(curl, CURLOPT_CAINFO, ca);
     if (headers) curl_slist_free_all(headers);
     headers = nullptr;
     response.clear();

@@ -2,6 +2,8 @@
 // so it runs on any Linux whatever its glibc, and needs no shell: it starts the packaged binary
 // through the packaged loader, with the packaged libraries only:
 //   TASK/lib/ld-linux-x86-64.so.2 --library-path TASK/lib TASK/cascade lambda
+// with CURL_CA_BUNDLE naming the packaged TASK/ca-certificates.crt unless it or SSL_CERT_FILE
+// is set.
 // TASK is $LAMBDA_TASK_ROOT (Lambda sets /var/task), else the directory this file is in.
 #include <limits.h>
 #include <unistd.h>
@@ -27,6 +29,14 @@ int main(int argc, char** argv) {
     size_t slash = task.rfind('/');
     task = slash == std::string::npos ? "." : task.substr(0, slash);
   }
+  // The packaged CA bundle, unless the function's configuration names another one.
+  const std::string bundle = task + "/ca-certificates.crt";
+  auto set = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v && *v;
+  };
+  if (!set("CURL_CA_BUNDLE") && !set("SSL_CERT_FILE") && access(bundle.c_str(), R_OK) == 0)
+    setenv("CURL_CA_BUNDLE", bundle.c_str(), 1);
   const std::string lib = task + "/lib";
   const std::string loader = lib + "/ld-linux-x86-64.so.2";
   const std::string binary = task + "/cascade";

@@ -143,6 +143,16 @@ PackageResult write_package(const PackageOptions& o) {
   if (!loader)
     throw std::runtime_error(
         fmt::format("ldd {}: no dynamic loader (ld-linux-x86-64.so.2) listed", binary.string()));
+  // Debian's libcurl looks for /etc/ssl/certs/ca-certificates.crt, which Amazon Linux does not
+  // have: the package carries this host's bundle and the bootstrap names it (CURL_CA_BUNDLE).
+  const fs::path bundle = o.ca_bundle.empty() ? fs::path(kDebianCaBundle) : fs::path(o.ca_bundle);
+  if (!fs::is_regular_file(bundle))
+    throw std::runtime_error(fmt::format(
+        "aws package: no CA bundle at {} (Debian: apt-get install ca-certificates), so the "
+        "function could not verify any https vendor",
+        bundle.string()));
+  r.bytes += copy_into(bundle, dir / "ca-certificates.crt", data);
+  r.files.push_back("ca-certificates.crt");
   if (!o.pipeline.empty()) {
     r.bytes += copy_into(o.pipeline, dir / "pipeline.yaml", data);
     r.files.push_back("pipeline.yaml");

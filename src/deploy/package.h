@@ -16,11 +16,15 @@
 namespace cascade::deploy {
 
 struct PackageOptions {
-  std::string out;       // DIR; created when missing; files in it are replaced
-  std::string pipeline;  // copied as DIR/pipeline.yaml; empty: none
-  std::string binary;    // the binary to package; empty: this process's (/proc/self/exe)
-  std::string launcher;  // cascade-bootstrap; empty: beside the binary, or ../lib/cascade/
+  std::string out;        // DIR; created when missing; files in it are replaced
+  std::string pipeline;   // copied as DIR/pipeline.yaml; empty: none
+  std::string binary;     // the binary to package; empty: this process's (/proc/self/exe)
+  std::string launcher;   // cascade-bootstrap; empty: beside the binary, or ../lib/cascade/
+  std::string ca_bundle;  // copied as DIR/ca-certificates.crt; empty: kDebianCaBundle
 };
+
+// Where Debian keeps the certificate authorities every TLS client here trusts.
+inline constexpr const char* kDebianCaBundle = "/etc/ssl/certs/ca-certificates.crt";
 
 struct PackageResult {
   std::vector<std::string> files;  // written, relative to DIR

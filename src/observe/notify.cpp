@@ -17,6 +17,7 @@
 
 #include "core/duration.h"
 #include "core/json.h"
+#include "core/tls.h"
 #include "core/value.h"
 
 extern char** environ;
@@ -294,6 +295,7 @@ Notifier::Outcome Notifier::deliver_webhook(const Sink& sink, const AlarmChange&
     Transfer t{&aborting_, std::nullopt};
     easy.headers = curl_slist_append(easy.headers, "Content-Type: application/json");
     curl_easy_setopt(easy.h, CURLOPT_URL, sink.spec.url.c_str());
+    if (const char* ca = ca_bundle_override()) curl_easy_setopt(easy.h, CURLOPT_CAINFO, ca);
     curl_easy_setopt(easy.h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy.h, CURLOPT_HTTPHEADER, easy.headers);
     curl_easy_setopt(easy.h, CURLOPT_POSTFIELDS, body.data());

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "core/tls.h"
 #include "source/rate_limit_headers.h"
 
 namespace cascade {
@@ -273,6 +274,7 @@ struct HttpClient::Loop {
     const HttpRequest& q = job->request;
     std::string url = prepare_try(*job);
     curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+    if (const char* ca = ca_bundle_override()) curl_easy_setopt(e, CURLOPT_CAINFO, ca);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");

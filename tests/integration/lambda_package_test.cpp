@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -48,8 +49,9 @@ TEST(LambdaPackage, HoldsBinaryLibrariesLoaderPipelineAndAStaticBootstrap) {
   std::string pkg = dir + "/pkg";
   RunResult r = run({CASCADE_BIN, "aws", "package", "--out", pkg, "--pipeline", pipeline});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  for (const char* f : {"bootstrap", "cascade", "pipeline.yaml", "lib/ld-linux-x86-64.so.2",
-                        "lib/libc.so.6", "lib/libcurl.so.4", "lib/libsqlite3.so.0"})
+  for (const char* f :
+       {"bootstrap", "cascade", "pipeline.yaml", "ca-certificates.crt", "lib/ld-linux-x86-64.so.2",
+        "lib/libc.so.6", "lib/libcurl.so.4", "lib/libsqlite3.so.0"})
     EXPECT_TRUE(fs::is_regular_file(pkg + "/" + f)) << f << " missing";
   EXPECT_FALSE(has_interpreter(pkg + "/bootstrap")) << "bootstrap must be linked statically";
   EXPECT_TRUE(has_interpreter(pkg + "/cascade"));
@@ -106,7 +108,10 @@ TEST(LambdaPackage, BootstrapAnswersEventsInAnEmptyRootHoldingOnlyThePackage) {
                                      {"CASCADE_STORAGE", "sqlite:/tmp/cascade.db"},
                                      {"CASCADE_STAGE", "branches"},
                                      {"DM_API_URL", sim.url()},
-                                     {"LOGGING_LEVEL", "INFO"}});
+                                     {"LOGGING_LEVEL", "INFO"},
+                                     // As on Lambda: no bundle named by the environment.
+                                     {"CURL_CA_BUNDLE", ""},
+                                     {"SSL_CERT_FILE", ""}});
   auto a = api.wait_answer(sched, std::chrono::seconds(60));
   ASSERT_TRUE(a) << "the packaged function did not answer";
   EXPECT_EQ(a->kind, "response") << a->body;
@@ -114,6 +119,14 @@ TEST(LambdaPackage, BootstrapAnswersEventsInAnEmptyRootHoldingOnlyThePackage) {
   auto b = api.wait_answer(batch, std::chrono::seconds(60));
   ASSERT_TRUE(b);
   EXPECT_EQ(b->body, R"({"batchItemFailures":[]})");
+  // Waiting for its next event, the function trusts the packaged CA bundle (Amazon Linux keeps
+  // none where Debian's libcurl looks).
+  std::ifstream environ_file("/proc/" + std::to_string(fn.pid()) + "/environ");
+  std::string environ_text((std::istreambuf_iterator<char>(environ_file)), {});
+  std::replace(environ_text.begin(), environ_text.end(), '\0', '\n');
+  EXPECT_NE(environ_text.find("\nCURL_CA_BUNDLE=/var/task/ca-certificates.crt\n"),
+            std::string::npos)
+      << environ_text;
   fn.signal(SIGTERM);
   EXPECT_EQ(fn.wait(), 0);
   auto rows = query_db(root + "/tmp/cascade.db",
