@@ -10,8 +10,8 @@ namespace cascade::aws {
 namespace {
 
 bool is_meta(std::string_view name) {
-  for (auto m : {kItemHash, kItemScope, kItemRunId, kItemChangedAt, kItemValidFrom,
-                 kItemDeletedAt, kItemBig, kItemJson, kItemRange})
+  for (auto m : {kItemHash, kItemScope, kItemRunId, kItemChangedAt, kItemValidFrom, kItemDeletedAt,
+                 kItemBig, kItemJson, kItemRange})
     if (name == m) return true;
   return false;
 }
@@ -201,8 +201,8 @@ std::string base64_encode(std::string_view in) {
   out.reserve((in.size() + 2) / 3 * 4);
   size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
-    uint32_t n = (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) |
-                 uint8_t(in[i + 2]);
+    uint32_t n =
+        (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) | uint8_t(in[i + 2]);
     out += kB64[n >> 18];
     out += kB64[(n >> 12) & 63];
     out += kB64[(n >> 6) & 63];

@@ -14,14 +14,14 @@
 namespace cascade::aws {
 
 // The item attributes cascade adds to a row's columns.
-inline constexpr std::string_view kItemHash = "_hash";            // content hash (N)
-inline constexpr std::string_view kItemScope = "_scope";          // listing that wrote it (N)
-inline constexpr std::string_view kItemRunId = "_run_id";         // run of the last write (N)
+inline constexpr std::string_view kItemHash = "_hash";             // content hash (N)
+inline constexpr std::string_view kItemScope = "_scope";           // listing that wrote it (N)
+inline constexpr std::string_view kItemRunId = "_run_id";          // run of the last write (N)
 inline constexpr std::string_view kItemChangedAt = "_changed_at";  // ISO time of the write (S)
 inline constexpr std::string_view kItemValidFrom = "_valid_from";  // claimed effective date (S)
 inline constexpr std::string_view kItemDeletedAt = "_deleted_at";  // soft deletion (S)
-inline constexpr std::string_view kItemBig = "_big";    // names of numbers kept as S (L of S)
-inline constexpr std::string_view kItemJson = "_json";  // names of JSON kept as S (L of S)
+inline constexpr std::string_view kItemBig = "_big";      // names of numbers kept as S (L of S)
+inline constexpr std::string_view kItemJson = "_json";    // names of JSON kept as S (L of S)
 inline constexpr std::string_view kItemRange = "_range";  // range key of a 3+ column key (S)
 
 // Whether a normalized number text fits a DynamoDB number.

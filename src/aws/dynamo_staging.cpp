@@ -12,7 +12,9 @@
 namespace cascade::aws {
 namespace {
 
-std::string hex(uint64_t scope) { return fmt::format("{:016x}", scope); }
+std::string hex(uint64_t scope) {
+  return fmt::format("{:016x}", scope);
+}
 
 std::string record_name(std::string_view stage, std::string_view id) {
   std::string n(stage);
@@ -35,7 +37,9 @@ const std::string* text_attr(const Value& item, std::string_view name, std::stri
 
 }  // namespace
 
-void DynamoStaging::create_stage(std::string_view) { tables_.listings(); }
+void DynamoStaging::create_stage(std::string_view) {
+  tables_.listings();
+}
 
 std::vector<Value> DynamoStaging::query(std::string_view stage, std::string_view prefix,
                                         bool ids_only) {
@@ -44,7 +48,8 @@ std::vector<Value> DynamoStaging::query(std::string_view stage, std::string_view
   for (int page = 0; page < 1'000'000; ++page) {
     std::string body = "{\"TableName\":";
     append_json_string(tables_.listings(), body);
-    body += R"(,"ConsistentRead":true,"KeyConditionExpression":"#s = :s AND begins_with(#i, :p)",)";
+    body +=
+        R"~(,"ConsistentRead":true,"KeyConditionExpression":"#s = :s AND begins_with(#i, :p)",)~";
     body += R"("ExpressionAttributeNames":{"#s":"stage","#i":"id"},)";
     body += R"("ExpressionAttributeValues":{":s":{"S":)";
     append_json_string(stage, body);

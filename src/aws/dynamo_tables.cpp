@@ -176,7 +176,8 @@ const ItemTable& DynamoTables::define(std::string_view table, std::span<const Co
   ensure(t.dynamo, body, true);
   // The record of its key, and the list of tables the stream reader follows.
   Array cols;
-  for (const auto& c : t.key) cols.push_back(Value(Array{Value(c.name), Value(column_type_name(c.type))}));
+  for (const auto& c : t.key)
+    cols.push_back(Value(Array{Value(c.name), Value(column_type_name(c.type))}));
   meta_.set_meta("aws_table:" + t.table, canonical_json(Value(std::move(cols))));
   std::vector<std::string> all = tables();
   if (std::find(all.begin(), all.end(), t.table) == all.end()) {
@@ -195,7 +196,8 @@ const ItemTable* DynamoTables::find(std::string_view table) {
   ItemTable t;
   t.table = std::string(table);
   t.dynamo = prefix_ + t.table;
-  for (const auto& c : parse_json(*rec).as_array())
+  Value cols = parse_json(*rec);
+  for (const auto& c : cols.as_array())
     t.key.emplace_back(c.as_array()[0].as_string(),
                        column_type_from_name(c.as_array()[1].as_string()));
   if (t.key.empty()) return nullptr;
@@ -204,8 +206,10 @@ const ItemTable* DynamoTables::find(std::string_view table) {
 
 std::vector<std::string> DynamoTables::tables() {
   std::vector<std::string> out;
-  if (std::optional<std::string> rec = meta_.get_meta("aws_tables"))
-    for (const auto& n : parse_json(*rec).as_array()) out.push_back(n.as_string());
+  if (std::optional<std::string> rec = meta_.get_meta("aws_tables")) {
+    Value names = parse_json(*rec);
+    for (const auto& n : names.as_array()) out.push_back(n.as_string());
+  }
   return out;
 }
 

@@ -35,14 +35,14 @@ void UnitOfWork::run_writes(std::vector<Write>& writes) {
     size_t j = i;
     for (; j < writes.size() && writes[j].op == op && seen.insert(writes[j].identity).second; ++j)
       bodies.push_back(std::move(writes[j].body));
-    std::vector<Outcome> out = tables_.client().json_many(
-        kDynamo, std::string(kDynamoTarget) + op, std::span<const std::string>(bodies));
+    std::vector<Outcome> out = tables_.client().json_many(kDynamo, std::string(kDynamoTarget) + op,
+                                                          std::span<const std::string>(bodies));
     for (const auto& o : out) {
       if (o.ok()) continue;
       // The stored item already holds this content (a replay), or is not what the deletion
       // expected: nothing to write, as intended.
-      if (o.code == "ConditionalCheckFailedException") continue;
-      throw StorageError("DynamoDB " + op + " failed: " + o.code + ": " + o.message);
+      if (o.error->code == "ConditionalCheckFailedException") continue;
+      throw StorageError("DynamoDB " + op + " failed: " + o.error->code + ": " + o.error->what());
     }
     i = j;
   }
@@ -74,7 +74,9 @@ void UnitOfWork::savepoint() {
   mark_ = Mark{items_.size(), listings_.size(), sends_.size(), acks_.size(), undo_.size()};
 }
 
-void UnitOfWork::release_savepoint() { mark_.reset(); }
+void UnitOfWork::release_savepoint() {
+  mark_.reset();
+}
 
 void UnitOfWork::rollback_to_savepoint() {
   if (!mark_) throw std::logic_error("no savepoint");
@@ -149,8 +151,7 @@ void UnitOfWork::set_record(const std::string& name, std::optional<std::string> 
   } else {
     std::optional<std::string> before = std::move(it->second);
     it->second = std::move(value);
-    undo_.push_back(
-        [this, name, before = std::move(before)] { record_overlay_[name] = before; });
+    undo_.push_back([this, name, before = std::move(before)] { record_overlay_[name] = before; });
   }
 }
 
@@ -209,7 +210,9 @@ bool BufferedQueue::dead_letter(std::string_view queue, std::string_view receipt
   return true;
 }
 
-QueueStats BufferedQueue::stats(std::string_view queue) { return inner_.stats(queue); }
+QueueStats BufferedQueue::stats(std::string_view queue) {
+  return inner_.stats(queue);
+}
 
 std::vector<DeadLetter> BufferedQueue::dead_letters(std::string_view queue, size_t limit) {
   return inner_.dead_letters(queue, limit);
@@ -219,8 +222,7 @@ size_t BufferedQueue::redrive(std::string_view queue, std::span<const std::strin
   return inner_.redrive(queue, ids);
 }
 
-size_t BufferedQueue::purge_dead_letters(std::string_view queue,
-                                         std::span<const std::string> ids) {
+size_t BufferedQueue::purge_dead_letters(std::string_view queue, std::span<const std::string> ids) {
   return inner_.purge_dead_letters(queue, ids);
 }
 

@@ -92,8 +92,7 @@ class BufferedQueue final : public Queue {
   BufferedQueue(Queue& inner, UnitOfWork& unit) : inner_(inner), unit_(unit) {}
 
   void create(std::string_view queue, const QueueOptions& options) override;
-  size_t send(std::string_view queue, std::span<const std::string> bodies,
-              Duration delay) override;
+  size_t send(std::string_view queue, std::span<const std::string> bodies, Duration delay) override;
   std::vector<ReceivedMessage> receive(std::string_view queue, size_t max,
                                        std::optional<Duration> visibility) override;
   bool remove(std::string_view queue, std::string_view receipt) override;

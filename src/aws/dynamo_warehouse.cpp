@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "aws/dynamo_item.h"
+#include "core/error.h"
 #include "core/json.h"
 
 namespace cascade::aws {
@@ -109,8 +110,8 @@ void DynamoWarehouse::upsert(std::string_view table, std::span<const RowWrite> r
   for (size_t i = 0; i < rows.size(); ++i) {
     const RowWrite& w = rows[i];
     ItemState& s = states[ids[i]];
-    WriteOutcome o = !s.exists    ? WriteOutcome::Inserted
-                     : s.deleted  ? WriteOutcome::Revived
+    WriteOutcome o = !s.exists                         ? WriteOutcome::Inserted
+                     : s.deleted                       ? WriteOutcome::Revived
                      : w.hash != 0 && s.hash == w.hash ? WriteOutcome::Unchanged
                                                        : WriteOutcome::Updated;
     if (!outcomes.empty()) outcomes[i] = o;
@@ -169,7 +170,7 @@ void DynamoWarehouse::upsert(std::string_view table, std::span<const RowWrite> r
     body += '}';
     if (w.hash != 0)
       body += fmt::format(
-          R"(,"ConditionExpression":"attribute_not_exists(#h) OR #h <> :h OR attribute_exists(#d)",)"
+          R"~(,"ConditionExpression":"attribute_not_exists(#h) OR #h <> :h OR attribute_exists(#d)",)~"
           R"("ExpressionAttributeNames":{{"#h":"_hash","#d":"_deleted_at"}},)"
           R"("ExpressionAttributeValues":{{":h":{{"N":"{}"}}}})",
           w.hash);
@@ -190,7 +191,8 @@ void DynamoWarehouse::delete_item(const ItemTable& t, const std::string& key_jso
   body += R"(,"UpdateExpression":"SET #d = :d, #r = :r, #c = :d",)";
   body += R"("ConditionExpression":"attribute_exists(#h) AND attribute_not_exists(#d))";
   if (scope) body += " AND #s = :s";
-  body += R"(","ExpressionAttributeNames":{"#d":"_deleted_at","#r":"_run_id","#c":"_changed_at","#h":"_hash")";
+  body +=
+      R"(","ExpressionAttributeNames":{"#d":"_deleted_at","#r":"_run_id","#c":"_changed_at","#h":"_hash")";
   if (scope) body += R"(,"#s":"_scope")";
   body += R"(},"ExpressionAttributeValues":{":d":{"S":)";
   append_json_string(stamp.at, body);
@@ -237,11 +239,12 @@ void DynamoWarehouse::mark_deleted_items(std::string_view table,
     int64_t first = from.empty() ? 0 : from[p];
     const Value* h = parent.find(t.key.front().name);
     if (!h) continue;
-    std::string hash_av = "{\"" + std::string(t.key.front().type == ColumnType::Integer ||
-                                                      t.key.front().type == ColumnType::Real ||
-                                                      t.key.front().type == ColumnType::Decimal
-                                                  ? "N"
-                                                  : "S") +
+    std::string hash_av = "{\"" +
+                          std::string(t.key.front().type == ColumnType::Integer ||
+                                              t.key.front().type == ColumnType::Real ||
+                                              t.key.front().type == ColumnType::Decimal
+                                          ? "N"
+                                          : "S") +
                           "\":";
     append_json_string(h->is_string() ? h->as_string() : h->to_text(), hash_av);
     hash_av += '}';

@@ -45,9 +45,7 @@ class DynamoWarehouse final : public Warehouse {
   }
   void query_rows(std::string_view sql, RowSink& sink) override { inner_.query_rows(sql, sink); }
   std::vector<Relation> relations() override { return inner_.relations(); }
-  std::string quote(std::string_view identifier) const override {
-    return inner_.quote(identifier);
-  }
+  std::string quote(std::string_view identifier) const override { return inner_.quote(identifier); }
 
  private:
   const ItemTable& table_of(std::string_view table);

@@ -25,8 +25,8 @@ const std::string* str(const Value& v, std::string_view name) {
 }  // namespace
 
 Value StreamReader::call(std::string_view op, const std::string& body) {
-  std::string answer = tables_.client().json(kStreamsService, std::string(kStreamsTarget) +
-                                                                  std::string(op), body);
+  std::string answer =
+      tables_.client().json(kStreamsService, std::string(kStreamsTarget) + std::string(op), body);
   return answer.empty() ? Value(Object{}) : parse_json(answer);
 }
 

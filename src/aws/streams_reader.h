@@ -19,6 +19,7 @@
 
 namespace cascade::aws {
 
+inline constexpr std::string_view kStreamsService = "streams.dynamodb";
 inline constexpr std::string_view kStreamsTarget = "DynamoDBStreams_20120810.";
 
 struct StreamReadOptions {

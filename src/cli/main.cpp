@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "aws/aws_store.h"
 #include "cli/commands.h"
 #include "core/duration.h"
 #include "observe/log.h"
@@ -14,6 +15,7 @@ using namespace cascade::cli;
 
 int main(int argc, char** argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  cascade::aws::register_aws_storage();
   install_stop_handlers();
   CLI::App app{
       "cascade keeps a SQL warehouse in sync with a hierarchical (cascading) HTTP API.\n"

@@ -94,8 +94,8 @@ std::unique_ptr<Store> open_store(std::string_view url, Clock& clock, StoreOptio
 // Opens a storage whose URL starts with `scheme` (e.g. "aws:"). Parts above the store (the AWS
 // part) register their backend here, so the store never depends on them; open_store() tries the
 // registered schemes before its own. Registering a scheme again replaces it. Thread-safe.
-using StoreOpener =
-    std::unique_ptr<Store> (*)(std::string_view url, Clock& clock, StoreOptions options);
+using StoreOpener = std::unique_ptr<Store> (*)(std::string_view url, Clock& clock,
+                                               StoreOptions options);
 void register_store_scheme(std::string_view scheme, StoreOpener opener);
 
 // `url` as it may be shown (messages, logs, status pages): a password it holds replaced by ***.
