@@ -48,6 +48,7 @@ class AwsStore final : public Store {
 
   Queue& queue() override {
     aws();
+    if (!queue_) throw std::runtime_error("this aws: store was opened without queues");
     return *queue_;
   }
   Staging& staging() override {
@@ -64,6 +65,7 @@ class AwsStore final : public Store {
 
   void begin() override {
     inner_->begin();
+    in_savepoint_ = false;
     if (client_) unit_->begin();
     began_ = true;
   }
@@ -87,12 +89,15 @@ class AwsStore final : public Store {
   void savepoint() override {
     inner_->savepoint();
     if (unit_ && unit_->active()) unit_->savepoint();
+    in_savepoint_ = true;
   }
   void release_savepoint() override {
+    in_savepoint_ = false;
     if (unit_ && unit_->active()) unit_->release_savepoint();
     inner_->release_savepoint();
   }
   void rollback_to_savepoint() override {
+    in_savepoint_ = false;
     if (unit_ && unit_->active()) unit_->rollback_to_savepoint();
     inner_->rollback_to_savepoint();
   }
@@ -139,9 +144,10 @@ class AwsStore final : public Store {
     staging_ = std::make_unique<DynamoStaging>(*tables_, *unit_);
     warehouse_ = std::make_unique<DynamoWarehouse>(inner_->warehouse(), *tables_, *unit_);
     sqs_ = queues_ ? queues_(*client_, url_, clock_) : make_sqs_queue(*client_, url_, clock_);
-    queue_ = std::make_unique<BufferedQueue>(*sqs_, *unit_);
+    if (sqs_) queue_ = std::make_unique<BufferedQueue>(*sqs_, *unit_);
     // Made inside a unit of work: its effects join it from here on.
     if (began_) unit_->begin();
+    if (began_ && in_savepoint_) unit_->savepoint();
   }
 
  public:
@@ -155,6 +161,7 @@ class AwsStore final : public Store {
   QueueFactory queues_;
   const std::atomic<bool>* stop_ = nullptr;
   bool began_ = false;
+  bool in_savepoint_ = false;
   std::unique_ptr<Client> client_;
   std::unique_ptr<DynamoTables> tables_;
   std::unique_ptr<UnitOfWork> unit_;
@@ -246,13 +253,10 @@ void register_aws_storage() {
   register_store_scheme("aws:", &open_registered);
 }
 
-size_t settle_aws_store(Store& store, size_t max_batches, const std::atomic<bool>* stop) {
+size_t settle_aws_store(Store& store, const StreamReadOptions& options) {
   auto* aws = dynamic_cast<AwsStore*>(&store);
   if (!aws) throw std::runtime_error("not an aws: storage");
-  StreamReadOptions o;
-  o.max_batches = max_batches;
-  o.stop = stop;
-  return aws->read_streams(o);
+  return aws->read_streams(options);
 }
 
 }  // namespace cascade::aws

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "aws/client.h"
+#include "aws/streams_reader.h"
 #include "store/store.h"
 
 namespace cascade::aws {
@@ -30,7 +31,8 @@ struct AwsStorageUrl {
 // std::runtime_error saying what is wrong.
 AwsStorageUrl parse_aws_url(std::string_view url);
 
-// Makes the queue of an `aws:` store on `client` (SQS).
+// Makes the queue of an `aws:` store on `client` (SQS); null: a store without queues (tests of
+// the DynamoDB parts alone).
 using QueueFactory =
     std::function<std::unique_ptr<Queue>(Client& client, const AwsStorageUrl& url, Clock& clock)>;
 
@@ -45,6 +47,6 @@ void register_aws_storage();
 
 // Brings the warehouse of an `aws:` store up to date from the streams; for the reader command.
 // `store` must be an `aws:` store. Returns the number of stream records applied.
-size_t settle_aws_store(Store& store, size_t max_batches, const std::atomic<bool>* stop);
+size_t settle_aws_store(Store& store, const StreamReadOptions& options);
 
 }  // namespace cascade::aws

@@ -30,8 +30,9 @@ bool fits_dynamo_number(std::string_view number_text);
 // The number text of a numeric Value (exact: int64 digits, shortest double, Decimal text).
 std::string number_text(const Value& v);
 
-// Appends the AttributeValue JSON of `v` to `out`. Sets *as_text when `v` (a number or a
-// container holding one) had to be stored as S; the caller lists the attribute then.
+// Appends the AttributeValue JSON of `v` to `out`. Sets *big when `v` is a number kept as S, *json
+// when `v` is an object or array kept as its JSON text; the caller lists the attribute in `_big`
+// or `_json` then.
 void append_attribute(const Value& v, std::string& out, bool* big, bool* json);
 
 // A Value from a parsed AttributeValue ({"S": ...}, {"N": ...}, ...). Numbers come back exactly.

@@ -141,7 +141,11 @@ void DynamoTables::ensure(const std::string& name, const std::string& create_bod
 }
 
 const ItemTable& DynamoTables::define(std::string_view table, std::span<const Column> key) {
-  if (auto it = known_.find(table); it != known_.end()) return it->second;
+  if (auto it = known_.find(table); it != known_.end()) {
+    // Its record may have been rolled back with the unit of work that made it.
+    if (!meta_.get_meta("aws_table:" + it->second.table)) record(it->second);
+    return it->second;
+  }
   if (key.empty()) throw std::runtime_error("table " + std::string(table) + " has no key");
   ItemTable t;
   t.table = std::string(table);
@@ -174,6 +178,11 @@ const ItemTable& DynamoTables::define(std::string_view table, std::span<const Co
   }
   body += "]}";
   ensure(t.dynamo, body, true);
+  record(t);
+  return known_.emplace(t.table, std::move(t)).first->second;
+}
+
+void DynamoTables::record(const ItemTable& t) {
   // The record of its key, and the list of tables the stream reader follows.
   Array cols;
   for (const auto& c : t.key)
@@ -186,7 +195,6 @@ const ItemTable& DynamoTables::define(std::string_view table, std::span<const Co
     for (auto& n : all) a.push_back(Value(n));
     meta_.set_meta("aws_tables", canonical_json(Value(std::move(a))));
   }
-  return known_.emplace(t.table, std::move(t)).first->second;
 }
 
 const ItemTable* DynamoTables::find(std::string_view table) {

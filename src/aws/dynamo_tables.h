@@ -65,6 +65,8 @@ class DynamoTables {
   const std::string& prefix() const { return prefix_; }
 
  private:
+  // Records the key of `t` and lists it among the tables (the warehouse's metadata).
+  void record(const ItemTable& t);
   void ensure(const std::string& name, const std::string& create_body, bool stream);
 
   Client& client_;

@@ -24,6 +24,8 @@ const std::string* n_attr(const Value& item, std::string_view name) {
   return v && v->is_string() ? &v->as_string() : nullptr;
 }
 
+constexpr size_t kMaxItemBytes = 400 * 1024;
+
 bool is_key_column(const ItemTable& t, std::string_view name) {
   for (const auto& c : t.key)
     if (c.name == name) return true;
@@ -175,6 +177,12 @@ void DynamoWarehouse::upsert(std::string_view table, std::span<const RowWrite> r
           R"("ExpressionAttributeValues":{{":h":{{"N":"{}"}}}})",
           w.hash);
     body += '}';
+    // Refused here, so the message fails alone (dead-lettered with the reason) rather than the
+    // whole unit of work at commit.
+    if (body.size() > kMaxItemBytes)
+      throw std::runtime_error(fmt::format(
+          "a row of {} is {} bytes as a DynamoDB item, more than the 400 KB an item holds",
+          t.table, body.size()));
     std::string id = item_id(t, ids[i]);
     unit_.write_item("PutItem", std::move(body), id);
     s = ItemState{true, false, w.hash, w.scope};
