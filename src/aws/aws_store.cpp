@@ -4,15 +4,7 @@
 
 #include "aws/dynamo_staging.h"
 #include "aws/dynamo_warehouse.h"
-#if __has_include("aws/sqs_queue.h")
 #include "aws/sqs_queue.h"
-#else
-namespace cascade::aws {
-static std::unique_ptr<Queue> make_sqs_queue(Client&, const AwsStorageUrl&, Clock&) {
-  throw std::runtime_error("SQS queues are not in this build");
-}
-}  // namespace cascade::aws
-#endif
 #include "aws/streams_reader.h"
 
 namespace cascade::aws {
@@ -143,7 +135,9 @@ class AwsStore final : public Store {
     unit_ = std::make_unique<UnitOfWork>(*tables_);
     staging_ = std::make_unique<DynamoStaging>(*tables_, *unit_);
     warehouse_ = std::make_unique<DynamoWarehouse>(inner_->warehouse(), *tables_, *unit_);
-    sqs_ = queues_ ? queues_(*client_, url_, clock_) : make_sqs_queue(*client_, url_, clock_);
+    sqs_ = queues_
+               ? queues_(*client_, url_, clock_)
+               : std::make_unique<SqsQueue>(*client_, SqsQueueOptions{url_.prefix, url_.create});
     if (sqs_) queue_ = std::make_unique<BufferedQueue>(*sqs_, *unit_);
     // Made inside a unit of work: its effects join it from here on.
     if (began_) unit_->begin();

@@ -21,7 +21,8 @@ namespace {
 
 std::string queue_url(Client& c, const std::string& name) {
   std::string body = c.json("sqs", "AmazonSQS.CreateQueue", R"({"QueueName":")" + name + R"("})");
-  const cascade::Value* url = cascade::parse_json(body).find("QueueUrl");
+  cascade::Value v = cascade::parse_json(body);
+  const cascade::Value* url = v.find("QueueUrl");
   if (!url || !url->is_string()) return "";
   return url->as_string();
 }
