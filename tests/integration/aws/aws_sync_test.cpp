@@ -28,17 +28,17 @@ Value call(Client& c, const std::string& service, const std::string& target,
 
 // Records in the stream of DynamoDB table `table`, from its start.
 size_t stream_records(Client& c, const std::string& table) {
-  Value d = call(c, "dynamodb", "DynamoDB_20120810.DescribeTable",
-                 R"({"TableName":")" + table + R"("})");
+  Value d =
+      call(c, "dynamodb", "DynamoDB_20120810.DescribeTable", R"({"TableName":")" + table + R"("})");
   std::string arn = d.find("Table")->find("LatestStreamArn")->as_string();
   Value s = call(c, "streams.dynamodb", "DynamoDBStreams_20120810.DescribeStream",
                  R"({"StreamArn":")" + arn + R"("})");
   size_t n = 0;
   for (const auto& shard : s.find("StreamDescription")->find("Shards")->as_array()) {
-    Value it = call(c, "streams.dynamodb", "DynamoDBStreams_20120810.GetShardIterator",
-                    R"({"StreamArn":")" + arn + R"(","ShardId":")" +
-                        shard.find("ShardId")->as_string() +
-                        R"(","ShardIteratorType":"TRIM_HORIZON"})");
+    Value it =
+        call(c, "streams.dynamodb", "DynamoDBStreams_20120810.GetShardIterator",
+             R"({"StreamArn":")" + arn + R"(","ShardId":")" + shard.find("ShardId")->as_string() +
+                 R"(","ShardIteratorType":"TRIM_HORIZON"})");
     std::string iter = it.find("ShardIterator")->as_string();
     for (int i = 0; i < 10000; ++i) {
       Value r = call(c, "streams.dynamodb", "DynamoDBStreams_20120810.GetRecords",
@@ -86,9 +86,9 @@ TEST(AwsSync, ExamplePipelineEqualsTruthAndUnchangedResyncChangesNothing) {
   struct Keys {
     std::string table, hash, range;
   };
-  for (const Keys& k : {Keys{"branches", "branch_id", ""},
-                        Keys{"salespersons", "employee_id", "branch_id"},
-                        Keys{"sales", "sale_id", "employee_id"}}) {
+  for (const Keys& k :
+       {Keys{"branches", "branch_id", ""}, Keys{"salespersons", "employee_id", "branch_id"},
+        Keys{"sales", "sale_id", "employee_id"}}) {
     Value d = call(c, "dynamodb", "DynamoDB_20120810.DescribeTable",
                    R"({"TableName":"e2e-)" + k.table + R"("})");
     const Value& t = *d.find("Table");
@@ -109,8 +109,8 @@ TEST(AwsSync, ReplayedMessagesWriteNothing) {
   aws::register_aws_storage();
   std::string dir = testing::temp_dir();
   const std::string url = "aws:?warehouse=sqlite:" + dir + "/wh.db&prefix=replay2-";
-  testing::SimServer sim({"--seed", "11", "--employees-per-branch", "6",
-                          "--sales-per-salesperson", "10"});
+  testing::SimServer sim(
+      {"--seed", "11", "--employees-per-branch", "6", "--sales-per-salesperson", "10"});
   Value first = sync_json(sim, url);
   ASSERT_TRUE(first.find("completed")->as_bool()) << to_json(first);
   Client c(moto->config());
@@ -122,13 +122,13 @@ TEST(AwsSync, ReplayedMessagesWriteNothing) {
   auto salespersons =
       testing::query_storage(url, "SELECT employee_id, branch_id FROM salespersons").rows;
   ASSERT_FALSE(salespersons.empty());
-  std::string queue_url = call(c, "sqs", "AmazonSQS.GetQueueUrl",
-                               R"({"QueueName":"replay2-sales-dev"})")
-                              .find("QueueUrl")
-                              ->as_string();
+  std::string queue_url =
+      call(c, "sqs", "AmazonSQS.GetQueueUrl", R"({"QueueName":"replay2-sales-dev"})")
+          .find("QueueUrl")
+          ->as_string();
   for (const auto& row : salespersons) {
-    std::string body = R"({"branch_id":)" + row[1].to_text() + R"(,"employee_id":)" +
-                       row[0].to_text() + "}";
+    std::string body =
+        R"({"branch_id":)" + row[1].to_text() + R"(,"employee_id":)" + row[0].to_text() + "}";
     std::string send = R"({"QueueUrl":")" + queue_url + R"(","MessageBody":)";
     append_json_string(body, send);
     send += '}';
