@@ -138,6 +138,9 @@ TEST(AwsSync, ReplayedMessagesWriteNothing) {
   ASSERT_TRUE(again.find("completed")->as_bool()) << to_json(again);
   for (const char* f : {"new", "changed", "gone"})
     EXPECT_EQ(again.find("total")->find(f)->as_int(), 0) << f;
+  // The replays were applied (SQS keeps both copies), and wrote nothing.
+  EXPECT_GE(again.find("stages")->find("sales")->find("messages")->as_int(),
+            2 * static_cast<int64_t>(salespersons.size()));
   EXPECT_EQ(stream_records(c, "replay2-sales"), items_before);
   EXPECT_EQ(
       testing::query_storage(url, "SELECT count(*) FROM cascade_change_log").rows[0][0].as_int(),
