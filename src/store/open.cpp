@@ -47,7 +47,9 @@ std::unique_ptr<Store> open_store(std::string_view url, Clock& clock, StoreOptio
 }
 
 std::string redact_storage_url(std::string_view url) {
-  return is_postgres_url(url) ? redact_postgres_url(url) : std::string(url);
+  // An aws: storage's warehouse may be a PostgreSQL URL with its password.
+  return is_postgres_url(url) || url.starts_with("aws:") ? redact_postgres_url(url)
+                                                         : std::string(url);
 }
 
 }  // namespace cascade

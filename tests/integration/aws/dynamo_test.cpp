@@ -100,6 +100,35 @@ int64_t scalar(Store& s, const std::string& sql) {
   return s.warehouse().query(sql).rows.at(0).at(0).as_int();
 }
 
+TEST(AwsStorageUrl, ParsesItsParametersAndRefusesWrongOnes) {
+  auto u = aws::parse_aws_url(
+      "aws:?warehouse=postgresql://u@h/db?sslmode=disable&application_name=x"
+      "&create=false&prefix=prod-");
+  EXPECT_EQ(u.warehouse, "postgresql://u@h/db?sslmode=disable&application_name=x");
+  EXPECT_FALSE(u.create);
+  EXPECT_EQ(u.prefix, "prod-");
+  EXPECT_EQ(aws::parse_aws_url("aws:?warehouse=sqlite%3A%2Ftmp%2Fa.db").warehouse,
+            "sqlite:/tmp/a.db");
+  EXPECT_TRUE(aws::parse_aws_url("aws:?warehouse=sqlite:a.db").create);
+  auto refused = [](const std::string& url, const std::string& why) {
+    try {
+      aws::parse_aws_url(url);
+      ADD_FAILURE() << url << " was accepted";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  refused("aws:", "needs warehouse=URL");
+  refused("aws:?prefix=x", "needs warehouse=URL");
+  refused("aws:?warehouse=sqlite:a.db&create=maybe", "expected true or false");
+  refused("aws:?region=eu&warehouse=sqlite:a.db", "unknown parameter 'region'");
+  refused("aws:?warehouse=sqlite:a.db&prefix=a/b", "only letters, digits");
+  refused("aws:?warehouse=aws:?warehouse=sqlite:a.db", "cannot itself be an aws: storage");
+  // A PostgreSQL warehouse's password is never shown.
+  std::string shown = redact_storage_url("aws:?warehouse=postgresql://u:s3cret@h/db&prefix=p-");
+  EXPECT_EQ(shown.find("s3cret"), std::string::npos) << shown;
+}
+
 TEST(AwsDynamo, ThirtyDigitNumbersAreStoredExactly) {
   CASCADE_REQUIRE_MOTO(moto);
   ManualClock clock;
