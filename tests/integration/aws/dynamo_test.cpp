@@ -288,6 +288,50 @@ TEST(AwsDynamo, ListingRecordsCursorsAndHoldsRoundTrip) {
   EXPECT_TRUE(scopes.empty());
 }
 
+// A child table (the items of a list field) has the parent's key and `_index`: three columns
+// here, so the item table's range key is `_range`; items past a list's new end are deleted.
+TEST(AwsDynamo, ChildItemsPastTheListEndAreMarkedDeleted) {
+  CASCADE_REQUIRE_MOTO(moto);
+  ManualClock clock;
+  std::string dir = testing::temp_dir();
+  auto s = open_dynamo(*moto, dir + "/wh.db", "items-", clock);
+  std::vector<Column> key = {Column("sale_id", ColumnType::Integer),
+                             Column("employee_id", ColumnType::Integer),
+                             Column("_index", ColumnType::Integer)};
+  s->begin();
+  s->warehouse().create_table("sales__lines", key);
+  s->warehouse().add_columns("sales__lines", std::vector<Column>{Column("sku", ColumnType::Text)});
+  std::vector<Value> rows;
+  for (int sale = 1; sale <= 2; ++sale)
+    for (int i = 0; i < 3; ++i)
+      rows.push_back(parse_json(R"({"sale_id":)" + std::to_string(sale) +
+                                R"(,"employee_id":7,"_index":)" + std::to_string(i) +
+                                R"(,"sku":"s)" + std::to_string(sale * 10 + i) + R"("})"));
+  std::vector<RowWrite> writes;
+  for (size_t i = 0; i < rows.size(); ++i) writes.push_back({&rows[i], {}, 100 + i, 0, false});
+  s->warehouse().upsert("sales__lines", writes, WriteStamp{1, "2026-11-29T10:00:00.000Z"});
+  s->commit();
+  // Sale 1's list shrank to one item.
+  Value parent = parse_json(R"({"sale_id":1,"employee_id":7})");
+  const Value* p = &parent;
+  int64_t from = 1;
+  s->begin();
+  s->warehouse().mark_deleted_items("sales__lines", std::span<const Value* const>(&p, 1),
+                                    std::span<const int64_t>(&from, 1),
+                                    WriteStamp{2, "2026-11-29T11:00:00.000Z"});
+  s->commit();
+  s->settle();
+  auto r = s->warehouse().query(
+      "SELECT sale_id, _index, sku, _deleted_at IS NOT NULL FROM sales__lines "
+      "ORDER BY sale_id, _index");
+  ASSERT_EQ(r.rows.size(), 6u);
+  std::string got;
+  for (const auto& row : r.rows)
+    got += row[0].to_text() + "/" + row[1].to_text() + "/" + row[2].to_text() + "/" +
+           row[3].to_text() + " ";
+  EXPECT_EQ(got, "1/0/s10/0 1/1/s11/1 1/2/s12/1 2/0/s20/0 2/1/s21/0 2/2/s22/0 ");
+}
+
 TEST(AwsDynamo, KilledStreamReaderResumesExactly) {
   CASCADE_REQUIRE_MOTO(moto);
   ManualClock clock;
