@@ -214,6 +214,21 @@ int main(int argc, char** argv) {
   demo->add_option("--ticks", demo_opts.ticks, "simulated hours between the two syncs")
       ->capture_default_str();
 
+  auto* streams = app.add_subcommand(
+      "streams",
+      "aws: storage only: apply what the DynamoDB Streams of the staging tables hold to the "
+      "warehouse now, from each shard's checkpoint (`sync` does it at its end)");
+  add_pipeline(streams, true);
+  add_storage(streams);
+  streams->add_flag("--json", c.json, "print the result as JSON");
+  int stream_batch = 1000;
+  streams
+      ->add_option("--batch", stream_batch,
+                   "stream records per GetRecords call, each batch committed with its "
+                   "checkpoint")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+
   auto* level_opt = app.get_option("--log-level");
   try {
     app.parse(argc, argv);
@@ -268,6 +283,7 @@ int main(int argc, char** argv) {
       return cmd_export(c, export_opts);
     }
     if (*queues) return cmd_queues(c);
+    if (*streams) return cmd_streams(c, stream_batch);
     if (*demo) return cmd_demo(demo_opts);
     if (*init) return cmd_init(init_opts);
   } catch (const std::exception& e) {

@@ -4,11 +4,14 @@
 // message writes nothing, and the queues and tables exist as the AWS design has them.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 #include "aws/aws_store.h"
 #include "aws/client.h"
+#include "core/clock.h"
 #include "core/json.h"
+#include "store/store.h"
 #include "support/moto.h"
 #include "support/sim.h"
 #include "support/subprocess.h"
@@ -145,6 +148,68 @@ TEST(AwsSync, ReplayedMessagesWriteNothing) {
   EXPECT_EQ(
       testing::query_storage(url, "SELECT count(*) FROM cascade_change_log").rows[0][0].as_int(),
       changes_before);
+}
+
+// `cascade streams` killed (SIGKILL) at random instants while it loads 2,500 changes a few
+// records per batch, and started again until it finishes: every change lands exactly once.
+TEST(AwsSync, KilledStreamReaderProcessResumesExactly) {
+  CASCADE_REQUIRE_MOTO(moto);
+  aws::register_aws_storage();
+  std::string dir = testing::temp_dir();
+  const std::string url = "aws:?warehouse=sqlite:" + dir + "/wh.db&prefix=killed-";
+  {
+    ManualClock clock;
+    auto s = open_store(url, clock);
+    std::vector<Column> key = {Column("sale_id", ColumnType::Integer),
+                               Column("employee_id", ColumnType::Integer)};
+    s->begin();
+    s->warehouse().create_table("sales", key);
+    s->warehouse().add_columns("sales", std::vector<Column>{Column("amount", ColumnType::Integer)});
+    s->commit();
+    auto write = [&](int first, int count, int amount, int64_t run) {
+      std::vector<Value> rows;
+      for (int i = first; i < first + count; ++i)
+        rows.push_back(parse_json("{\"sale_id\":" + std::to_string(i) +
+                                  ",\"employee_id\":1,\"amount\":" + std::to_string(amount) + "}"));
+      std::vector<RowWrite> w;
+      for (auto& r : rows)
+        w.push_back({&r, {}, static_cast<uint64_t>(amount * 100000 + w.size() + first), 0, false});
+      s->begin();
+      s->warehouse().upsert("sales", w, WriteStamp{run, "2026-11-29T10:00:00.000Z"});
+      s->commit();
+    };
+    for (int u = 0; u < 20; ++u) write(u * 100, 100, 1, 1);
+    write(0, 500, 2, 2);
+  }
+  std::mt19937 rng(20261129);
+  int kills = 0;
+  bool finished = false;
+  for (int round = 0; round < 60 && !finished; ++round) {
+    testing::RunOptions o;
+    o.env = {{"CASCADE_STORAGE", url}};
+    o.timeout = std::chrono::milliseconds(200 + rng() % 600);
+    o.fail_test_on_timeout = false;
+    testing::RunResult r = testing::run({CASCADE_BIN, "streams", kPipeline, "--batch", "3"}, o);
+    if (r.timed_out) {
+      ++kills;
+      continue;
+    }
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    finished = true;
+  }
+  ASSERT_TRUE(finished) << "the reader never finished in 60 rounds";
+  EXPECT_GT(kills, 0) << "the reader was never killed half-way: the test proves nothing";
+  testing::RunResult again =
+      testing::run({CASCADE_BIN, "streams", kPipeline, "--json"}, {{"CASCADE_STORAGE", url}});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.out, "{\"records\":0}\n");
+  auto count = [&](const std::string& sql) {
+    return testing::query_storage(url, sql).rows.at(0).at(0).as_int();
+  };
+  EXPECT_EQ(count("SELECT count(*) FROM cascade_change_log"), 2500);
+  EXPECT_EQ(count("SELECT count(*) FROM sales"), 2000);
+  EXPECT_EQ(count("SELECT count(*) FROM sales WHERE _version = 2 AND amount = 2"), 500);
+  EXPECT_EQ(count("SELECT count(*) FROM sales WHERE _version = 1 AND amount = 1"), 1500);
 }
 
 }  // namespace
