@@ -434,7 +434,7 @@ struct Client::Handle {
   // Sets up one request; `body` must outlive the transfer.
   void prepare(const AwsConfig& cfg, std::string_view service, std::string_view method,
                const std::string& url, const std::vector<std::string>& extra_headers,
-               std::string_view body) {
+               std::string_view body, bool json_protocol) {
     curl_easy_reset(curl);
     if (headers) curl_slist_free_all(headers);
     headers = nullptr;
@@ -453,7 +453,12 @@ struct Client::Handle {
     curl_easy_setopt(curl, CURLOPT_XFERINFODATA, this);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, cfg.connect_timeout_ms);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, cfg.request_timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
+    if (json_protocol) {
+      curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
+    } else {
+      // S3 objects come back as stored (a .json.gz stays gzip), whatever Content-Encoding says.
+      curl_easy_setopt(curl, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    }
     std::string sigv4 = "aws:amz:" + cfg.region + ":" + signing_name(service);
     curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, sigv4.c_str());
     curl_easy_setopt(curl, CURLOPT_USERNAME, cfg.credentials.access_key_id.c_str());
@@ -547,7 +552,7 @@ std::string Client::json(std::string_view service, std::string_view target, std:
   for (int attempt = 0;; ++attempt) {
     if (stopped(stop_)) throw stopped_error();
     single_->stop = stop_;
-    single_->prepare(config_, service, "POST", url, headers, body);
+    single_->prepare(config_, service, "POST", url, headers, body, true);
     CURLcode rc = curl_easy_perform(single_->curl);
     auto err = classify(rc, single_->error, single_->status(), single_->response,
                         single_->response_headers, false, what, stop_);
@@ -597,7 +602,7 @@ std::vector<Outcome> Client::json_many(std::string_view service, std::string_vie
       Handle* h = idle.back();
       idle.pop_back();
       h->stop = stop_;
-      h->prepare(config_, service, "POST", url, headers, bodies[it->index]);
+      h->prepare(config_, service, "POST", url, headers, bodies[it->index], true);
       curl_multi_add_handle(multi, h->curl);
       running.emplace(h, *it);
       it = waiting.erase(it);
@@ -671,7 +676,7 @@ RestResponse Client::rest(std::string_view service, std::string_view method,
   for (int attempt = 0;; ++attempt) {
     if (stopped(stop_)) throw stopped_error();
     single_->stop = stop_;
-    single_->prepare(config_, service, method, url, lines, body);
+    single_->prepare(config_, service, method, url, lines, body, false);
     CURLcode rc = curl_easy_perform(single_->curl);
     long status = single_->status();
     auto err = classify(rc, single_->error, status, single_->response, single_->response_headers,

@@ -236,6 +236,10 @@ void SqsQueue::remember(const std::string& receipt, Held held) {
   }
 }
 
+void SqsQueue::adopt(const ReceivedMessage& m) {
+  remember(m.receipt, {m.id, m.body, m.receive_count, m.sent_at});
+}
+
 std::optional<SqsQueue::Held> SqsQueue::forget(std::string_view receipt) {
   auto it = held_.find(std::string(receipt));
   if (it == held_.end()) return std::nullopt;

@@ -107,6 +107,10 @@ class SqsQueue : public Queue {
   // Not possible on SQS: returns 0 (see above).
   size_t release_in_flight(std::string_view queue) override;
 
+  // Remembers a message received outside this queue (the records of a Lambda SQS event), so that
+  // dead_letter() can move it by its receipt.
+  void adopt(const ReceivedMessage& message);
+
   // The queue URL of `{prefix}name` (cached; GetQueueUrl on first use). Throws
   // std::runtime_error when it does not exist.
   const std::string& url(std::string_view name);

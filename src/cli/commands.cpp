@@ -57,6 +57,10 @@ void install_stop_handlers() {
   std::signal(SIGTERM, on_stop_signal);
 }
 
+const std::atomic<bool>* stop_flag() {
+  return &g_stop_requested;
+}
+
 namespace {
 
 EnvLookup env_with(const std::map<std::string, std::string>& extra) {

@@ -2,6 +2,7 @@
 // (0 ok, 1 failed run or runtime error, 2 bad pipeline file or usage). Not thread-safe.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -23,6 +24,8 @@ struct Common {
 // SIGINT/SIGTERM stop a run cleanly (its messages stay queued) from the moment the process
 // starts, not only once the run is under way.
 void install_stop_handlers();
+// Raised by those handlers, for commands that poll it (cascade ship).
+const std::atomic<bool>* stop_flag();
 
 int cmd_validate(const Common& c);
 
@@ -56,6 +59,7 @@ struct ExportOptions {
   std::string table;
   std::string format;  // csv or jsonl; empty: from the output file's extension, else csv
   std::string output;  // a file; empty or "-": stdout
+  std::string to;      // s3://BUCKET/KEY: the S3 object to write instead (KEY.gz: gzip)
   std::string where;   // an SQL condition on the table's rows; empty: all rows
   std::optional<uint64_t> limit;
   bool header = true;  // csv only
@@ -63,6 +67,10 @@ struct ExportOptions {
 // Streams a table or view row by row; 2 for an unknown table or a bad option, 1 when the query
 // or a write fails.
 int cmd_export(const Common& c, const ExportOptions& o);
+// Ships the change log after its checkpoint to `to` (s3://BUCKET[/PREFIX]) as gzip JSON Lines
+// partitioned by table and date (see aws/s3_shipper.h); 2 for a bad URL or missing AWS
+// configuration, 1 when S3 fails.
+int cmd_ship(const Common& c, const std::string& to);
 // The storage URL of `c`: --storage, else the pipeline's. Throws ConfigError (already reported)
 // when the pipeline cannot be loaded.
 std::string storage_of(const Common& c);

@@ -1,4 +1,5 @@
-// `cascade export`: a table or view streamed row by row into CSV or JSON Lines.
+// `cascade export`: a table or view streamed row by row into CSV or JSON Lines, to a file, stdout
+// or an S3 object.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -7,8 +8,13 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 
+#include "aws/client.h"
+#include "aws/s3_gzip.h"
+#include "aws/s3_objects.h"
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "core/error.h"
@@ -37,10 +43,19 @@ struct WriteError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Where the rows go. A regular file is written under a temporary name and renamed into place
+// Where the rows go: a file (Destination) or an S3 object (S3Destination).
+class Output {
+ public:
+  virtual ~Output() = default;
+  virtual void write(std::string_view data) = 0;
+  virtual void finish() = 0;
+  virtual const std::string& name() const = 0;
+};
+
+// A regular file is written under a temporary name and renamed into place
 // once complete, so a reader never sees half an export and a failed one leaves the old file.
 // Devices, pipes and stdout are written directly.
-class Destination {
+class Destination final : public Output {
  public:
   explicit Destination(const std::string& path) : path_(path) {
     if (to_stdout(path)) {
@@ -59,12 +74,12 @@ class Destination {
   }
   Destination(const Destination&) = delete;
   Destination& operator=(const Destination&) = delete;
-  ~Destination() {
+  ~Destination() override {
     if (owned_) ::close(fd_);
     if (!partial_.empty() && !done_) ::unlink(partial_.c_str());
   }
 
-  void write(std::string_view data) {
+  void write(std::string_view data) override {
     while (!data.empty()) {
       ssize_t n = ::write(fd_, data.data(), data.size());
       if (n < 0 && errno == EINTR) continue;
@@ -73,7 +88,7 @@ class Destination {
     }
   }
 
-  void finish() {
+  void finish() override {
     if (owned_) {
       if (!partial_.empty() && ::fsync(fd_) != 0) fail("cannot write to");
       owned_ = false;
@@ -84,7 +99,7 @@ class Destination {
     done_ = true;
   }
 
-  const std::string& name() const { return name_; }
+  const std::string& name() const override { return name_; }
 
  private:
   [[noreturn]] void fail(const char* what) {
@@ -97,11 +112,63 @@ class Destination {
   bool done_ = false;
 };
 
+// An S3 object, uploaded in parts as the rows come (nothing shows at the key until the export is
+// complete; a failed one leaves the previous object). A key ending in .gz is gzip: each block of
+// kGzipBlock bytes is one gzip member, and members concatenated are one gzip file.
+class S3Destination final : public Output {
+ public:
+  S3Destination(aws::Client& client, const aws::S3Url& url)
+      : s3_(client),
+        upload_(s3_, url.bucket, url.key, content_type(url.key)),
+        gzip_(ends_with_nocase(url.key, ".gz")),
+        name_("s3://" + url.bucket + "/" + url.key) {}
+
+  void write(std::string_view data) override {
+    guard([&] {
+      if (!gzip_) return upload_.append(data);
+      raw_.append(data);
+      if (raw_.size() >= kGzipBlock) {
+        upload_.append(aws::gzip(raw_));
+        raw_.clear();
+      }
+    });
+  }
+  void finish() override {
+    guard([&] {
+      if (gzip_ && (!raw_.empty() || upload_.size() == 0)) upload_.append(aws::gzip(raw_));
+      raw_.clear();
+      upload_.finish();
+    });
+  }
+  const std::string& name() const override { return name_; }
+
+ private:
+  static constexpr size_t kGzipBlock = 32 << 20;
+  static std::string content_type(const std::string& key) {
+    if (ends_with_nocase(key, ".gz")) return "application/gzip";
+    if (ends_with_nocase(key, ".jsonl") || ends_with_nocase(key, ".ndjson"))
+      return "application/x-ndjson";
+    return "text/csv";
+  }
+  template <class F>
+  void guard(F f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      throw WriteError(fmt::format("cannot write to {}: {}", name_, e.what()));
+    }
+  }
+
+  aws::S3 s3_;
+  aws::S3Upload upload_;
+  bool gzip_;
+  std::string name_, raw_;
+};
+
 // Encodes rows as they come and writes them in blocks, so memory stays flat whatever the size.
 class ExportSink final : public RowSink {
  public:
-  ExportSink(Destination& out, bool jsonl, bool header)
-      : out_(out), jsonl_(jsonl), header_(header) {}
+  ExportSink(Output& out, bool jsonl, bool header) : out_(out), jsonl_(jsonl), header_(header) {}
 
   void columns(std::span<const std::string> names) override {
     if (seen_columns_)
@@ -153,7 +220,7 @@ class ExportSink final : public RowSink {
 
  private:
   static constexpr size_t kBlock = 1 << 16;
-  Destination& out_;
+  Output& out_;
   bool jsonl_, header_;
   bool seen_columns_ = false;
   std::vector<std::string> keys_;
@@ -184,10 +251,33 @@ const Relation* find_relation(const std::vector<Relation>& all, const std::strin
 }  // namespace
 
 int cmd_export(const Common& c, const ExportOptions& o) {
+  std::optional<aws::S3Url> s3_url;
+  std::optional<aws::Client> s3_client;
+  if (!o.to.empty()) {
+    if (!o.output.empty()) {
+      fmt::print(stderr, "error: --to and --output both say where to write: give one\n");
+      return 2;
+    }
+    try {
+      s3_url = aws::parse_s3_url(o.to);
+      if (s3_url->key.empty() || s3_url->key.back() == '/')
+        throw std::invalid_argument("--to " + o.to + ": expected s3://BUCKET/KEY with a key");
+      s3_client.emplace(aws::AwsConfig::from_environment());
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "error: {}\n", e.what());
+      return 2;
+    }
+  }
+  // The name the format is guessed from: the file, or the S3 key without .gz.
+  std::string target = o.output;
+  if (s3_url) {
+    target = s3_url->key;
+    if (ends_with_nocase(target, ".gz")) target.resize(target.size() - 3);
+  }
   std::string format = o.format;
   if (format.empty()) {
-    bool lines = !to_stdout(o.output) &&
-                 (ends_with_nocase(o.output, ".jsonl") || ends_with_nocase(o.output, ".ndjson"));
+    bool lines = !to_stdout(target) &&
+                 (ends_with_nocase(target, ".jsonl") || ends_with_nocase(target, ".ndjson"));
     format = lines ? "jsonl" : "csv";
   }
   if (format != "csv" && format != "jsonl") {
@@ -219,7 +309,13 @@ int cmd_export(const Common& c, const ExportOptions& o) {
   if (!o.where.empty()) sql += " WHERE (\n" + o.where + "\n)";
   if (o.limit) sql += fmt::format(" LIMIT {}", *o.limit);
   try {
-    Destination out(o.output);
+    std::unique_ptr<Output> out_ptr;
+    if (s3_url) {
+      out_ptr = std::make_unique<S3Destination>(*s3_client, *s3_url);
+    } else {
+      out_ptr = std::make_unique<Destination>(o.output);
+    }
+    Output& out = *out_ptr;
     ExportSink sink(out, format == "jsonl", o.header);
     try {
       wh.query_rows(sql, sink);
@@ -231,7 +327,7 @@ int cmd_export(const Common& c, const ExportOptions& o) {
     }
     sink.flush();
     out.finish();
-    if (!to_stdout(o.output))
+    if (s3_url || !to_stdout(o.output))
       fmt::print(stderr, "{}: {} row{} written to {} ({})\n", rel->name, sink.rows(),
                  sink.rows() == 1 ? "" : "s", out.name(), format);
   } catch (const WriteError& e) {

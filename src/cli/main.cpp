@@ -147,10 +147,24 @@ int main(int argc, char** argv) {
       "-o,--output", export_opts.output,
       "file to write ('-' or none: stdout); written under FILE.partial and renamed "
       "when complete");
+  export_cmd->add_option("--to", export_opts.to,
+                         "s3://BUCKET/KEY: write to S3 instead (AWS credentials and region from "
+                         "the usual variables or profile; a KEY ending .gz is gzip)");
   export_cmd->add_option("--where", export_opts.where,
                          "SQL condition on the rows, e.g. \"amount > 100\"");
   auto* limit_opt = export_cmd->add_option("--limit", export_limit, "at most this many rows");
   export_cmd->add_flag("--no-header", export_no_header, "csv: no header row");
+
+  std::string ship_to;
+  auto* ship = app.add_subcommand(
+      "ship", "Ship the change log to S3 as gzip JSON Lines by table and date (for Athena)");
+  add_pipeline(ship, true);
+  add_storage(ship);
+  ship->add_option("--to", ship_to,
+                   "s3://BUCKET/PREFIX: objects PREFIX/table=T/date=YYYY-MM-DD/SEQ.json.gz, "
+                   "checkpoint PREFIX/_cascade/checkpoint.json")
+      ->required();
+  ship->add_flag("--json", c.json, "print the summary as JSON");
 
   auto* queues = app.add_subcommand(
       "queues", "Show each stage's queue: depth, in flight, oldest message age, DLQ depth");
@@ -282,6 +296,7 @@ int main(int argc, char** argv) {
       export_opts.header = !export_no_header;
       return cmd_export(c, export_opts);
     }
+    if (*ship) return cmd_ship(c, ship_to);
     if (*queues) return cmd_queues(c);
     if (*streams) return cmd_streams(c, stream_batch);
     if (*demo) return cmd_demo(demo_opts);

@@ -257,7 +257,8 @@ TEST(SqsQueue, TooManyReceivesMoveAMessageToTheDlqAndRedriveBringsItBack) {
 TEST(SqsQueue, DeadLetterKeepsTheReasonAndPurgeCounts) {
   CASCADE_REQUIRE_MOTO(moto);
   Client c(moto->config());
-  SqsQueue q(c, {unique_prefix(), true});
+  std::string prefix = unique_prefix();
+  SqsQueue q(c, {prefix, true});
   q.create("branches", options());
   std::vector<std::string> bodies = {"b1", "b2", "b3"};
   q.send("branches", bodies);
@@ -267,11 +268,20 @@ TEST(SqsQueue, DeadLetterKeepsTheReasonAndPurgeCounts) {
     EXPECT_TRUE(q.dead_letter("branches", m.receipt, "HTTP 404 for " + m.body));
   // A receipt this queue never handed out: its body is unknown, nothing is moved.
   EXPECT_FALSE(q.dead_letter("branches", "not-a-receipt", "x"));
+  // Received by someone else (a Lambda SQS event) and adopted: moved like its own.
+  std::vector<std::string> b4 = {"b4"};
+  q.send("branches", b4);
+  auto theirs = q.receive("branches", 10);
+  ASSERT_EQ(theirs.size(), 1u);
+  SqsQueue lambda(c, {prefix, true});
+  EXPECT_FALSE(lambda.dead_letter("branches", theirs[0].receipt, "x"));
+  lambda.adopt(theirs[0]);
+  EXPECT_TRUE(lambda.dead_letter("branches", theirs[0].receipt, "HTTP 404 for b4"));
   cascade::QueueStats s = q.stats("branches");
   EXPECT_EQ(s.depth + s.in_flight, 0);
-  EXPECT_EQ(s.dlq_depth, 3);
+  EXPECT_EQ(s.dlq_depth, 4);
   auto dead = q.dead_letters("branches", 10);
-  ASSERT_EQ(dead.size(), 3u);
+  ASSERT_EQ(dead.size(), 4u);
   for (const auto& d : dead) {
     EXPECT_EQ(d.reason, "HTTP 404 for " + d.body);
     EXPECT_EQ(d.receive_count, 1);
@@ -280,7 +290,7 @@ TEST(SqsQueue, DeadLetterKeepsTheReasonAndPurgeCounts) {
   EXPECT_EQ(q.dead_letters("branches", 2).size(), 2u);
   std::vector<std::string> one = {dead[0].id};
   EXPECT_EQ(q.purge_dead_letters("branches", one), 1u);
-  EXPECT_EQ(q.purge_dead_letters("branches"), 2u);
+  EXPECT_EQ(q.purge_dead_letters("branches"), 3u);
   EXPECT_EQ(q.stats("branches").dlq_depth, 0);
   EXPECT_TRUE(q.receive("branches", 10).empty());
 }
