@@ -181,8 +181,8 @@ void DynamoWarehouse::upsert(std::string_view table, std::span<const RowWrite> r
     // whole unit of work at commit.
     if (body.size() > kMaxItemBytes)
       throw std::runtime_error(fmt::format(
-          "a row of {} is {} bytes as a DynamoDB item, more than the 400 KB an item holds",
-          t.table, body.size()));
+          "a row of {} is {} bytes as a DynamoDB item, more than the 400 KB an item holds", t.table,
+          body.size()));
     std::string id = item_id(t, ids[i]);
     unit_.write_item("PutItem", std::move(body), id);
     s = ItemState{true, false, w.hash, w.scope};

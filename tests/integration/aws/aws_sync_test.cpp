@@ -13,6 +13,7 @@
 #include "core/json.h"
 #include "store/store.h"
 #include "support/moto.h"
+#include "support/postgres.h"
 #include "support/sim.h"
 #include "support/subprocess.h"
 #include "support/sync_check.h"
@@ -105,6 +106,21 @@ TEST(AwsSync, ExamplePipelineEqualsTruthAndUnchangedResyncChangesNothing) {
       EXPECT_EQ(schema[1].find("KeyType")->as_string(), "RANGE");
     }
   }
+}
+
+// The same on a PostgreSQL warehouse: the streams load it, checkpoints in its own tables.
+TEST(AwsSync, ExamplePipelineWithAPostgresWarehouseEqualsTruth) {
+  CASCADE_REQUIRE_MOTO(moto);
+  CASCADE_REQUIRE_POSTGRES(pg);
+  aws::register_aws_storage();
+  const std::string url =
+      "aws:?warehouse=" + pg->create_database("aws_warehouse") + "&prefix=pgwh-";
+  testing::check_sync_equals_truth_and_resync_writes_nothing(url);
+  // Each staging table's shard checkpoint lives in the warehouse's own metadata.
+  auto meta = testing::query_storage(url,
+                                     "SELECT count(*) FROM cascade_meta WHERE key LIKE "
+                                     "'aws_stream:%' AND value <> ''");
+  EXPECT_GE(meta.rows.at(0).at(0).as_int(), 3);
 }
 
 TEST(AwsSync, ReplayedMessagesWriteNothing) {
