@@ -11,6 +11,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "aws/aws_store.h"
 #include "cli/output.h"
 #include "cli/progress.h"
 #include "config/loader.h"
@@ -452,6 +453,28 @@ int cmd_queues(const Common& c) {
     fmt::print("{}", json);
   else
     fmt::print("{}", format_table({"stage", "queue", "depth", "in flight", "oldest", "dlq"}, rows));
+  return 0;
+}
+
+int cmd_streams(const Common& c, int batch) {
+  auto spec = load(c.pipeline, process_env());
+  if (!spec) return 2;
+  if (!c.storage.empty()) spec->storage = c.storage;
+  if (!spec->storage.starts_with("aws:")) {
+    fmt::print(stderr,
+               "error: storage {} has no streams: `cascade streams` is for an aws: storage\n",
+               redact_storage_url(spec->storage));
+    return 2;
+  }
+  auto store = open_store(spec->storage, SystemClock::instance(), {});
+  aws::StreamReadOptions o;
+  o.limit = batch;
+  o.stop = &g_stop_requested;
+  size_t n = aws::settle_aws_store(*store, o);
+  if (c.json)
+    fmt::print("{{\"records\":{}}}\n", n);
+  else
+    fmt::print("{} stream records applied to the warehouse\n", n);
   return 0;
 }
 

@@ -79,6 +79,9 @@ std::string storage_of(const Common& c);
 // printed as file:line:column) when the pipeline cannot be loaded.
 std::unique_ptr<cascade::Store> open_for_reading(const Common& c);
 int cmd_queues(const Common& c);
+// `cascade streams`: applies the aws: storage's DynamoDB Streams to its warehouse (records per
+// GetRecords call: `batch`). Exit 2 for a storage that is not aws:.
+int cmd_streams(const Common& c, int batch);
 // Alarm states saved by `cascade run`, with the last `history` changes of each.
 int cmd_alarms(const Common& c, size_t history);
 

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "aws/aws_store.h"
 #include "cli/aws.h"
 #include "cli/commands.h"
 #include "core/duration.h"
@@ -32,6 +33,7 @@ std::string lambda_log_level(std::string fallback) {
 
 int main(int argc, char** argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  cascade::aws::register_aws_storage();
   // Started by Lambda as the function's `bootstrap` (a package may ship the binary under that
   // name): the custom runtime, configured by the environment alone.
   if (argc > 0 && std::getenv("AWS_LAMBDA_RUNTIME_API")) {
@@ -265,6 +267,20 @@ int main(int argc, char** argv) {
                    "end (exit 0) after this many events; 0: never, as inside Lambda")
       ->capture_default_str();
   AwsCommands aws_cmds(app, c);
+  auto* streams = app.add_subcommand(
+      "streams",
+      "aws: storage only: apply what the DynamoDB Streams of the staging tables hold to the "
+      "warehouse now, from each shard's checkpoint (`sync` does it at its end)");
+  add_pipeline(streams, true);
+  add_storage(streams);
+  streams->add_flag("--json", c.json, "print the result as JSON");
+  int stream_batch = 1000;
+  streams
+      ->add_option("--batch", stream_batch,
+                   "stream records per GetRecords call, each batch committed with its "
+                   "checkpoint")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
 
   auto* level_opt = app.get_option("--log-level");
   try {
@@ -315,6 +331,7 @@ int main(int argc, char** argv) {
     }
     if (*ship) return cmd_ship(c, ship_to);
     if (*queues) return cmd_queues(c);
+    if (*streams) return cmd_streams(c, stream_batch);
     if (*demo) return cmd_demo(demo_opts);
     if (*init) return cmd_init(init_opts);
   } catch (const std::exception& e) {

@@ -644,9 +644,16 @@ class Loader {
         fail(n, "expected a PostgreSQL URL such as postgresql://USER@HOST:5432/DB");
       return;
     }
+    // The AWS storage keeps its warehouse in another storage: the AWS part reads the rest.
+    if (scheme == "aws") {
+      if (url.find("warehouse=") == std::string::npos)
+        fail(n, "expected an AWS storage URL such as aws:?warehouse=sqlite:cascade.db");
+      return;
+    }
     if (scheme != "sqlite")
       fail(n, "storage scheme '" + scheme +
-                  "' is not supported (expected sqlite:PATH or postgresql://USER@HOST:PORT/DB)");
+                  "' is not supported (expected sqlite:PATH, postgresql://USER@HOST:PORT/DB or "
+                  "aws:?warehouse=URL)");
     if (colon + 1 >= url.size()) fail(n, "sqlite storage needs a path, as in sqlite:cascade.db");
   }
 

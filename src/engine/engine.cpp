@@ -1402,6 +1402,9 @@ RunSummary Engine::run_once(const Value* event, bool seed_roots,
   // With shared queues this worker applied only its share of the crawl's listings, and cannot
   // tell a listing no longer requested from one another worker applied: no orphan sweep.
   if (full_crawl && only_consumer) impl.sweep_orphans();
+  // A backend that loads its warehouse from elsewhere (the AWS one, from DynamoDB Streams) does
+  // so now, so a sync ends with the warehouse holding what it wrote.
+  store_.settle();
   stop_ = false;  // a stop ends this run only; one requested before it began counted for it
   RunSummary out = impl.summarize(summary.completed, t0);
   for (size_t i = 0; i < plan_.stages().size(); ++i)

@@ -1,3 +1,5 @@
+#include <map>
+#include <mutex>
 #include <stdexcept>
 
 #include "store/postgres/pg_store.h"
@@ -5,9 +7,30 @@
 #include "store/store.h"
 
 namespace cascade {
+namespace {
+
+std::mutex registry_mu;
+std::map<std::string, StoreOpener, std::less<>>& registry() {
+  static std::map<std::string, StoreOpener, std::less<>> schemes;
+  return schemes;
+}
+
+}  // namespace
+
+void register_store_scheme(std::string_view scheme, StoreOpener opener) {
+  std::lock_guard lock(registry_mu);
+  registry()[std::string(scheme)] = opener;
+}
 
 std::unique_ptr<Store> open_store(std::string_view url, Clock& clock, StoreOptions options) {
   std::string_view path = url;
+  StoreOpener registered = nullptr;
+  {
+    std::lock_guard lock(registry_mu);
+    for (const auto& [scheme, opener] : registry())
+      if (url.starts_with(scheme)) registered = opener;
+  }
+  if (registered) return registered(url, clock, options);
   if (is_postgres_url(url)) return open_postgres_store(std::string(url), clock, options);
   if (url.starts_with("sqlite:")) {
     path = url.substr(7);
@@ -24,7 +47,9 @@ std::unique_ptr<Store> open_store(std::string_view url, Clock& clock, StoreOptio
 }
 
 std::string redact_storage_url(std::string_view url) {
-  return is_postgres_url(url) ? redact_postgres_url(url) : std::string(url);
+  // An aws: storage's warehouse may be a PostgreSQL URL with its password.
+  return is_postgres_url(url) || url.starts_with("aws:") ? redact_postgres_url(url)
+                                                         : std::string(url);
 }
 
 }  // namespace cascade

@@ -71,6 +71,13 @@ class Store {
   // when one process owns the store (SQLite) and everything stays process-local. Owned by the
   // Store; valid while it lives.
   virtual Coordination* coordination() { return nullptr; }
+
+  // Brings the warehouse up to date with what this unit of work's writes left elsewhere, outside
+  // any unit of work. Nothing for the backends whose writes are the warehouse's own (SQLite,
+  // PostgreSQL); the AWS backend reads its staging tables' DynamoDB Streams into the warehouse
+  // here. The engine calls it at the end of every sync. Throws StorageError or
+  // std::runtime_error when the warehouse cannot be brought up to date.
+  virtual void settle() {}
 };
 
 struct StoreOptions {
@@ -83,6 +90,13 @@ struct StoreOptions {
 // std::runtime_error with a readable message when the URL is unknown or the storage cannot be
 // opened.
 std::unique_ptr<Store> open_store(std::string_view url, Clock& clock, StoreOptions options = {});
+
+// Opens a storage whose URL starts with `scheme` (e.g. "aws:"). Parts above the store (the AWS
+// part) register their backend here, so the store never depends on them; open_store() tries the
+// registered schemes before its own. Registering a scheme again replaces it. Thread-safe.
+using StoreOpener = std::unique_ptr<Store> (*)(std::string_view url, Clock& clock,
+                                               StoreOptions options);
+void register_store_scheme(std::string_view scheme, StoreOpener opener);
 
 // `url` as it may be shown (messages, logs, status pages): a password it holds replaced by ***.
 std::string redact_storage_url(std::string_view url);
