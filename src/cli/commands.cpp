@@ -21,6 +21,7 @@
 #include "engine/engine.h"
 #include "engine/plan.h"
 #include "engine/service.h"
+#include "engine/source_clients.h"
 #include "observe/status_server.h"
 #include "source/http_client.h"
 #include "source/rate_limiter.h"
@@ -106,21 +107,11 @@ std::unique_ptr<Runtime> open_runtime(PipelineSpec spec, const std::string& stor
   if (!storage_override.empty()) rt->spec.storage = storage_override;
   rt->plan = std::make_unique<Plan>(rt->spec);
   const SourceSpec& src = rt->plan->spec().source;
-  rt->limiter = std::make_unique<RateLimiter>(src.rate_limit.per_second, src.rate_limit.burst,
-                                              SystemClock::instance());
-  HttpClientOptions ho;
-  ho.max_connections = src.max_connections;
-  ho.timeout = src.timeout;
-  ho.retry = RetryPolicy{src.retry.attempts, src.retry.backoff_min, src.retry.backoff_max};
-  ho.limiter = rt->limiter.get();
-  if (src.auth.kind != AuthSpec::Kind::None) ho.auth = &src.auth;
-  if (src.quota.requests > 0) {
-    rt->quota = std::make_unique<QuotaLedger>(src.quota.requests, src.quota.per,
-                                              SystemClock::instance(), rt->plan->quota_reserve());
-    for (const auto& [requests, per] : src.quota.more_windows) rt->quota->add_window(requests, per);
-    ho.quota = rt->quota.get();
-  }
-  rt->http = std::make_unique<HttpClient>(ho);
+  SourceClients clients =
+      make_source_clients(src, rt->plan->quota_reserve(), SystemClock::instance());
+  rt->limiter = std::move(clients.limiter);
+  rt->quota = std::move(clients.quota);
+  rt->http = std::move(clients.http);
   StoreOptions so;
   so.claim_consumer = true;
   rt->store = open_store(rt->plan->spec().storage, SystemClock::instance(), so);

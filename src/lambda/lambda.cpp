@@ -17,6 +17,7 @@
 #include "core/json.h"
 #include "engine/engine.h"
 #include "engine/plan.h"
+#include "engine/source_clients.h"
 #include "lambda/runtime_api.h"
 #include "source/http_client.h"
 #include "source/quota.h"
@@ -66,21 +67,11 @@ std::unique_ptr<Function> open_function() {
   if (!f->stage)
     throw std::invalid_argument(fmt::format("CASCADE_STAGE '{}' is no stage of {}", stage, file));
   const SourceSpec& src = f->plan->spec().source;
-  f->limiter = std::make_unique<RateLimiter>(src.rate_limit.per_second, src.rate_limit.burst,
-                                             SystemClock::instance());
-  HttpClientOptions ho;
-  ho.max_connections = src.max_connections;
-  ho.timeout = src.timeout;
-  ho.retry = RetryPolicy{src.retry.attempts, src.retry.backoff_min, src.retry.backoff_max};
-  ho.limiter = f->limiter.get();
-  if (src.auth.kind != AuthSpec::Kind::None) ho.auth = &src.auth;
-  if (src.quota.requests > 0) {
-    f->quota = std::make_unique<QuotaLedger>(src.quota.requests, src.quota.per,
-                                             SystemClock::instance(), f->plan->quota_reserve());
-    for (const auto& [requests, per] : src.quota.more_windows) f->quota->add_window(requests, per);
-    ho.quota = f->quota.get();
-  }
-  f->http = std::make_unique<HttpClient>(ho);
+  SourceClients clients =
+      make_source_clients(src, f->plan->quota_reserve(), SystemClock::instance());
+  f->limiter = std::move(clients.limiter);
+  f->quota = std::move(clients.quota);
+  f->http = std::move(clients.http);
   // Many instances of many functions share the queues: none may claim them.
   f->store = open_store(f->plan->spec().storage, SystemClock::instance(), StoreOptions{});
   EngineOptions eo;
