@@ -256,6 +256,26 @@ class PgStore final : public Store {
   class IdleQueue final : public Queue {
    public:
     explicit IdleQueue(PgStore& s) : s_(s) {}
+
+   private:
+    template <class F>
+    auto read(F&& f) {
+      if (s_.in_tx_) return f();
+      if (s_.conn_.broken()) s_.reconnect();
+      try {
+        return f();
+      } catch (const ConnectionLost&) {
+        s_.reconnect();
+        return f();
+      }
+    }
+    template <class F>
+    auto write(F&& f) {
+      if (!s_.in_tx_ && s_.conn_.broken()) s_.reconnect();
+      return f();
+    }
+
+   public:
     void create(std::string_view queue, const QueueOptions& options) override {
       write([&] { s_.queue_->create(queue, options); });
     }
@@ -297,23 +317,6 @@ class PgStore final : public Store {
       return write([&] { return s_.queue_->release_in_flight(queue); });
     }
 
-   private:
-    template <class F>
-    auto read(F&& f) {
-      if (s_.in_tx_) return f();
-      if (s_.conn_.broken()) s_.reconnect();
-      try {
-        return f();
-      } catch (const ConnectionLost&) {
-        s_.reconnect();
-        return f();
-      }
-    }
-    template <class F>
-    auto write(F&& f) {
-      if (!s_.in_tx_ && s_.conn_.broken()) s_.reconnect();
-      return f();
-    }
     PgStore& s_;
   };
 

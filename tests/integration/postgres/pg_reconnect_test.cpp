@@ -145,7 +145,8 @@ TEST_F(PgReconnect, AnInvokeWhoseUnitLosesItsConnectionAppliesItsMessagesAnyway)
   RunResult queues = run({CASCADE_BIN, "queues", pipeline_, "--json"}, env());
   ASSERT_EQ(queues.exit_code, 0) << queues.err;
   std::map<std::string, int64_t> depth;
-  for (const auto& e : parse_json(queues.out).as_array())
+  Value stats = parse_json(queues.out);
+  for (const auto& e : stats.as_array())
     depth[e.find("stage")->as_string()] = e.find("depth")->as_int();
   EXPECT_EQ(depth["salespersons"], 2);  // one message per branch, once
   EXPECT_EQ(count("SELECT count(*) FROM cascade_change_log WHERE table_name = 'branches'"), 2);
