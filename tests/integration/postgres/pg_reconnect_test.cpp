@@ -50,7 +50,9 @@ class PgReconnect : public ::testing::Test {
   std::map<std::string, std::string> env() const {
     return {{"DM_API_URL", sim_.url()}, {"CASCADE_STORAGE", url_}};
   }
-  int64_t count(const std::string& sql) { return query_storage(url_, sql).rows[0][0].as_int(); }
+  int64_t count(const std::string& sql) {
+    return query_storage(url_, sql).rows.at(0).at(0).as_int();
+  }
 
   // Runs `argv` while this test holds the locks `hold` takes on `locker` (in a transaction, or
   // session advisory locks): once a backend of the database waits for a lock, it is terminated,

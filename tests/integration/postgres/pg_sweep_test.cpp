@@ -53,7 +53,9 @@ class PgSweep : public ::testing::Test {
   std::map<std::string, std::string> env() const {
     return {{"DM_API_URL", sim_.url()}, {"CASCADE_STORAGE", url_}};
   }
-  int64_t count(const std::string& sql) { return query_storage(url_, sql).rows[0][0].as_int(); }
+  int64_t count(const std::string& sql) {
+    return query_storage(url_, sql).rows.at(0).at(0).as_int();
+  }
 
   // `n` workers sync at once; each must end 0 with a completed run. Returns their summaries.
   std::vector<Value> sync_with(int n, const std::string& pipeline) {
@@ -213,4 +215,50 @@ TEST_F(PgSweep, AWorkerKilledMidCrawlLeavesTheSweepExact) {
   EXPECT_EQ(orphaned(), 0);
   EXPECT_EQ(compare_warehouse(url_, e), 0);
   EXPECT_EQ(marker("crawl_swept"), marker("crawl"));
+}
+
+// The crawl's fault is known to every worker, not only to the one that met it: a worker that
+// joins a crawl after another dead-lettered some of its listings, and itself dead-letters
+// nothing, must not sweep either (those listings were not applied, so their rows are no orphans).
+TEST_F(PgSweep, AWorkerThatDeadLetteredNothingDoesNotSweepACrawlAnotherDeadLetteredIn) {
+  std::string fast =
+      example_pipeline(dir_, {{"per_second: 50, burst: 50", "per_second: 400, burst: 50"}});
+  sync_with(1, fast);
+  int64_t departed = 0;
+  Expected e = advance_until_departures(departed);
+  ASSERT_GT(departed, 0);
+  std::string slow_dir = temp_dir();
+  std::string slow =
+      example_pipeline(slow_dir, {{"per_second: 50, burst: 50", "per_second: 20, burst: 2"}});
+  auto sales_dead = [&] {
+    RunResult q = run({CASCADE_BIN, "queues", slow, "--json"}, env());
+    if (q.exit_code != 0) return int64_t{0};
+    Value v = parse_json(q.out);
+    for (const auto& s : v.as_array())
+      if (s.find("stage")->as_string() == "sales") return s.find("dlq_depth")->as_int();
+    return int64_t{0};
+  };
+  // The first worker meets a vendor that garbles every sales listing...
+  sim_.set_faults(R"({"malformed":{"p":1,"path":"/sales"}})");
+  Subprocess first = Subprocess::start({CASCADE_BIN, "sync", slow, "--json"}, env());
+  ASSERT_TRUE(eventually([&] { return sales_dead() >= 3; }, 60s));
+  // ... which is fixed; once the first worker's requests under way are answered, a second joins
+  // the crawl and meets no fault at all.
+  sim_.clear_faults();
+  std::this_thread::sleep_for(1s);
+  int64_t dead_before_second = sales_dead();
+  ASSERT_TRUE(first.running()) << "the crawl ended before the second worker joined";
+  Subprocess second = Subprocess::start({CASCADE_BIN, "sync", slow, "--json"}, env());
+  std::string line = second.read_line(120s);
+  EXPECT_EQ(finish(second), 0);
+  EXPECT_EQ(finish(first), 0);
+  ASSERT_FALSE(line.empty());
+  EXPECT_EQ(parse_json(line).find("total")->find("dead_lettered")->as_int(), 0) << line;
+  EXPECT_EQ(sales_dead(), dead_before_second) << "the second worker's run saw dead letters itself";
+  // No sweep: every sale the vendor lists is still live, those of the departed too.
+  EXPECT_EQ(
+      compare_rows(e.sales, live_table(url_, "sales", {"sale_id", "employee_id"}), "sales", false),
+      0);
+  EXPECT_EQ(sales_of_departed(e), departed);
+  EXPECT_LT(marker("crawl_swept"), marker("crawl"));
 }
