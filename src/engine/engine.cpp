@@ -85,6 +85,35 @@ namespace {
 // message.
 enum class Outcome { Ok, Transient, Permanent, Cancelled, Throttled };
 
+// Runs `body` in a unit of work of its own. Workers starting together may meet in the
+// database's locks (a Contention), and a connection may be lost (ConnectionLost: the store
+// reconnects at the next begin()): either undoes the unit, which runs again, a few times at
+// most. `body` must be safe to run again: what it wrote is rolled back, what it keeps in memory
+// it sets anew. Any other failure rolls back and propagates.
+template <class F>
+void run_unit(Store& store, const char* what, F&& body) {
+  constexpr int kAttempts = 5;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      store.begin();
+      body();
+      store.commit();
+      return;
+    } catch (const Contention&) {
+      store.rollback();
+      if (attempt == kAttempts) throw;
+    } catch (const ConnectionLost& ex) {
+      store.rollback();
+      if (attempt == kAttempts) throw;
+      spdlog::warn("connection lost while {}; trying again: {}", what, ex.what());
+    } catch (...) {
+      store.rollback();
+      throw;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 * attempt));
+  }
+}
+
 // The pages of one paged message. Each page is processed as it arrives; when the last one is in,
 // the pages are merged so that the message is applied as one complete listing. Page callbacks
 // run on the pool, several at once when pages are fetched in parallel: `mu` guards it all.
@@ -206,6 +235,64 @@ struct Engine::Impl {
   std::vector<std::unordered_set<uint64_t>> held_before_run;
   // Per stage: rows_config_seed() where the stage skips responses it has seen, else 0.
   std::vector<uint64_t> digest_seeds;
+
+  // Crawl bookkeeping on shared queues (null coord otherwise), so that a complete crawl still
+  // sweeps orphans although no worker applies all of it. Crawls are numbered by the marker
+  // `crawl_key`, raised by a worker that seeds every root while every queue is empty. Every
+  // applied listing of a stage that may be swept is stamped with the marker as read after its
+  // message was received (batch_crawl), in the unit of work that applies it. A dead letter or a
+  // held deletion raises `faulted_key` to that number first. A worker whose full seed and whose
+  // drained end both saw crawl C knows that every listing the crawl requested was applied since
+  // C began, hence stamped C: when nothing faulted in C, the one that wins `swept_key` marks
+  // deleted the listings stamped below C (see sweep_shared).
+  Coordination* coord = nullptr;
+  std::string crawl_key, faulted_key, swept_key;
+  int64_t batch_crawl = 0;
+  bool batch_faulted = false;  // the unit under way dead-lettered or held something
+
+  void attach_crawls() {
+    if (!shared_queues) return;
+    coord = e.store_.coordination();
+    if (!coord) return;
+    crawl_key = "crawl:" + plan.spec().name;
+    faulted_key = "crawl_faulted:" + plan.spec().name;
+    swept_key = "crawl_swept:" + plan.spec().name;
+  }
+
+  // A stage whose listings an orphan sweep may mark deleted.
+  static bool sweepable(const CompiledStage& st) {
+    return !st.root && !st.spec->deletions.keep_orphans && !st.spec->incremental;
+  }
+
+  // The crawl this worker's full seed belongs to: a new one when every queue is empty (`idle`),
+  // else the one under way. Read before the seed commits. Nullopt when the coordination cannot
+  // tell (this run then sweeps nothing).
+  std::optional<int64_t> join_crawl(bool idle) {
+    try {
+      int64_t current = coord->marker(crawl_key).value_or(0);
+      if (idle && coord->advance(crawl_key, current + 1)) {
+        spdlog::info("crawl {} begins", current + 1);
+        return current + 1;
+      }
+      return coord->marker(crawl_key).value_or(0);
+    } catch (const StorageError& ex) {
+      spdlog::warn("cannot number this crawl; it sweeps no orphans: {}", ex.what());
+      return std::nullopt;
+    }
+  }
+
+  // A coordination call on the path of a unit of work: its failure is a lost connection, so the
+  // unit's messages are returned and tried again rather than applied unstamped.
+  template <class F>
+  static auto coordinated(F&& f) {
+    try {
+      return f();
+    } catch (const ConnectionLost&) {
+      throw;
+    } catch (const StorageError& ex) {
+      throw ConnectionLost(fmt::format("coordination: {}", ex.what()));
+    }
+  }
 
   std::mutex mu;
   std::condition_variable cv;
@@ -657,6 +744,7 @@ struct Engine::Impl {
       staging.hold_listing(st.name, t.scope, HeldListing{fingerprint, run_id});
     scopes.insert(t.scope);
     counters[t.stage].held += gone;
+    batch_faulted = true;
     spdlog::warn(
         "{}: {} of {} rows missing from {}: deleting none until a next run sees the same listing",
         st.name, gone, old.size(), what);
@@ -707,7 +795,10 @@ struct Engine::Impl {
         return;
       }
       if (t.outcome == Outcome::Permanent) {
-        if (q.dead_letter(st.queue, t.receipt, t.reason)) ++c.dead_lettered;
+        if (q.dead_letter(st.queue, t.receipt, t.reason)) {
+          ++c.dead_lettered;
+          batch_faulted = true;
+        }
         spdlog::warn("{}: dead-lettered: {}", st.name, t.reason);
       } else {
         RetryPolicy policy{plan.spec().source.retry.attempts, plan.spec().source.retry.backoff_min,
@@ -743,6 +834,13 @@ struct Engine::Impl {
     // is written, so a cursor field of the wrong type fails the whole message.
     std::optional<Value> moved;
     if (st.spec->incremental) {
+      // On shared queues, the scope's lock first (scope_rows takes it; an incremental scope
+      // records no listing): of two workers applying responses of one scope at once, the second
+      // is retried after the first committed, and then sees the cursor it moved.
+      if (shared_queues) {
+        std::vector<StagedRow> none;
+        e.store_.staging().scope_rows(st.name, t.scope, none);
+      }
       std::optional<std::string> stored = e.store_.staging().cursor(st.name, t.scope);
       if (stored != t.cursor_sent && !t.receipt.empty()) {
         // Another message of this scope committed since this request was made: this response
@@ -774,6 +872,7 @@ struct Engine::Impl {
     }
     ++c.messages;
     seen_scopes[t.stage].insert(t.scope);
+    if (coord && sweepable(st)) e.store_.staging().stamp_scope(st.name, t.scope, batch_crawl);
     if (e.options_.on_message) e.options_.on_message(t.stage, t.elapsed);
     if (t.same_response) {
       // The very response the scope's listing was recorded from: the same rows again, with no
@@ -921,6 +1020,85 @@ struct Engine::Impl {
     }
   }
 
+  // After a complete crawl on shared queues (see attach_crawls): when this worker's seed and its
+  // drained end both saw crawl `crawl`, nothing faulted in it and this worker wins the sweep of
+  // it, listings stamped below it are orphans. Each is re-checked under its listing's lock (a
+  // next crawl may be applying it now) and skipped when contended: a sweep misses an orphan
+  // rather than deleting what a newer listing holds. A lost connection ends the sweep early.
+  void sweep_shared(int64_t crawl) {
+    for (const auto& c : counters)
+      if (c.dead_lettered || c.held) return;
+    try {
+      int64_t now = coord->marker(crawl_key).value_or(0);
+      if (now != crawl) {
+        spdlog::info("crawl {} was followed by crawl {} before it ended: no orphan sweep", crawl,
+                     now);
+        return;
+      }
+      if (auto faulted = coord->marker(faulted_key); faulted && *faulted >= crawl) {
+        spdlog::info("crawl {} dead-lettered or held something: no orphan sweep", crawl);
+        return;
+      }
+      if (!coord->advance(swept_key, crawl)) return;  // another worker sweeps it
+    } catch (const StorageError& ex) {
+      spdlog::warn("crawl {}: no orphan sweep: {}", crawl, ex.what());
+      return;
+    }
+    Staging& staging = e.store_.staging();
+    for (const auto& st : plan.stages()) {
+      if (!sweepable(st)) continue;
+      WriteStamp stamp{run_id, format_time(e.clock_.now())};
+      size_t gone = 0, listings = 0, contended = 0;
+      try {
+        e.store_.begin();
+        std::vector<uint64_t> orphans;
+        staging.scopes_stamped_before(st.name, crawl, orphans);
+        for (uint64_t scope : orphans) {
+          e.store_.savepoint();
+          try {
+            std::vector<StagedRow> rows;
+            staging.scope_rows(st.name, scope, rows);  // takes the listing's lock
+            if (auto now = staging.scope_stamp(st.name, scope); now && *now >= crawl) {
+              e.store_.release_savepoint();
+              continue;
+            }
+            std::vector<Value> keys;
+            keys.reserve(rows.size());
+            for (const auto& r : rows) keys.push_back(key_object(st, r.key));
+            std::vector<const Value*> ptrs;
+            for (const auto& k : keys) ptrs.push_back(&k);
+            size_t n = loader.mark_deleted(tables[st.index], ptrs, stamp, scope);
+            staging.set_scope_rows(st.name, scope, {});
+            e.store_.release_savepoint();
+            gone += n;
+            listings += n ? 1 : 0;
+          } catch (const Contention&) {
+            e.store_.rollback_to_savepoint();
+            loader.reset();
+            ++contended;
+          }
+        }
+        e.store_.commit();
+      } catch (const ConnectionLost& ex) {
+        e.store_.rollback();
+        loader.reset();
+        spdlog::warn("crawl {}: connection lost during the orphan sweep; the next crawl sweeps: {}",
+                     crawl, ex.what());
+        return;
+      } catch (...) {
+        e.store_.rollback();
+        loader.reset();
+        throw;
+      }
+      counters[st.index].gone += gone;
+      if (gone || contended)
+        spdlog::info(
+            "{}: {} rows of {} listings no longer requested by complete crawl {} marked deleted "
+            "({} listings busy, left to the next crawl)",
+            st.name, gone, listings, crawl, contended);
+    }
+  }
+
   // Applies one task inside its own savepoint. A message whose effects the storage refuses (a
   // column it cannot take, a value it rejects) is rolled back alone and dead-lettered with the
   // reason, so the rest of the group still commits; a failure of the storage itself propagates.
@@ -991,12 +1169,21 @@ struct Engine::Impl {
       outstanding -= n;
     };
     try {
+      if (coord) {
+        // Read after every message of the batch was received: see attach_crawls().
+        batch_crawl = coordinated([&] { return coord->marker(crawl_key).value_or(0); });
+        batch_faulted = false;
+      }
       s.begin();
       for (auto& t : batch) apply_isolated(*t);
       if (e.options_.quota) s.set_meta("quota_ledger", e.options_.quota->serialize());
       if (e.options_.limiter)
         if (std::string v = e.options_.limiter->serialize_vendor(); !v.empty())
           s.set_meta("vendor_rate", v);
+      // Before the commit: a fault that commits is always known to the sweep (one that is
+      // rolled back after all only spares a sweep).
+      if (coord && batch_faulted)
+        coordinated([&] { return coord->advance(faulted_key, batch_crawl); });
       s.commit();
     } catch (...) {
       s.rollback();
@@ -1030,6 +1217,22 @@ struct Engine::Impl {
       counters = std::move(before);
       spdlog::warn("connection lost while committing {} messages; returning them: {}", batch.size(),
                    ex.what());
+      // Direct messages (invoked) have no queue to return to: applied again in the next unit.
+      std::vector<std::unique_ptr<Task>> again;
+      for (auto& t : batch)
+        if (t->receipt.empty()) again.push_back(std::move(t));
+      std::erase_if(batch, [](const std::unique_ptr<Task>& t) { return !t; });
+      if (!again.empty()) {
+        size_t rows = 0;
+        for (auto& t : again) {
+          ++in_flight[t->stage];
+          rows += t->processed.rows.size();
+        }
+        std::lock_guard lock(mu);
+        buffered_rows += rows;
+        outstanding += again.size();
+        for (auto& t : again) done.push_back(std::move(t));
+      }
     }
     Store& s = e.store_;
     try {
@@ -1252,22 +1455,22 @@ struct Engine::Impl {
 
   void begin_run() {
     Store& s = e.store_;
-    s.begin();
-    for (const auto& st : plan.stages()) {
-      std::vector<uint64_t> scopes;
-      s.staging().held_scopes(st.name, scopes);
-      held_scopes[st.index].insert(scopes.begin(), scopes.end());
-      held_before_run[st.index].insert(scopes.begin(), scopes.end());
-    }
-    auto last = s.get_meta("last_run_id");
-    run_id = last ? std::stoll(*last) + 1 : 1;
-    s.set_meta("last_run_id", std::to_string(run_id));
-    // Requests spent by earlier runs (or a killed one) in the current window still count.
-    if (e.options_.quota)
-      if (auto saved = s.get_meta("quota_ledger")) e.options_.quota->restore(*saved);
-    if (e.options_.limiter)
-      if (auto saved = s.get_meta("vendor_rate")) e.options_.limiter->restore_vendor(*saved);
-    s.commit();
+    run_unit(s, "starting the run", [&] {
+      for (const auto& st : plan.stages()) {
+        std::vector<uint64_t> scopes;
+        s.staging().held_scopes(st.name, scopes);
+        held_scopes[st.index].insert(scopes.begin(), scopes.end());
+        held_before_run[st.index].insert(scopes.begin(), scopes.end());
+      }
+      auto last = s.get_meta("last_run_id");
+      run_id = last ? std::stoll(*last) + 1 : 1;
+      s.set_meta("last_run_id", std::to_string(run_id));
+      // Requests spent by earlier runs (or a killed one) in the current window still count.
+      if (e.options_.quota)
+        if (auto saved = s.get_meta("quota_ledger")) e.options_.quota->restore(*saved);
+      if (e.options_.limiter)
+        if (auto saved = s.get_meta("vendor_rate")) e.options_.limiter->restore_vendor(*saved);
+    });
     shared_budget = SharedBudget::attach(s, e.options_.limiter, e.options_.quota, plan.spec().name);
   }
 };
@@ -1283,40 +1486,25 @@ void Engine::define_views() {
 
 size_t Engine::reset_cursors() {
   size_t n = 0;
-  store_.begin();
-  try {
+  run_unit(store_, "resetting cursors", [&] {
+    n = 0;
     for (const auto& st : plan_.stages())
       if (st.spec->incremental) n += store_.staging().clear_cursors(st.name);
-    store_.commit();
-  } catch (...) {
-    store_.rollback();
-    throw;
-  }
+  });
   return n;
 }
 
 void Engine::prepare() {
   // Workers starting together on one database may meet in its locks, and the database then
-  // fails one of them to break the cycle (a Contention): that one declares again.
-  for (int attempt = 1;; ++attempt) {
-    store_.begin();
-    try {
-      for (const auto& st : plan_.stages()) {
-        store_.queue().create(st.queue, st.spec->queue);
-        store_.staging().create_stage(st.name);
-      }
-      define_views();
-      store_.commit();
-      return;
-    } catch (const Contention&) {
-      store_.rollback();
-      if (attempt == 5) throw;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50 * attempt));
-    } catch (...) {
-      store_.rollback();
-      throw;
+  // fails one of them to break the cycle (a Contention): that one declares again, as one whose
+  // connection was lost does (every declaration is idempotent).
+  run_unit(store_, "declaring the pipeline's queues and views", [&] {
+    for (const auto& st : plan_.stages()) {
+      store_.queue().create(st.queue, st.spec->queue);
+      store_.staging().create_stage(st.name);
     }
-  }
+    define_views();
+  });
 }
 
 namespace {
@@ -1347,18 +1535,33 @@ RunSummary Engine::run_once(const Value* event, bool seed_roots,
   const bool only_consumer = store_.claim_consumer();
   Impl impl(*this);
   impl.shared_queues = !only_consumer;
+  impl.attach_crawls();
   impl.begin_run();
   LogScope run_scope({impl.run_id, {}, {}, -1});
   std::vector<int64_t> dlq_before;
-  store_.begin();
-  try {
+  // Every root seeded from its inputs: a crawl that may conclude orphans.
+  bool full_seed = seed_roots && !event;
+  if (full_seed && only_roots)
+    for (const auto& st : plan_.stages())
+      if (st.root &&
+          std::find(only_roots->begin(), only_roots->end(), st.name) == only_roots->end())
+        full_seed = false;
+  std::optional<int64_t> crawl;  // shared queues: the crawl this run's seed belongs to
+  // Again after a lost connection: a seed that did commit is coalesced with the one sent again,
+  // or cascades twice, which writes nothing new.
+  run_unit(store_, "seeding the run", [&] {
     // When this process is the only consumer, messages a killed run had received are released
     // now rather than after their visibility timeout; shared queues leave them to it, as
     // another worker may be applying them.
+    dlq_before.clear();
+    bool idle = true;
     for (const auto& st : plan_.stages()) {
       if (only_consumer) store_.queue().release_in_flight(st.queue);
-      dlq_before.push_back(store_.queue().stats(st.queue).dlq_depth);
+      QueueStats qs = store_.queue().stats(st.queue);
+      dlq_before.push_back(qs.dlq_depth);
+      if (qs.depth > 0 || qs.in_flight > 0) idle = false;
     }
+    if (full_seed && impl.coord) crawl = impl.join_crawl(idle);
     if (seed_roots) {
       for (const auto& st : plan_.stages()) {
         if (!st.root) continue;
@@ -1370,38 +1573,25 @@ RunSummary Engine::run_once(const Value* event, bool seed_roots,
         store_.queue().send(st.queue, bodies);
       }
     }
-    store_.commit();
-  } catch (...) {
-    store_.rollback();
-    throw;
-  }
+  });
   RunSummary summary;
   impl.loop(true, summary);
   // Messages receive() moved to a DLQ (too many receives) are counted from the DLQ depth.
   // Read in a unit of work of its own, which reconnects a connection lost since the last one.
   std::vector<uint64_t> dlq_moved(plan_.stages().size(), 0);
-  store_.begin();
-  try {
+  run_unit(store_, "reading the dead-letter queues", [&] {
     for (size_t i = 0; i < plan_.stages().size(); ++i) {
       int64_t after = store_.queue().stats(plan_.stages()[i].queue).dlq_depth;
-      if (after > dlq_before[i]) dlq_moved[i] = static_cast<uint64_t>(after - dlq_before[i]);
+      dlq_moved[i] = after > dlq_before[i] ? static_cast<uint64_t>(after - dlq_before[i]) : 0;
     }
-    store_.commit();
-  } catch (...) {
-    store_.rollback();
-    throw;
-  }
+  });
   bool full_crawl =
-      summary.completed && !stop_ && seed_roots && !event &&
+      summary.completed && !stop_ && full_seed &&
       std::all_of(dlq_moved.begin(), dlq_moved.end(), [](uint64_t n) { return n == 0; });
-  if (full_crawl && only_roots)
-    for (const auto& st : plan_.stages())
-      if (st.root &&
-          std::find(only_roots->begin(), only_roots->end(), st.name) == only_roots->end())
-        full_crawl = false;
-  // With shared queues this worker applied only its share of the crawl's listings, and cannot
-  // tell a listing no longer requested from one another worker applied: no orphan sweep.
+  // With shared queues this worker applied only its share of the crawl's listings: the crawl's
+  // stamps in the store tell a listing no longer requested from one another worker applied.
   if (full_crawl && only_consumer) impl.sweep_orphans();
+  if (full_crawl && crawl) impl.sweep_shared(*crawl);
   // A backend that loads its warehouse from elsewhere (the AWS one, from DynamoDB Streams) does
   // so now, so a sync ends with the warehouse holding what it wrote.
   store_.settle();
@@ -1425,6 +1615,7 @@ RunSummary Engine::invoke_messages(const CompiledStage& stage, std::vector<Value
   Impl impl(*this);
   impl.shared_queues = !store_.claim_consumer();
   impl.failed_out = failed;
+  impl.attach_crawls();
   impl.begin_run();
   for (size_t i = 0; i < messages.size(); ++i) {
     auto t = std::make_unique<Task>();

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -99,6 +100,33 @@ class Staging {
   virtual void set_cursor(std::string_view stage, uint64_t scope, std::string_view value) = 0;
   // Forgets every cursor of the stage (a full refresh); returns how many there were.
   virtual size_t clear_cursors(std::string_view stage) = 0;
+
+  // Crawl stamps, for a store many workers share (Store::coordination() non-null), where no
+  // worker applies a whole crawl and the orphan sweep after a complete crawl needs to know, per
+  // scope, whether any worker applied its listing since that crawl began. The engine numbers
+  // crawls (a Coordination marker) and stamps each listing it applies with the crawl number it
+  // read after receiving the message. A store one process owns keeps no stamps (the engine
+  // remembers the crawl's scopes in memory): there these throw std::logic_error.
+
+  // Stamps `scope` with `crawl`; a stamp never goes down (a lower one changes nothing). Part of
+  // the caller's unit of work, like the listing it stamps.
+  virtual void stamp_scope(std::string_view stage, uint64_t scope, int64_t crawl);
+  // Scopes of the stage with a recorded listing whose stamp is below `crawl` (or that were never
+  // stamped), appended to `out` (in no order).
+  virtual void scopes_stamped_before(std::string_view stage, int64_t crawl,
+                                     std::vector<uint64_t>& out);
+  // The stamp of `scope`, if it was ever stamped.
+  virtual std::optional<int64_t> scope_stamp(std::string_view stage, uint64_t scope);
 };
+
+inline void Staging::stamp_scope(std::string_view, uint64_t, int64_t) {
+  throw std::logic_error("staging: this store keeps no crawl stamps");
+}
+inline void Staging::scopes_stamped_before(std::string_view, int64_t, std::vector<uint64_t>&) {
+  throw std::logic_error("staging: this store keeps no crawl stamps");
+}
+inline std::optional<int64_t> Staging::scope_stamp(std::string_view, uint64_t) {
+  throw std::logic_error("staging: this store keeps no crawl stamps");
+}
 
 }  // namespace cascade

@@ -16,6 +16,8 @@ constexpr const char* kSchema[] = {
     "listing bigint NOT NULL, run_id bigint NOT NULL, PRIMARY KEY(stage, scope))",
     "CREATE TABLE IF NOT EXISTS cascade_cursors(stage text NOT NULL, scope bigint NOT NULL, value "
     "text NOT NULL, PRIMARY KEY(stage, scope))",
+    "CREATE TABLE IF NOT EXISTS cascade_listing_crawls(stage text NOT NULL, scope bigint NOT NULL, "
+    "crawl bigint NOT NULL, PRIMARY KEY(stage, scope))",
 };
 
 // uint64 scopes and fingerprints are stored as bigint with the same bits.
@@ -168,6 +170,31 @@ void PgStaging::set_cursor(std::string_view stage, uint64_t scope, std::string_v
 size_t PgStaging::clear_cursors(std::string_view stage) {
   return static_cast<size_t>(
       c_.query("DELETE FROM cascade_cursors WHERE stage=$1", stage).affected());
+}
+
+void PgStaging::stamp_scope(std::string_view stage, uint64_t scope, int64_t crawl) {
+  c_.query(
+      "INSERT INTO cascade_listing_crawls(stage, scope, crawl) VALUES($1, $2, $3) ON "
+      "CONFLICT(stage, scope) DO UPDATE SET crawl=excluded.crawl WHERE "
+      "cascade_listing_crawls.crawl < excluded.crawl",
+      stage, as_bigint(scope), crawl);
+}
+
+void PgStaging::scopes_stamped_before(std::string_view stage, int64_t crawl,
+                                      std::vector<uint64_t>& out) {
+  Result r = c_.query(
+      "SELECT l.scope FROM cascade_listings l LEFT JOIN cascade_listing_crawls c ON "
+      "c.stage = l.stage AND c.scope = l.scope WHERE l.stage=$1 AND (c.crawl IS NULL OR c.crawl "
+      "< $2)",
+      stage, crawl);
+  for (int i = 0; i < r.rows(); ++i) out.push_back(as_uint(r.integer(i, 0)));
+}
+
+std::optional<int64_t> PgStaging::scope_stamp(std::string_view stage, uint64_t scope) {
+  Result r = c_.query("SELECT crawl FROM cascade_listing_crawls WHERE stage=$1 AND scope=$2", stage,
+                      as_bigint(scope));
+  if (r.rows() == 0) return std::nullopt;
+  return r.integer(0, 0);
 }
 
 }  // namespace cascade::pg

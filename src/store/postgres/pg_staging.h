@@ -1,6 +1,7 @@
 // PgStaging: the Staging contract (store/staging.h) on PostgreSQL, the same tables as on SQLite:
 // cascade_listings(stage, scope, rows bytea) with the listing encoding of store/listing_blob.h,
-// cascade_held_deletions and cascade_cursors. Scopes are uint64 stored as bigint, bit for bit.
+// cascade_held_deletions and cascade_cursors, plus the crawl stamps in
+// cascade_listing_crawls(stage, scope, crawl). Scopes are uint64 stored as bigint, bit for bit.
 //
 // Many workers: a unit of work that reads a listing (scope_rows() inside a transaction) takes a
 // transaction-scoped advisory lock on (stage, scope) without waiting; when another worker's unit
@@ -37,6 +38,10 @@ class PgStaging final : public Staging {
   std::optional<std::string> cursor(std::string_view stage, uint64_t scope) override;
   void set_cursor(std::string_view stage, uint64_t scope, std::string_view value) override;
   size_t clear_cursors(std::string_view stage) override;
+  void stamp_scope(std::string_view stage, uint64_t scope, int64_t crawl) override;
+  void scopes_stamped_before(std::string_view stage, int64_t crawl,
+                             std::vector<uint64_t>& out) override;
+  std::optional<int64_t> scope_stamp(std::string_view stage, uint64_t scope) override;
 
  private:
   Conn& c_;

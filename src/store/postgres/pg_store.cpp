@@ -66,7 +66,7 @@ class PgStore final : public Store {
     watcher_.join();
   }
 
-  Queue& queue() override { return *queue_; }
+  Queue& queue() override { return idle_queue_; }
   Staging& staging() override { return *staging_; }
   ChangeLog& change_log() override { return *changes_; }
   Warehouse& warehouse() override { return *warehouse_; }
@@ -248,6 +248,78 @@ class PgStore final : public Store {
     }
   }
 
+  // The queue as callers see it. Outside a unit of work a call first reconnects a connection
+  // known lost, and a read (stats, dead letters) that finds it lost while it idled (libpq learns
+  // it only then) reconnects and reads again; a write outside a unit is not repeated, as whether
+  // it landed is unknown. Inside a unit every call goes straight through: a lost connection
+  // loses the unit, which its caller rolls back.
+  class IdleQueue final : public Queue {
+   public:
+    explicit IdleQueue(PgStore& s) : s_(s) {}
+
+   private:
+    template <class F>
+    auto read(F&& f) {
+      if (s_.in_tx_) return f();
+      if (s_.conn_.broken()) s_.reconnect();
+      try {
+        return f();
+      } catch (const ConnectionLost&) {
+        s_.reconnect();
+        return f();
+      }
+    }
+    template <class F>
+    auto write(F&& f) {
+      if (!s_.in_tx_ && s_.conn_.broken()) s_.reconnect();
+      return f();
+    }
+
+   public:
+    void create(std::string_view queue, const QueueOptions& options) override {
+      write([&] { s_.queue_->create(queue, options); });
+    }
+    size_t send(std::string_view queue, std::span<const std::string> bodies,
+                Duration delay) override {
+      return write([&] { return s_.queue_->send(queue, bodies, delay); });
+    }
+    std::vector<ReceivedMessage> receive(std::string_view queue, size_t max,
+                                         std::optional<Duration> visibility) override {
+      return write([&] { return s_.queue_->receive(queue, max, visibility); });
+    }
+    bool remove(std::string_view queue, std::string_view receipt) override {
+      return write([&] { return s_.queue_->remove(queue, receipt); });
+    }
+    bool change_visibility(std::string_view queue, std::string_view receipt, Duration timeout,
+                           std::string_view error) override {
+      return write([&] { return s_.queue_->change_visibility(queue, receipt, timeout, error); });
+    }
+    bool release(std::string_view queue, std::string_view receipt, Duration delay) override {
+      return write([&] { return s_.queue_->release(queue, receipt, delay); });
+    }
+    bool dead_letter(std::string_view queue, std::string_view receipt,
+                     std::string_view reason) override {
+      return write([&] { return s_.queue_->dead_letter(queue, receipt, reason); });
+    }
+    QueueStats stats(std::string_view queue) override {
+      return read([&] { return s_.queue_->stats(queue); });
+    }
+    std::vector<DeadLetter> dead_letters(std::string_view queue, size_t limit) override {
+      return read([&] { return s_.queue_->dead_letters(queue, limit); });
+    }
+    size_t redrive(std::string_view queue, std::span<const std::string> ids) override {
+      return write([&] { return s_.queue_->redrive(queue, ids); });
+    }
+    size_t purge_dead_letters(std::string_view queue, std::span<const std::string> ids) override {
+      return write([&] { return s_.queue_->purge_dead_letters(queue, ids); });
+    }
+    size_t release_in_flight(std::string_view queue) override {
+      return write([&] { return s_.queue_->release_in_flight(queue); });
+    }
+
+    PgStore& s_;
+  };
+
   Conn conn_;
   std::string url_;
   pg::PgCoordination coord_;
@@ -258,6 +330,7 @@ class PgStore final : public Store {
   std::unique_ptr<pg::PgStaging> staging_;
   std::unique_ptr<pg::PgWarehouse> warehouse_;
   std::unique_ptr<pg::PgChangeLog> changes_;
+  IdleQueue idle_queue_{*this};
   std::mutex mu_;
   std::condition_variable cv_;
   bool closing_ = false;
