@@ -254,6 +254,11 @@ struct Engine::Impl {
     if (!shared_queues) return;
     coord = e.store_.coordination();
     if (!coord) return;
+    if (!e.store_.staging().keeps_crawl_stamps()) {
+      // Shared queues, but no way to record which listings a crawl applied: no orphan sweep.
+      coord = nullptr;
+      return;
+    }
     crawl_key = "crawl:" + plan.spec().name;
     faulted_key = "crawl_faulted:" + plan.spec().name;
     swept_key = "crawl_swept:" + plan.spec().name;

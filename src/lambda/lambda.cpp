@@ -50,7 +50,7 @@ struct Function {
   std::unique_ptr<HttpClient> http;
   std::unique_ptr<Store> store;
   std::unique_ptr<Engine> engine;
-  const CompiledStage* stage = nullptr;
+  const CompiledStage* stage = nullptr;  // null for the warehouse loader (CASCADE_FUNCTION)
 };
 
 std::unique_ptr<Function> open_function() {
@@ -60,6 +60,16 @@ std::unique_ptr<Function> open_function() {
   if (const char* storage = std::getenv("CASCADE_STORAGE"); storage && *storage)
     f->spec.storage = storage;
   f->plan = std::make_unique<Plan>(f->spec);
+  const std::string role = env_or("CASCADE_FUNCTION", "stage");
+  if (role == "warehouse") {
+    // The warehouse loader: no stage, no vendor; every event brings the warehouse up to date
+    // with what the stage functions committed (Store::settle(): on aws:, the tables' streams).
+    f->store = open_store(f->plan->spec().storage, SystemClock::instance(), StoreOptions{});
+    return f;
+  }
+  if (role != "stage")
+    throw std::invalid_argument(fmt::format(
+        "CASCADE_FUNCTION '{}' is unknown: 'stage' (the default) or 'warehouse'", role));
   const std::string stage = env_or("CASCADE_STAGE", "");
   if (stage.empty())
     throw std::invalid_argument("CASCADE_STAGE is not set: it names this function's stage");
@@ -122,6 +132,13 @@ void emit_metrics(const Function& f, const RunSummary& s, uint64_t failed) {
 
 // Handles one event; returns the response JSON. Throws on a failure of the whole invocation.
 std::string handle(Function& f, const Value& event) {
+  if (!f.stage) {
+    auto t0 = std::chrono::steady_clock::now();
+    f.store->settle();
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    spdlog::info("warehouse: brought up to date in {:.3f}s", secs);
+    return to_json(Value(Object{{"function", Value("warehouse")}, {"seconds", Value(secs)}}));
+  }
   const CompiledStage& st = *f.stage;
   if (is_schedule(event)) {
     if (!st.root)
@@ -228,7 +245,8 @@ int run_lambda(size_t max_invocations) {
   }
   g_engine = f->engine.get();
   if (g_stop) f->engine->request_stop();
-  spdlog::info("lambda ready: pipeline {}, stage {}", f->spec.name, f->stage->name);
+  spdlog::info("lambda ready: pipeline {}, {}", f->spec.name,
+               f->stage ? "stage " + f->stage->name : std::string("warehouse loader"));
   size_t handled = 0;
   try {
     while (!g_stop && (max_invocations == 0 || handled < max_invocations)) {

@@ -108,6 +108,9 @@ class Staging {
   // read after receiving the message. A store one process owns keeps no stamps (the engine
   // remembers the crawl's scopes in memory): there these throw std::logic_error.
 
+  // Whether this staging keeps crawl stamps (the calls below work). A shared store whose staging
+  // keeps none (the AWS one) gets no orphan sweep.
+  virtual bool keeps_crawl_stamps() const { return false; }
   // Stamps `scope` with `crawl`; a stamp never goes down (a lower one changes nothing). Part of
   // the caller's unit of work, like the listing it stamps.
   virtual void stamp_scope(std::string_view stage, uint64_t scope, int64_t crawl);

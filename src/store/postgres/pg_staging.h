@@ -24,6 +24,7 @@ class PgStaging final : public Staging {
   explicit PgStaging(Conn& conn);
 
   void create_stage(std::string_view stage) override;
+  bool keeps_crawl_stamps() const override { return true; }
   void scope_rows(std::string_view stage, uint64_t scope, std::vector<StagedRow>& out) override;
   void set_scope_rows(std::string_view stage, uint64_t scope,
                       std::span<const StagedRef> rows) override;
