@@ -170,14 +170,9 @@ TEST(AwsTemplateAgrees, TablesKeysAndQueuesTheStorageMakesAreTheTemplates) {
   EXPECT_TRUE(queues.count("STACK-sales-dev-dlq"));
 }
 
-// A stack holding only what the template declares (made here as CloudFormation would, from the
-// parsed template), and functions' storage with `create=false`: the example syncs and equals
-// the truth; nothing beyond the declared tables and queues appears.
-TEST(AwsTemplateAgrees, AStackMadeFromTheTemplateSyncsWithCreateFalse) {
-  CASCADE_REQUIRE_MOTO(moto);
-  aws::register_aws_storage();
-  Declared declared = from_template("DEPLOYED");
-  Client c(moto->config());
+// Makes the tables and queues `declared` names, as CloudFormation would from the template; with
+// `keys_as_text` every key attribute is declared S.
+void make_stack(Client& c, const Declared& declared, bool keys_as_text) {
   for (const auto& [name, shape] : declared.tables) {
     std::string body = R"({"TableName":")" + name + R"(","BillingMode":"PAY_PER_REQUEST",)";
     if (shape.stream)
@@ -192,7 +187,7 @@ TEST(AwsTemplateAgrees, AStackMadeFromTheTemplateSyncsWithCreateFalse) {
     bool first = true;
     for (const auto& [a, t] : shape.types) {
       body += (first ? "" : ",") + std::string(R"({"AttributeName":")") + a +
-              R"(","AttributeType":")" + t + "\"}";
+              R"(","AttributeType":")" + (keys_as_text ? std::string("S") : t) + "\"}";
       first = false;
     }
     body += "]}";
@@ -219,6 +214,17 @@ TEST(AwsTemplateAgrees, AStackMadeFromTheTemplateSyncsWithCreateFalse) {
     body += "}}";
     call(c, "sqs", "AmazonSQS.CreateQueue", body);
   }
+}
+
+// A stack holding only what the template declares (made here as CloudFormation would, from the
+// parsed template), and functions' storage with `create=false`: the example syncs and equals
+// the truth; nothing beyond the declared tables and queues appears.
+TEST(AwsTemplateAgrees, AStackMadeFromTheTemplateSyncsWithCreateFalse) {
+  CASCADE_REQUIRE_MOTO(moto);
+  aws::register_aws_storage();
+  Declared declared = from_template("DEPLOYED");
+  Client c(moto->config());
+  make_stack(c, declared, false);
   std::set<std::string> tables_before;
   for (const auto& [n, s] : tables_on_moto(c, "DEPLOYED-")) tables_before.insert(n);
   std::set<std::string> queues_before = queues_on_moto(c, "DEPLOYED-");
@@ -231,6 +237,29 @@ TEST(AwsTemplateAgrees, AStackMadeFromTheTemplateSyncsWithCreateFalse) {
   for (const auto& [n, s] : tables_on_moto(c, "DEPLOYED-")) tables_after.insert(n);
   EXPECT_EQ(tables_after, tables_before);
   EXPECT_EQ(queues_on_moto(c, "DEPLOYED-"), queues_before);
+}
+
+// A table whose keys were declared S (as a hand-written template does) takes integer ids as their
+// text, and the warehouse still gets them as integers, equal to the truth.
+TEST(AwsTemplateAgrees, KeysDeclaredAsTextTakeIntegerIdsAsText) {
+  CASCADE_REQUIRE_MOTO(moto);
+  aws::register_aws_storage();
+  Declared declared = from_template("TEXTKEYS");
+  Client c(moto->config());
+  make_stack(c, declared, true);
+  std::string dir = testing::temp_dir();
+  const std::string url = "aws:?warehouse=sqlite:" + dir + "/wh.db&create=false&prefix=TEXTKEYS-";
+  testing::check_sync_equals_truth_and_resync_writes_nothing(url);
+  Value scan =
+      call(c, "dynamodb", "DynamoDB_20120810.Scan", R"({"TableName":"TEXTKEYS-sales","Limit":1})");
+  ASSERT_EQ(scan.find("Items")->as_array().size(), 1u);
+  const Value& item = scan.find("Items")->as_array()[0];
+  ASSERT_TRUE(item.find("sale_id")->find("S")) << to_json(item);
+  EXPECT_FALSE(number_from_token(item.find("sale_id")->find("S")->as_string()).is_null());
+  auto typed =
+      testing::query_storage(url, "SELECT typeof(sale_id), typeof(employee_id) FROM sales LIMIT 1");
+  EXPECT_EQ(typed.rows.at(0).at(0).as_string(), "integer");
+  EXPECT_EQ(typed.rows.at(0).at(1).as_string(), "integer");
 }
 
 }  // namespace
