@@ -208,7 +208,7 @@ void make_stack(Client& c, const Declared& declared, bool keys_as_text) {
   for (const auto& [q, dlq] : declared.dead_letter_of) {
     ASSERT_TRUE(arn.count(dlq)) << q;
     std::string policy = R"({"deadLetterTargetArn":")" + arn[dlq] + R"(","maxReceiveCount":)" +
-                         std::to_string(declared.max_receive[q]) + "}";
+                         std::to_string(declared.max_receive.at(q)) + "}";
     std::string body = R"({"QueueName":")" + q + R"(","Attributes":{"RedrivePolicy":)";
     append_json_string(policy, body);
     body += "}}";
