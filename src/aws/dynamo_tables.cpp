@@ -15,9 +15,13 @@ const char* scalar_type(ColumnType t) {
   return t == ColumnType::Integer || t == ColumnType::Real || t == ColumnType::Decimal ? "N" : "S";
 }
 
-// A key value as the key attribute its type declares (numbers as N, everything else as S).
-void append_key_value(const Value& v, ColumnType t, std::string& out) {
-  if (std::string_view(scalar_type(t)) == "N" && v.is_number()) {
+bool is_numeric(ColumnType t) {
+  return std::string_view(scalar_type(t)) == "N";
+}
+
+// A key value as the key attribute the table declares (numbers as N, everything else as S).
+void append_key_value(const Value& v, std::string_view type, std::string& out) {
+  if (type == "N" && v.is_number()) {
     out += R"({"N":")";
     out += number_text(v);
     out += "\"}";
@@ -37,6 +41,27 @@ const Value& key_value(const Value& row, const Column& c) {
 
 }  // namespace
 
+std::string ItemTable::attribute_type(size_t k) const {
+  if (k < attribute_types.size() && !attribute_types[k].empty()) return attribute_types[k];
+  if (k > 0 && key.size() > 2) return "S";  // `_range`
+  return scalar_type(key[k].type);
+}
+
+bool ItemTable::number_as_text(size_t k, const Value& row) const {
+  if (k >= key.size() || (k > 0 && key.size() > 2) || attribute_type(k) != "S") return false;
+  const Value* v = row.find(key[k].name);
+  return v && v->is_number();
+}
+
+Value ItemTable::key_value_of(size_t k, const Value& attribute) const {
+  Value v = from_attribute(attribute);
+  if (v.is_string() && k < key.size() && is_numeric(key[k].type)) {
+    Value n = number_from_token(v.as_string());
+    if (!n.is_null()) return n;
+  }
+  return v;
+}
+
 std::string ItemTable::range_attribute() const {
   if (key.size() == 1) return {};
   if (key.size() == 2) return key[1].name;
@@ -55,14 +80,14 @@ void ItemTable::key_of(const Value& row, std::string& key_json, std::string& ide
   append_json_string(key.front().name, key_json);
   key_json += ':';
   const Value& h = key_value(row, key.front());
-  append_key_value(h, key.front().type, key_json);
+  append_key_value(h, attribute_type(0), key_json);
   Array id{h};
   if (key.size() == 2) {
     key_json += ',';
     append_json_string(key[1].name, key_json);
     key_json += ':';
     const Value& r = key_value(row, key[1]);
-    append_key_value(r, key[1].type, key_json);
+    append_key_value(r, attribute_type(1), key_json);
     id.push_back(r);
   } else if (key.size() > 2) {
     std::string range = range_text(row);
@@ -81,11 +106,11 @@ std::string ItemTable::identity_of_item(const Value& item) const {
   Array id;
   const Value* h = item.find(key.front().name);
   if (!h) throw std::runtime_error("DynamoDB item without its hash key in " + dynamo);
-  id.push_back(from_attribute(*h));
+  id.push_back(key_value_of(0, *h));
   if (key.size() > 1) {
     const Value* r = item.find(range_attribute());
     if (!r) throw std::runtime_error("DynamoDB item without its range key in " + dynamo);
-    id.push_back(from_attribute(*r));
+    id.push_back(key.size() == 2 ? key_value_of(1, *r) : from_attribute(*r));
   }
   return canonical_json(Value(std::move(id)));
 }
@@ -99,7 +124,7 @@ Value DynamoTables::call(std::string_view op, const std::string& body) {
   return answer.empty() ? Value(Object{}) : parse_json(answer);
 }
 
-void DynamoTables::ensure(const std::string& name, const std::string& create_body, bool stream) {
+Value DynamoTables::ensure(const std::string& name, const std::string& create_body, bool stream) {
   std::string describe = "{\"TableName\":";
   append_json_string(name, describe);
   describe += '}';
@@ -126,11 +151,11 @@ void DynamoTables::ensure(const std::string& name, const std::string& create_bod
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     d = call("DescribeTable", describe);
   }
-  if (!stream) return;
+  if (!stream) return d;
   const Value* t = d.find("Table");
   const Value* spec = t ? t->find("StreamSpecification") : nullptr;
   const Value* on = spec ? spec->find("StreamEnabled") : nullptr;
-  if (on && on->is_bool() && on->as_bool()) return;
+  if (on && on->is_bool() && on->as_bool()) return d;
   if (!create_)
     throw std::runtime_error("DynamoDB table " + name +
                              " has no stream and the storage says create=false");
@@ -138,6 +163,7 @@ void DynamoTables::ensure(const std::string& name, const std::string& create_bod
   append_json_string(name, update);
   update += R"(,"StreamSpecification":{"StreamEnabled":true,"StreamViewType":"NEW_IMAGE"}})";
   call("UpdateTable", update);
+  return d;
 }
 
 const ItemTable& DynamoTables::define(std::string_view table, std::span<const Column> key) {
@@ -177,7 +203,22 @@ const ItemTable& DynamoTables::define(std::string_view table, std::span<const Co
     body += "\"}";
   }
   body += "]}";
-  ensure(t.dynamo, body, true);
+  // The key types the table declares win over the columns': it may have been made by a
+  // template that cannot know them.
+  Value d = ensure(t.dynamo, body, true);
+  const Value* desc = d.find("Table");
+  const Value* defs = desc ? desc->find("AttributeDefinitions") : nullptr;
+  const size_t typed = std::min<size_t>(t.key.size(), 2);
+  t.attribute_types.assign(typed, std::string());
+  for (size_t k = 0; k < typed && defs && defs->is_array(); ++k) {
+    const std::string attr = k == 0 ? t.hash_attribute() : range;
+    for (const auto& def : defs->as_array()) {
+      const Value* n = def.find("AttributeName");
+      const Value* ty = def.find("AttributeType");
+      if (n && ty && n->is_string() && ty->is_string() && n->as_string() == attr)
+        t.attribute_types[k] = ty->as_string();
+    }
+  }
   record(t);
   return known_.emplace(t.table, std::move(t)).first->second;
 }
@@ -185,8 +226,13 @@ const ItemTable& DynamoTables::define(std::string_view table, std::span<const Co
 void DynamoTables::record(const ItemTable& t) {
   // The record of its key, and the list of tables the stream reader follows.
   Array cols;
-  for (const auto& c : t.key)
-    cols.push_back(Value(Array{Value(c.name), Value(column_type_name(c.type))}));
+  for (size_t k = 0; k < t.key.size(); ++k) {
+    const Column& c = t.key[k];
+    Array col{Value(c.name), Value(column_type_name(c.type))};
+    if (k < t.attribute_types.size() && !t.attribute_types[k].empty())
+      col.push_back(Value(t.attribute_types[k]));
+    cols.push_back(Value(std::move(col)));
+  }
   meta_.set_meta("aws_table:" + t.table, canonical_json(Value(std::move(cols))));
   std::vector<std::string> all = tables();
   if (std::find(all.begin(), all.end(), t.table) == all.end()) {
@@ -205,9 +251,12 @@ const ItemTable* DynamoTables::find(std::string_view table) {
   t.table = std::string(table);
   t.dynamo = prefix_ + t.table;
   Value cols = parse_json(*rec);
-  for (const auto& c : cols.as_array())
-    t.key.emplace_back(c.as_array()[0].as_string(),
-                       column_type_from_name(c.as_array()[1].as_string()));
+  for (const auto& c : cols.as_array()) {
+    const Array& col = c.as_array();
+    t.key.emplace_back(col[0].as_string(), column_type_from_name(col[1].as_string()));
+    // Older records carry no attribute type: the column's.
+    t.attribute_types.push_back(col.size() > 2 ? col[2].as_string() : std::string());
+  }
   if (t.key.empty()) return nullptr;
   return &known_.emplace(t.table, std::move(t)).first->second;
 }

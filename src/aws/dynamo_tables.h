@@ -28,6 +28,18 @@ struct ItemTable {
   std::string table;   // the warehouse table
   std::string dynamo;  // the DynamoDB table
   std::vector<Column> key;
+  // The DynamoDB type ("N" or "S") of the hash and, for a two-column key, the range attribute,
+  // as the table declares it. A table made elsewhere (a SAM template) may declare S for an
+  // integer column: its values are then written as their canonical text, listed in `_big`, and
+  // read back as numbers. Empty: the column's own type (N for numbers).
+  std::vector<std::string> attribute_types;
+
+  // The type of key attribute `k` (0: hash, 1: range of a two-column key).
+  std::string attribute_type(size_t k) const;
+  // Whether key column `k` of `row` is a number held in an S attribute (so listed in `_big`).
+  bool number_as_text(size_t k, const Value& row) const;
+  // A key attribute read back as the value of key column `k`.
+  Value key_value_of(size_t k, const Value& attribute) const;
 
   const std::string& hash_attribute() const { return key.front().name; }
   // Empty for a one-column key.
@@ -67,7 +79,8 @@ class DynamoTables {
  private:
   // Records the key of `t` and lists it among the tables (the warehouse's metadata).
   void record(const ItemTable& t);
-  void ensure(const std::string& name, const std::string& create_body, bool stream);
+  // Returns the table's DescribeTable answer.
+  Value ensure(const std::string& name, const std::string& create_body, bool stream);
 
   Client& client_;
   Store& meta_;

@@ -133,6 +133,8 @@ void DynamoWarehouse::upsert(std::string_view table, std::span<const RowWrite> r
       if (is_big) big.push_back(name);
       if (is_json) json.push_back(name);
     }
+    for (size_t k = 0; k < 2; ++k)
+      if (t.number_as_text(k, *w.row)) big.push_back(t.key[k].name);
     if (t.key.size() > 2) {
       // The key columns after the second are item attributes too, besides `_range`.
       for (size_t k = 1; k < t.key.size(); ++k) {
@@ -247,13 +249,7 @@ void DynamoWarehouse::mark_deleted_items(std::string_view table,
     int64_t first = from.empty() ? 0 : from[p];
     const Value* h = parent.find(t.key.front().name);
     if (!h) continue;
-    std::string hash_av = "{\"" +
-                          std::string(t.key.front().type == ColumnType::Integer ||
-                                              t.key.front().type == ColumnType::Real ||
-                                              t.key.front().type == ColumnType::Decimal
-                                          ? "N"
-                                          : "S") +
-                          "\":";
+    std::string hash_av = "{\"" + t.attribute_type(0) + "\":";
     append_json_string(h->is_string() ? h->as_string() : h->to_text(), hash_av);
     hash_av += '}';
     std::optional<Value> start;
@@ -261,13 +257,15 @@ void DynamoWarehouse::mark_deleted_items(std::string_view table,
       std::string body = "{\"TableName\":";
       append_json_string(t.dynamo, body);
       body += R"(,"ConsistentRead":true,"KeyConditionExpression":"#k0 = :h)";
-      if (t.key.size() == 2) body += " AND #k1 >= :f";
+      // An S range (a template's) cannot be compared with a number: filtered below instead.
+      const bool range_n = t.key.size() == 2 && t.attribute_type(1) == "N";
+      if (range_n) body += " AND #k1 >= :f";
       body += R"(","ProjectionExpression":"#k0,#k1,#d","ExpressionAttributeNames":{"#k0":)";
       append_json_string(t.hash_attribute(), body);
       body += R"(,"#k1":)";
       append_json_string(range, body);
       body += R"(,"#d":"_deleted_at"},"ExpressionAttributeValues":{":h":)" + hash_av;
-      if (t.key.size() == 2) body += fmt::format(R"(,":f":{{"N":"{}"}})", first);
+      if (range_n) body += fmt::format(R"(,":f":{{"N":"{}"}})", first);
       body += '}';
       if (start) body += ",\"ExclusiveStartKey\":" + to_json(*start);
       body += '}';
@@ -276,9 +274,11 @@ void DynamoWarehouse::mark_deleted_items(std::string_view table,
         if (item.find(kItemDeletedAt)) continue;
         // The item's whole key as a row, to address it and check it belongs to this parent.
         Value key_row{Object{}};
-        key_row.set(t.key.front().name, from_attribute(*item.find(t.key.front().name)));
-        Value r_val = from_attribute(*item.find(range));
+        key_row.set(t.key.front().name, t.key_value_of(0, *item.find(t.key.front().name)));
+        Value r_val = t.key.size() == 2 ? t.key_value_of(1, *item.find(range))
+                                        : from_attribute(*item.find(range));
         if (t.key.size() == 2) {
+          if (first > 0 && (!r_val.is_int() || r_val.as_int() < first)) continue;
           key_row.set(t.key[1].name, r_val);
         } else {
           Value rest = parse_json(r_val.as_string());

@@ -245,6 +245,15 @@ void emit_alarm(YAML::Emitter& out, const PipelineSpec& spec, const std::vector<
   out << YAML::EndMap << YAML::EndMap;
 }
 
+// The type of a key attribute. The storage types a key column by the values it holds (N for
+// numbers), which the template cannot know: a column named `id` or `..._id` is taken to hold
+// numbers (N), any other S. docs/aws.md states the rule.
+std::string key_attribute_type(const std::string& column) {
+  std::string lower;
+  for (char ch : column) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return lower == "id" || lower.ends_with("_id") ? "N" : "S";
+}
+
 // One IAM statement.
 void statement(YAML::Emitter& out, const std::string& sid, const std::vector<std::string>& actions,
                const std::function<void(YAML::Emitter&)>& resources) {
@@ -298,7 +307,7 @@ std::string sam_template(const PipelineSpec& spec, const TemplateOptions& o) {
   out << YAML::Key << "Type" << YAML::Value << "String";
   out << YAML::Key << "Default" << YAML::Value << (spec.env.empty() ? "dev" : spec.env);
   out << YAML::Key << "Description" << YAML::Value
-      << "APP_ENV of the functions; suffix of queue and table names, as in the AWS design";
+      << "APP_ENV of the functions; suffix of queue names, as in the AWS design";
   out << YAML::EndMap;
   out << YAML::Key << "Warehouse" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "Type" << YAML::Value << "String";
@@ -357,6 +366,27 @@ std::string sam_template(const PipelineSpec& spec, const TemplateOptions& o) {
   out << YAML::EndMap;
 
   out << YAML::Key << "Resources" << YAML::Value << YAML::BeginMap;
+  // The engine's listing records, as the storage makes them (`{prefix}cascade_listings`).
+  out << YAML::Key << "ListingsTable" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "Type" << YAML::Value << "AWS::DynamoDB::Table";
+  out << YAML::Key << "DeletionPolicy" << YAML::Value << "Retain";
+  out << YAML::Key << "UpdateReplacePolicy" << YAML::Value << "Retain";
+  out << YAML::Key << "Properties" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "TableName" << YAML::Value;
+  sub(out, "${AWS::StackName}-cascade_listings");
+  out << YAML::Key << "BillingMode" << YAML::Value << "PAY_PER_REQUEST";
+  out << YAML::Key << "AttributeDefinitions" << YAML::Value << YAML::BeginSeq;
+  for (const char* attr : {"stage", "id"})
+    out << YAML::BeginMap << YAML::Key << "AttributeName" << YAML::Value << attr << YAML::Key
+        << "AttributeType" << YAML::Value << "S" << YAML::EndMap;
+  out << YAML::EndSeq;
+  out << YAML::Key << "KeySchema" << YAML::Value << YAML::BeginSeq;
+  out << YAML::BeginMap << YAML::Key << "AttributeName" << YAML::Value << "stage" << YAML::Key
+      << "KeyType" << YAML::Value << "HASH" << YAML::EndMap;
+  out << YAML::BeginMap << YAML::Key << "AttributeName" << YAML::Value << "id" << YAML::Key
+      << "KeyType" << YAML::Value << "RANGE" << YAML::EndMap;
+  out << YAML::EndSeq;
+  out << YAML::EndMap << YAML::EndMap;
   for (size_t i = 0; i < spec.stages.size(); ++i) {
     const StageSpec& st = spec.stages[i];
     const std::string& id = ids[i];
@@ -390,24 +420,32 @@ std::string sam_template(const PipelineSpec& spec, const TemplateOptions& o) {
     out << YAML::EndMap;
     out << YAML::EndMap << YAML::EndMap;
 
-    // Staging table: the key fields of the AWS design, first HASH, second RANGE.
+    // Staging table: named and keyed as the `aws:` storage names and keys it
+    // (src/aws/dynamo_tables.h), since the functions run with create=false: `{prefix}{table}`,
+    // the first key column HASH, the second RANGE (a longer key: `_range`, the JSON text of the
+    // rest).
     out << YAML::Key << id + "Table" << YAML::Value << YAML::BeginMap;
     out << YAML::Key << "Type" << YAML::Value << "AWS::DynamoDB::Table";
     out << YAML::Key << "DeletionPolicy" << YAML::Value << "Retain";
     out << YAML::Key << "UpdateReplacePolicy" << YAML::Value << "Retain";
     out << YAML::Key << "Properties" << YAML::Value << YAML::BeginMap;
     out << YAML::Key << "TableName" << YAML::Value;
-    sub(out, "${AWS::StackName}-" + name);
+    sub(out, "${AWS::StackName}-" + st.table);
     out << YAML::Key << "BillingMode" << YAML::Value << "PAY_PER_REQUEST";
-    const size_t nkeys = std::min<size_t>(st.key.size(), 2);
+    std::vector<std::pair<std::string, std::string>> attributes;  // name, type
+    attributes.emplace_back(st.key[0].name, key_attribute_type(st.key[0].name));
+    if (st.key.size() == 2)
+      attributes.emplace_back(st.key[1].name, key_attribute_type(st.key[1].name));
+    else if (st.key.size() > 2)
+      attributes.emplace_back("_range", "S");
     out << YAML::Key << "AttributeDefinitions" << YAML::Value << YAML::BeginSeq;
-    for (size_t k = 0; k < nkeys; ++k)
-      out << YAML::BeginMap << YAML::Key << "AttributeName" << YAML::Value << st.key[k].name
-          << YAML::Key << "AttributeType" << YAML::Value << "S" << YAML::EndMap;
+    for (const auto& [attr, type] : attributes)
+      out << YAML::BeginMap << YAML::Key << "AttributeName" << YAML::Value << attr << YAML::Key
+          << "AttributeType" << YAML::Value << type << YAML::EndMap;
     out << YAML::EndSeq;
     out << YAML::Key << "KeySchema" << YAML::Value << YAML::BeginSeq;
-    for (size_t k = 0; k < nkeys; ++k)
-      out << YAML::BeginMap << YAML::Key << "AttributeName" << YAML::Value << st.key[k].name
+    for (size_t k = 0; k < attributes.size(); ++k)
+      out << YAML::BeginMap << YAML::Key << "AttributeName" << YAML::Value << attributes[k].first
           << YAML::Key << "KeyType" << YAML::Value << (k == 0 ? "HASH" : "RANGE") << YAML::EndMap;
     out << YAML::EndSeq;
     out << YAML::Key << "StreamSpecification" << YAML::Value << YAML::BeginMap << YAML::Key
@@ -457,11 +495,29 @@ std::string sam_template(const PipelineSpec& spec, const TemplateOptions& o) {
       statement(out, "ChildQueues", {"sqs:SendMessage", "sqs:GetQueueUrl"}, [&](YAML::Emitter& e) {
         for (size_t c : children) getatt(e, ids[c] + "Queue.Arn");
       });
+    // The store's calls on its item table: conditional PutItem, UpdateItem (a deletion marks
+    // the item), BatchGetItem (stored hashes), Query (a parent's items), DescribeTable.
     statement(out, "OwnTable",
-              {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem",
-               "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+              {"dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
                "dynamodb:DescribeTable"},
               [&](YAML::Emitter& e) { getatt(e, id + "Table.Arn"); });
+    // The engine's listing records (src/aws/dynamo_staging.cpp).
+    statement(
+        out, "Listings",
+        {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:DescribeTable"},
+        [&](YAML::Emitter& e) { getatt(e, "ListingsTable.Arn"); });
+    // Opening the storage checks every table and queue of the pipeline exists (create=false):
+    // metadata only, on the stack's own tables and queues.
+    statement(out, "PipelineTables", {"dynamodb:DescribeTable"}, [&](YAML::Emitter& e) {
+      for (const auto& other : ids) getatt(e, other + "Table.Arn");
+    });
+    statement(out, "PipelineQueues", {"sqs:GetQueueUrl", "sqs:GetQueueAttributes"},
+              [&](YAML::Emitter& e) {
+                for (const auto& other : ids) {
+                  getatt(e, other + "Queue.Arn");
+                  getatt(e, other + "DeadLetterQueue.Arn");
+                }
+              });
     statement(out, "OwnStream",
               {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"},
               [&](YAML::Emitter& e) { getatt(e, id + "Table.StreamArn"); });

@@ -26,15 +26,19 @@ struct TemplateOptions {
 //                   ReportBatchItemFailures; a root stage's schedule as a Schedule event
 //                   (ScheduleV2 when the stage names a timezone).
 //   S'Queue, S'DeadLetterQueue   the stage's queue options; RedrivePolicy maxReceiveCount.
-//   S'Table         DynamoDB, keys of the AWS design (first key field HASH, second RANGE),
-//                   streams NEW_IMAGE, PAY_PER_REQUEST.
+//   S'Table         DynamoDB `${AWS::StackName}-TABLE` (the stage's warehouse table), keyed as
+//                   the `aws:` storage keys it (first key column HASH, second RANGE, a longer key
+//                   `_range` S; a column named `id` or `*_id` typed N, others S), streams
+//                   NEW_IMAGE, PAY_PER_REQUEST.
 //   S'Role, S'LogGroup           least privilege: the actions the stage's function needs on its
-//                   own queue, DLQ, table and stream, its children's queues and its log group.
-// plus AlarmTopic (SNS) with a subscription per webhook notify target (a NoEcho parameter each:
+//                   own queue, DLQ, table and stream, the listings table, its children's
+//                   queues, its log group, and metadata reads of the pipeline's tables and queues.
+// plus ListingsTable (`${AWS::StackName}-cascade_listings`, hash `stage`, range `id`, both S),
+// and AlarmTopic (SNS) with a subscription per webhook notify target (a NoEcho parameter each:
 // the URL is a secret) and an optional AlarmEmail, and a CloudWatch alarm per pipeline alarm
 // that AWS measures (see docs/aws.md for the mapping; others are listed in a comment).
-// Queue and table names are `${AWS::StackName}-` + the store's names (`stage-env`), which is
-// the `prefix=` of the CASCADE_STORAGE URL the functions get.
+// Queue and table names are `${AWS::StackName}-` + the store's names (queues `stage-env`, tables
+// the warehouse table), which is the `prefix=` of the CASCADE_STORAGE URL the functions get.
 // Throws std::invalid_argument when the pipeline has no stage.
 std::string sam_template(const PipelineSpec& spec, const TemplateOptions& options = {});
 

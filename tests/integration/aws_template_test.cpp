@@ -128,8 +128,17 @@ TEST(AwsTemplate, ExampleHasTheOldDesignsResourcesWithThePipelinesSettings) {
       EXPECT_EQ(tp["KeySchema"][k]["AttributeName"].as<std::string>(), s.keys[k].first);
       EXPECT_EQ(tp["KeySchema"][k]["KeyType"].as<std::string>(), s.keys[k].second);
       EXPECT_EQ(tp["AttributeDefinitions"][k]["AttributeName"].as<std::string>(), s.keys[k].first);
+      // Named `*_id`: numbers, as the storage types integer keys.
+      EXPECT_EQ(tp["AttributeDefinitions"][k]["AttributeType"].as<std::string>(), "N");
     }
+    // The storage's name: `{prefix}{table}` (aws_tests' AwsTemplateAgrees checks it on moto).
+    EXPECT_EQ(tp["TableName"].as<std::string>(), "${AWS::StackName}-" + s.name);
   }
+  YAML::Node listings = res["ListingsTable"]["Properties"];
+  EXPECT_EQ(listings["TableName"].as<std::string>(), "${AWS::StackName}-cascade_listings");
+  EXPECT_EQ(listings["KeySchema"][0]["AttributeName"].as<std::string>(), "stage");
+  EXPECT_EQ(listings["KeySchema"][1]["AttributeName"].as<std::string>(), "id");
+  EXPECT_FALSE(listings["StreamSpecification"].IsDefined());
   // The child stages' queues are the only other queues a function may send to.
   YAML::Node stmts =
       res["BranchesRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
