@@ -602,6 +602,93 @@ std::string sam_template(const PipelineSpec& spec, const TemplateOptions& o) {
     out << YAML::EndMap << YAML::EndMap;  // Properties, function
   }
 
+  // The warehouse loader: the stage functions write only their tables; this one reads the
+  // tables' streams into the warehouse on a schedule (CASCADE_FUNCTION=warehouse), one at a
+  // time, so two never apply the same shard together.
+  {
+    const std::string function_name = "${AWS::StackName}-warehouse";
+    out << YAML::Key << "WarehouseLoaderLogGroup" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "Type" << YAML::Value << "AWS::Logs::LogGroup";
+    out << YAML::Key << "Properties" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "LogGroupName" << YAML::Value;
+    sub(out, "/aws/lambda/" + function_name);
+    out << YAML::Key << "RetentionInDays" << YAML::Value << 30;
+    out << YAML::EndMap << YAML::EndMap;
+
+    out << YAML::Key << "WarehouseLoaderRole" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "Type" << YAML::Value << "AWS::IAM::Role";
+    out << YAML::Key << "Properties" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "AssumeRolePolicyDocument" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "Version" << YAML::Value << YAML::SingleQuoted << "2012-10-17";
+    out << YAML::Key << "Statement" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
+    out << YAML::Key << "Effect" << YAML::Value << "Allow";
+    out << YAML::Key << "Principal" << YAML::Value << YAML::BeginMap << YAML::Key << "Service"
+        << YAML::Value << "lambda.amazonaws.com" << YAML::EndMap;
+    out << YAML::Key << "Action" << YAML::Value << "sts:AssumeRole";
+    out << YAML::EndMap << YAML::EndSeq << YAML::EndMap;
+    out << YAML::Key << "Policies" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
+    out << YAML::Key << "PolicyName" << YAML::Value << "warehouse";
+    out << YAML::Key << "PolicyDocument" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "Version" << YAML::Value << YAML::SingleQuoted << "2012-10-17";
+    out << YAML::Key << "Statement" << YAML::Value << YAML::BeginSeq;
+    statement(out, "Logs", {"logs:CreateLogStream", "logs:PutLogEvents"},
+              [&](YAML::Emitter& e) { getatt(e, "WarehouseLoaderLogGroup.Arn"); });
+    // The reader finds each table's stream (DescribeTable) and reads its shards.
+    statement(out, "PipelineTables", {"dynamodb:DescribeTable"}, [&](YAML::Emitter& e) {
+      for (const auto& other : ids) getatt(e, other + "Table.Arn");
+    });
+    statement(out, "PipelineStreams",
+              {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"},
+              [&](YAML::Emitter& e) {
+                for (const auto& other : ids) getatt(e, other + "Table.StreamArn");
+              });
+    out << YAML::EndSeq << YAML::EndMap;  // Statement, PolicyDocument
+    out << YAML::EndMap << YAML::EndSeq;  // policy, Policies
+    out << YAML::EndMap << YAML::EndMap;  // Properties, role
+
+    out << YAML::Key << "WarehouseLoaderFunction" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "Type" << YAML::Value << "AWS::Serverless::Function";
+    out << YAML::Key << "DependsOn" << YAML::Value << "WarehouseLoaderLogGroup";
+    out << YAML::Key << "Properties" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "FunctionName" << YAML::Value;
+    sub(out, function_name);
+    out << YAML::Key << "Description" << YAML::Value
+        << "cascade warehouse loader: the tables' DynamoDB Streams into the warehouse";
+    out << YAML::Key << "Runtime" << YAML::Value << "provided.al2023";
+    out << YAML::Key << "Architectures" << YAML::Value << YAML::Flow << YAML::BeginSeq << "x86_64"
+        << YAML::EndSeq;
+    out << YAML::Key << "Handler" << YAML::Value << "bootstrap";
+    out << YAML::Key << "CodeUri" << YAML::Value << o.code_uri;
+    out << YAML::Key << "MemorySize" << YAML::Value << o.memory_mb;
+    out << YAML::Key << "Timeout" << YAML::Value << 900;
+    out << YAML::Key << "ReservedConcurrentExecutions" << YAML::Value << 1;
+    out << YAML::Key << "Role" << YAML::Value;
+    getatt(out, "WarehouseLoaderRole.Arn");
+    out << YAML::Key << "Environment" << YAML::Value << YAML::BeginMap << YAML::Key << "Variables"
+        << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "LOGGING_LEVEL" << YAML::Value;
+    ref(out, "LoggingLevel");
+    out << YAML::Key << "APP_ENV" << YAML::Value;
+    ref(out, "Environment");
+    out << YAML::Key << "CASCADE_FUNCTION" << YAML::Value << "warehouse";
+    out << YAML::Key << "CASCADE_PIPELINE" << YAML::Value << "/var/task/" + o.pipeline_in_package;
+    out << YAML::Key << "CASCADE_STORAGE" << YAML::Value;
+    sub(out, "aws:?warehouse=${Warehouse}&create=false&prefix=${AWS::StackName}-");
+    for (const auto& v : vars) {
+      out << YAML::Key << v.name << YAML::Value;
+      ref(out, v.parameter);
+    }
+    out << YAML::EndMap << YAML::EndMap;  // Variables, Environment
+    out << YAML::Key << "Events" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "Schedule" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "Type" << YAML::Value << "Schedule";
+    out << YAML::Key << "Properties" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "Schedule" << YAML::Value << "rate(1 minute)";
+    out << YAML::EndMap << YAML::EndMap;
+    out << YAML::EndMap;                  // Events
+    out << YAML::EndMap << YAML::EndMap;  // Properties, function
+  }
+
   // Alarms and where they go.
   out << YAML::Key << "AlarmTopic" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "Type" << YAML::Value << "AWS::SNS::Topic";

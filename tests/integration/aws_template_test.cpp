@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <functional>
+#include <set>
 
 #include "support/cascade.h"
 #include "support/sim.h"
@@ -190,6 +191,26 @@ TEST(AwsTemplate, ExampleHasTheOldDesignsResourcesWithThePipelinesSettings) {
   EXPECT_EQ(res["SalesFunction"]["Properties"]["Environment"]["Variables"]["DM_API_TOKEN"]
                 .as<std::string>(),
             "DmApiToken");
+
+  // The warehouse loader: one at a time, on a schedule, reading every table's stream and no
+  // queue.
+  YAML::Node loader = res["WarehouseLoaderFunction"]["Properties"];
+  ASSERT_TRUE(loader.IsMap()) << text;
+  EXPECT_EQ(loader["Environment"]["Variables"]["CASCADE_FUNCTION"].as<std::string>(), "warehouse");
+  EXPECT_EQ(loader["ReservedConcurrentExecutions"].as<int>(), 1);
+  EXPECT_EQ(loader["Events"]["Schedule"]["Type"].as<std::string>(), "Schedule");
+  YAML::Node statements =
+      res["WarehouseLoaderRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+  std::set<std::string> streams;
+  for (const auto& st : statements) {
+    for (const auto& a : st["Action"])
+      EXPECT_EQ(a.as<std::string>().rfind("sqs:", 0), std::string::npos);
+    if (st["Sid"].as<std::string>() == "PipelineStreams")
+      for (const auto& r : st["Resource"]) streams.insert(r.as<std::string>());
+  }
+  EXPECT_EQ(streams,
+            (std::set<std::string>{"BranchesTable.StreamArn", "SalespersonsTable.StreamArn",
+                                   "SalesTable.StreamArn"}));
 }
 
 TEST(AwsTemplate, GrantsNoWildcardResourceNoFullAccessAndLeaksNoSecret) {
@@ -215,7 +236,7 @@ TEST(AwsTemplate, GrantsNoWildcardResourceNoFullAccessAndLeaksNoSecret) {
     }
     if (key == "Type" && n.IsScalar() && n.as<std::string>() == "AWS::IAM::Role") ++roles;
   });
-  EXPECT_EQ(roles, 3);       // one per function
+  EXPECT_EQ(roles, 4);       // one per function: three stages and the warehouse loader
   EXPECT_GE(resources, 17);  // logs, queue, DLQ, table, stream each; child queues but for sales
 }
 
