@@ -267,6 +267,64 @@ void statement(YAML::Emitter& out, const std::string& sid, const std::vector<std
   out << YAML::EndSeq << YAML::EndMap;
 }
 
+// A function's log group, so its role needs no logs:CreateLogGroup and retention is bounded.
+void log_group(YAML::Emitter& out, const std::string& id, const std::string& function_name) {
+  out << YAML::Key << id + "LogGroup" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "Type" << YAML::Value << "AWS::Logs::LogGroup";
+  out << YAML::Key << "Properties" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "LogGroupName" << YAML::Value;
+  sub(out, "/aws/lambda/" + function_name);
+  out << YAML::Key << "RetentionInDays" << YAML::Value << 30;
+  out << YAML::EndMap << YAML::EndMap;
+}
+
+// Opens a function's role (assumed by Lambda, one inline policy named `policy`) and leaves the
+// emitter inside its Statement list, its first statement the log group's; close_role() ends it.
+void open_role(YAML::Emitter& out, const std::string& id, const std::string& policy) {
+  out << YAML::Key << id + "Role" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "Type" << YAML::Value << "AWS::IAM::Role";
+  out << YAML::Key << "Properties" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "AssumeRolePolicyDocument" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "Version" << YAML::Value << YAML::SingleQuoted << "2012-10-17";
+  out << YAML::Key << "Statement" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
+  out << YAML::Key << "Effect" << YAML::Value << "Allow";
+  out << YAML::Key << "Principal" << YAML::Value << YAML::BeginMap << YAML::Key << "Service"
+      << YAML::Value << "lambda.amazonaws.com" << YAML::EndMap;
+  out << YAML::Key << "Action" << YAML::Value << "sts:AssumeRole";
+  out << YAML::EndMap << YAML::EndSeq << YAML::EndMap;
+  out << YAML::Key << "Policies" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
+  out << YAML::Key << "PolicyName" << YAML::Value << policy;
+  out << YAML::Key << "PolicyDocument" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "Version" << YAML::Value << YAML::SingleQuoted << "2012-10-17";
+  out << YAML::Key << "Statement" << YAML::Value << YAML::BeginSeq;
+  statement(out, "Logs", {"logs:CreateLogStream", "logs:PutLogEvents"},
+            [&](YAML::Emitter& e) { getatt(e, id + "LogGroup.Arn"); });
+}
+
+void close_role(YAML::Emitter& out) {
+  out << YAML::EndSeq << YAML::EndMap;  // Statement, PolicyDocument
+  out << YAML::EndMap << YAML::EndSeq;  // policy, Policies
+  out << YAML::EndMap << YAML::EndMap;  // Properties, role
+}
+
+// Opens a function resource and its Properties, with what every cascade function shares.
+void open_function(YAML::Emitter& out, const std::string& id, const std::string& function_name,
+                   const std::string& description, const TemplateOptions& o) {
+  out << YAML::Key << id + "Function" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "Type" << YAML::Value << "AWS::Serverless::Function";
+  out << YAML::Key << "DependsOn" << YAML::Value << id + "LogGroup";
+  out << YAML::Key << "Properties" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "FunctionName" << YAML::Value;
+  sub(out, function_name);
+  out << YAML::Key << "Description" << YAML::Value << description;
+  out << YAML::Key << "Runtime" << YAML::Value << "provided.al2023";
+  out << YAML::Key << "Architectures" << YAML::Value << YAML::Flow << YAML::BeginSeq << "x86_64"
+      << YAML::EndSeq;
+  out << YAML::Key << "Handler" << YAML::Value << "bootstrap";
+  out << YAML::Key << "CodeUri" << YAML::Value << o.code_uri;
+  out << YAML::Key << "MemorySize" << YAML::Value << o.memory_mb;
+}
+
 }  // namespace
 
 std::string sam_template(const PipelineSpec& spec, const TemplateOptions& o) {
@@ -454,33 +512,10 @@ std::string sam_template(const PipelineSpec& spec, const TemplateOptions& o) {
 
     // Log group, so the role needs no logs:CreateLogGroup and retention is bounded.
     const std::string function_name = "${AWS::StackName}-" + st.name;
-    out << YAML::Key << id + "LogGroup" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "Type" << YAML::Value << "AWS::Logs::LogGroup";
-    out << YAML::Key << "Properties" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "LogGroupName" << YAML::Value;
-    sub(out, "/aws/lambda/" + function_name);
-    out << YAML::Key << "RetentionInDays" << YAML::Value << 30;
-    out << YAML::EndMap << YAML::EndMap;
+    log_group(out, id, function_name);
 
     // Role: named actions on named resources only.
-    out << YAML::Key << id + "Role" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "Type" << YAML::Value << "AWS::IAM::Role";
-    out << YAML::Key << "Properties" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "AssumeRolePolicyDocument" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "Version" << YAML::Value << YAML::SingleQuoted << "2012-10-17";
-    out << YAML::Key << "Statement" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
-    out << YAML::Key << "Effect" << YAML::Value << "Allow";
-    out << YAML::Key << "Principal" << YAML::Value << YAML::BeginMap << YAML::Key << "Service"
-        << YAML::Value << "lambda.amazonaws.com" << YAML::EndMap;
-    out << YAML::Key << "Action" << YAML::Value << "sts:AssumeRole";
-    out << YAML::EndMap << YAML::EndSeq << YAML::EndMap;
-    out << YAML::Key << "Policies" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
-    out << YAML::Key << "PolicyName" << YAML::Value << "stage";
-    out << YAML::Key << "PolicyDocument" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "Version" << YAML::Value << YAML::SingleQuoted << "2012-10-17";
-    out << YAML::Key << "Statement" << YAML::Value << YAML::BeginSeq;
-    statement(out, "Logs", {"logs:CreateLogStream", "logs:PutLogEvents"},
-              [&](YAML::Emitter& e) { getatt(e, id + "LogGroup.Arn"); });
+    open_role(out, id, "stage");
     // Its own queue: the event source mapping receives and deletes; a schedule seeds it; the
     // store reads its attributes and changes visibility.
     statement(out, "OwnQueue",
@@ -521,25 +556,11 @@ std::string sam_template(const PipelineSpec& spec, const TemplateOptions& o) {
     statement(out, "OwnStream",
               {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"},
               [&](YAML::Emitter& e) { getatt(e, id + "Table.StreamArn"); });
-    out << YAML::EndSeq << YAML::EndMap;  // Statement, PolicyDocument
-    out << YAML::EndMap << YAML::EndSeq;  // policy, Policies
-    out << YAML::EndMap << YAML::EndMap;  // Properties, role
+    close_role(out);
 
     // Function.
-    out << YAML::Key << id + "Function" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "Type" << YAML::Value << "AWS::Serverless::Function";
-    out << YAML::Key << "DependsOn" << YAML::Value << id + "LogGroup";
-    out << YAML::Key << "Properties" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "FunctionName" << YAML::Value;
-    sub(out, function_name);
-    out << YAML::Key << "Description" << YAML::Value
-        << fmt::format("cascade stage {}: {} {}", st.name, st.method, st.request.text);
-    out << YAML::Key << "Runtime" << YAML::Value << "provided.al2023";
-    out << YAML::Key << "Architectures" << YAML::Value << YAML::Flow << YAML::BeginSeq << "x86_64"
-        << YAML::EndSeq;
-    out << YAML::Key << "Handler" << YAML::Value << "bootstrap";
-    out << YAML::Key << "CodeUri" << YAML::Value << o.code_uri;
-    out << YAML::Key << "MemorySize" << YAML::Value << o.memory_mb;
+    open_function(out, id, function_name,
+                  fmt::format("cascade stage {}: {} {}", st.name, st.method, st.request.text), o);
     // SQS refuses an event source whose function may run longer than the visibility timeout.
     out << YAML::Key << "Timeout" << YAML::Value
         << std::clamp<int64_t>(seconds_of(q.visibility_timeout), 1, 900);
@@ -607,32 +628,8 @@ std::string sam_template(const PipelineSpec& spec, const TemplateOptions& o) {
   // time, so two never apply the same shard together.
   {
     const std::string function_name = "${AWS::StackName}-warehouse";
-    out << YAML::Key << "WarehouseLoaderLogGroup" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "Type" << YAML::Value << "AWS::Logs::LogGroup";
-    out << YAML::Key << "Properties" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "LogGroupName" << YAML::Value;
-    sub(out, "/aws/lambda/" + function_name);
-    out << YAML::Key << "RetentionInDays" << YAML::Value << 30;
-    out << YAML::EndMap << YAML::EndMap;
-
-    out << YAML::Key << "WarehouseLoaderRole" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "Type" << YAML::Value << "AWS::IAM::Role";
-    out << YAML::Key << "Properties" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "AssumeRolePolicyDocument" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "Version" << YAML::Value << YAML::SingleQuoted << "2012-10-17";
-    out << YAML::Key << "Statement" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
-    out << YAML::Key << "Effect" << YAML::Value << "Allow";
-    out << YAML::Key << "Principal" << YAML::Value << YAML::BeginMap << YAML::Key << "Service"
-        << YAML::Value << "lambda.amazonaws.com" << YAML::EndMap;
-    out << YAML::Key << "Action" << YAML::Value << "sts:AssumeRole";
-    out << YAML::EndMap << YAML::EndSeq << YAML::EndMap;
-    out << YAML::Key << "Policies" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
-    out << YAML::Key << "PolicyName" << YAML::Value << "warehouse";
-    out << YAML::Key << "PolicyDocument" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "Version" << YAML::Value << YAML::SingleQuoted << "2012-10-17";
-    out << YAML::Key << "Statement" << YAML::Value << YAML::BeginSeq;
-    statement(out, "Logs", {"logs:CreateLogStream", "logs:PutLogEvents"},
-              [&](YAML::Emitter& e) { getatt(e, "WarehouseLoaderLogGroup.Arn"); });
+    log_group(out, "WarehouseLoader", function_name);
+    open_role(out, "WarehouseLoader", "warehouse");
     // The reader finds each table's stream (DescribeTable) and reads its shards.
     statement(out, "PipelineTables", {"dynamodb:DescribeTable"}, [&](YAML::Emitter& e) {
       for (const auto& other : ids) getatt(e, other + "Table.Arn");
@@ -642,24 +639,10 @@ std::string sam_template(const PipelineSpec& spec, const TemplateOptions& o) {
               [&](YAML::Emitter& e) {
                 for (const auto& other : ids) getatt(e, other + "Table.StreamArn");
               });
-    out << YAML::EndSeq << YAML::EndMap;  // Statement, PolicyDocument
-    out << YAML::EndMap << YAML::EndSeq;  // policy, Policies
-    out << YAML::EndMap << YAML::EndMap;  // Properties, role
+    close_role(out);
 
-    out << YAML::Key << "WarehouseLoaderFunction" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "Type" << YAML::Value << "AWS::Serverless::Function";
-    out << YAML::Key << "DependsOn" << YAML::Value << "WarehouseLoaderLogGroup";
-    out << YAML::Key << "Properties" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "FunctionName" << YAML::Value;
-    sub(out, function_name);
-    out << YAML::Key << "Description" << YAML::Value
-        << "cascade warehouse loader: the tables' DynamoDB Streams into the warehouse";
-    out << YAML::Key << "Runtime" << YAML::Value << "provided.al2023";
-    out << YAML::Key << "Architectures" << YAML::Value << YAML::Flow << YAML::BeginSeq << "x86_64"
-        << YAML::EndSeq;
-    out << YAML::Key << "Handler" << YAML::Value << "bootstrap";
-    out << YAML::Key << "CodeUri" << YAML::Value << o.code_uri;
-    out << YAML::Key << "MemorySize" << YAML::Value << o.memory_mb;
+    open_function(out, "WarehouseLoader", function_name,
+                  "cascade warehouse loader: the tables' DynamoDB Streams into the warehouse", o);
     out << YAML::Key << "Timeout" << YAML::Value << 900;
     out << YAML::Key << "ReservedConcurrentExecutions" << YAML::Value << 1;
     out << YAML::Key << "Role" << YAML::Value;
