@@ -37,12 +37,15 @@ std::map<std::string, Value> live_table(const std::string& url, const std::strin
                                         const std::vector<std::string>& key);
 
 // Every expected row is in `actual` with equal values (and, when `exact`, nothing else); returns
-// how many differ, reporting the first few as test failures.
+// how many differ, reporting the first few as test failures unless `report` is false (a caller
+// that expects some difference and checks the count itself).
 int compare_rows(const std::map<std::string, Value>& expected,
-                 const std::map<std::string, Value>& actual, const std::string& what, bool exact);
+                 const std::map<std::string, Value>& actual, const std::string& what, bool exact,
+                 bool report = true);
 
-// The three tables of storage `url` equal `e` exactly; returns how many rows differ.
-int compare_warehouse(const std::string& url, const Expected& e);
+// The three tables of storage `url` equal `e` exactly; returns how many rows differ (reported as
+// test failures unless `report` is false).
+int compare_warehouse(const std::string& url, const Expected& e, bool report = true);
 
 // The whole scenario: a first sync equals the truth, an unchanged re-sync writes nothing, and
 // after the vendor moves on a sync writes exactly the difference. `url` is the storage URL given
