@@ -325,6 +325,19 @@ void open_function(YAML::Emitter& out, const std::string& id, const std::string&
   out << YAML::Key << "MemorySize" << YAML::Value << o.memory_mb;
 }
 
+// The environment every function shares: the packaged pipeline, the stack's storage (which
+// creates nothing), and the pipeline file's ${VARS} from the template's parameters.
+void pipeline_environment(YAML::Emitter& out, const TemplateOptions& o,
+                          const std::vector<FileVariable>& vars) {
+  out << YAML::Key << "CASCADE_PIPELINE" << YAML::Value << "/var/task/" + o.pipeline_in_package;
+  out << YAML::Key << "CASCADE_STORAGE" << YAML::Value;
+  sub(out, "aws:?warehouse=${Warehouse}&create=false&prefix=${AWS::StackName}-");
+  for (const auto& v : vars) {
+    out << YAML::Key << v.name << YAML::Value;
+    ref(out, v.parameter);
+  }
+}
+
 }  // namespace
 
 std::string sam_template(const PipelineSpec& spec, const TemplateOptions& o) {
@@ -584,13 +597,7 @@ std::string sam_template(const PipelineSpec& spec, const TemplateOptions& o) {
     out << YAML::Key << "DB" << YAML::Value;
     ref(out, id + "Table");
     out << YAML::Key << "CASCADE_STAGE" << YAML::Value << YAML::DoubleQuoted << st.name;
-    out << YAML::Key << "CASCADE_PIPELINE" << YAML::Value << "/var/task/" + o.pipeline_in_package;
-    out << YAML::Key << "CASCADE_STORAGE" << YAML::Value;
-    sub(out, "aws:?warehouse=${Warehouse}&create=false&prefix=${AWS::StackName}-");
-    for (const auto& v : vars) {
-      out << YAML::Key << v.name << YAML::Value;
-      ref(out, v.parameter);
-    }
+    pipeline_environment(out, o, vars);
     out << YAML::EndMap << YAML::EndMap;  // Variables, Environment
     out << YAML::Key << "Events" << YAML::Value << YAML::BeginMap;
     out << YAML::Key << "Queue" << YAML::Value << YAML::BeginMap;
@@ -654,13 +661,7 @@ std::string sam_template(const PipelineSpec& spec, const TemplateOptions& o) {
     out << YAML::Key << "APP_ENV" << YAML::Value;
     ref(out, "Environment");
     out << YAML::Key << "CASCADE_FUNCTION" << YAML::Value << "warehouse";
-    out << YAML::Key << "CASCADE_PIPELINE" << YAML::Value << "/var/task/" + o.pipeline_in_package;
-    out << YAML::Key << "CASCADE_STORAGE" << YAML::Value;
-    sub(out, "aws:?warehouse=${Warehouse}&create=false&prefix=${AWS::StackName}-");
-    for (const auto& v : vars) {
-      out << YAML::Key << v.name << YAML::Value;
-      ref(out, v.parameter);
-    }
+    pipeline_environment(out, o, vars);
     out << YAML::EndMap << YAML::EndMap;  // Variables, Environment
     out << YAML::Key << "Events" << YAML::Value << YAML::BeginMap;
     out << YAML::Key << "Schedule" << YAML::Value << YAML::BeginMap;

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "support/http.h"
+#include "support/subprocess.h"
 
 namespace fs = std::filesystem;
 
@@ -26,39 +27,7 @@ namespace {
 std::string find_moto() {
   if (const char* explicit_bin = std::getenv("CASCADE_TEST_MOTO_SERVER"))
     return ::access(explicit_bin, X_OK) == 0 ? explicit_bin : "";
-  const char* path = std::getenv("PATH");
-  std::string p = path ? path : "";
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t end = p.find(':', start);
-    if (end == std::string::npos) end = p.size();
-    fs::path candidate = fs::path(p.substr(start, end - start)) / "moto_server";
-    if (end > start && ::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-    start = end + 1;
-  }
-  return "";
-}
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error("socket() failed");
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind to 127.0.0.1:0 failed");
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-std::string tail_of(const std::string& file) {
-  std::ifstream in(file);
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return all.size() > 2000 ? all.substr(all.size() - 2000) : all;
+  return find_in_path("moto_server");
 }
 
 // Reaps the child if it has exited; true then.
@@ -85,7 +54,7 @@ std::unique_ptr<MotoServer> MotoServer::start(std::string& why) {
   std::string failure;
   // Another process may take the port between free_port() and moto's bind: try a few.
   for (int attempt = 0; attempt < 3; ++attempt) {
-    s->port_ = free_port();
+    s->port_ = free_loopback_port();
     std::string port = std::to_string(s->port_);
     pid_t parent = ::getpid();
     pid_t pid = ::fork();

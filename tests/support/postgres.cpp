@@ -34,35 +34,10 @@ std::string find_bin_dir() {
   if (fs::exists("/usr/lib/postgresql/15/bin/initdb") &&
       fs::exists("/usr/lib/postgresql/15/bin/pg_ctl"))
     return "/usr/lib/postgresql/15/bin";
-  const char* path = std::getenv("PATH");
-  std::string p = path ? path : "";
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t end = p.find(':', start);
-    if (end == std::string::npos) end = p.size();
-    fs::path dir = p.substr(start, end - start);
-    std::error_code ec;
-    if (!dir.empty() && fs::exists(dir / "initdb", ec) && fs::exists(dir / "pg_ctl", ec))
-      return dir.string();
-    start = end + 1;
-  }
-  return "";
-}
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error("socket() failed");
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind to 127.0.0.1:0 failed");
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
+  std::string initdb = find_in_path("initdb");
+  if (initdb.empty()) return "";
+  fs::path dir = fs::path(initdb).parent_path();
+  return fs::exists(dir / "pg_ctl") ? dir.string() : "";
 }
 
 std::string random_password() {
@@ -71,12 +46,6 @@ std::string random_password() {
   std::string s = "pw";
   for (int i = 0; i < 20; ++i) s += alnum[rd() % (sizeof alnum - 1)];
   return s;
-}
-
-std::string tail_of(const std::string& file) {
-  std::ifstream in(file);
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return all.size() > 2000 ? all.substr(all.size() - 2000) : all;
 }
 
 // A test process killed before its destructor ran (ctest timeout, SIGKILL) leaves a postmaster
@@ -174,7 +143,7 @@ std::unique_ptr<PostgresServer> PostgresServer::start(std::string& why) {
   // Another process may take the port between free_port() and the bind: try a few.
   std::string last;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    s->port_ = free_port();
+    s->port_ = free_loopback_port();
     std::string opts = "-c listen_addresses=127.0.0.1 -p " + std::to_string(s->port_) + " -k " +
                        s->dir_ +
                        " -c fsync=off -c synchronous_commit=off -c full_page_writes=off "

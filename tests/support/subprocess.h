@@ -85,4 +85,14 @@ class Subprocess {
   int code_ = 0;
 };
 
+// The executable `name` in a directory of $PATH (the first one), or "" when there is none.
+std::string find_in_path(const std::string& name);
+
+// A TCP port on 127.0.0.1 that was free a moment ago (another process may take it before the
+// caller binds: retry on failure).
+int free_loopback_port();
+
+// The last 2000 bytes of a file (a server's log, for a failure message); "" when unreadable.
+std::string tail_of(const std::string& file);
+
 }  // namespace cascade::testing
