@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git ca-certificates
   libcurl4-openssl-dev libsimdjson-dev libyaml-cpp-dev libsqlite3-dev sqlite3
-  libspdlog-dev libfmt-dev libcli11-dev libxxhash-dev libcpp-httplib-dev libpq-dev
+  libspdlog-dev libfmt-dev libcli11-dev libxxhash-dev libcpp-httplib-dev libpq-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-format libclang-rt-14-dev
 )
