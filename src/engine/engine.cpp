@@ -228,6 +228,9 @@ struct Engine::Impl {
   bool shared_queues = false;
   // invoke_messages(): where the positions of the direct messages that failed go.
   std::vector<size_t>* failed_out = nullptr;
+  // Direct messages the vendor turned away are sent to their stage's queue again rather than
+  // failed (invoke_messages: the batch's deliveries are the caller's, SQS's in a Lambda).
+  bool requeue_throttled = false;
   // Units of work lost with their connection in a row (shared queues only; see apply_or_return).
   int lost_connections = 0;
   // Per stage: scopes with a held deletion when the run began. With shared queues only these
@@ -766,28 +769,49 @@ struct Engine::Impl {
     c.throttled += static_cast<uint64_t>(t.throttled);
     for (size_t k = 0; k < c.responses.size(); ++k)
       c.responses[k] += static_cast<uint64_t>(t.by_class[k]);
+    // A message someone else delivered (an SQS batch handed to a Lambda) that the vendor turned
+    // away or a stop cut short: failing it would count a receive, and a vendor that refuses
+    // for hours would have it dead-lettered. It goes back to its own queue as a new message,
+    // visible after `delay` (a queue caps it at what it takes: SQS 15 minutes), and its
+    // delivery counts as done.
+    auto requeue = [&](Duration delay) {
+      std::string body = canonical_json(t.message);
+      q.send(st.queue, std::span<const std::string>(&body, 1), delay);
+      ++c.retried;
+    };
     if (t.outcome == Outcome::Cancelled) {
-      // Stopped before it was done: back to the queue at once, no error recorded, no receive
-      // counted against it.
-      if (!t.receipt.empty()) q.release(st.queue, t.receipt, Duration::zero());
-      if (t.receipt.empty() && failed_out) failed_out->push_back(t.origin);
+      // Stopped before it was done: back to the queue at once (or when the vendor's block that
+      // stopped the run ends), no error recorded, no receive counted against it.
+      if (!t.receipt.empty()) {
+        q.release(st.queue, t.receipt, Duration::zero());
+      } else if (requeue_throttled) {
+        requeue(quota_until ? std::max(Duration::zero(), *quota_until - e.clock_.now())
+                            : Duration::zero());
+      } else if (failed_out) {
+        failed_out->push_back(t.origin);
+      }
       return;
     }
-    if (t.outcome == Outcome::Throttled && !t.receipt.empty()) {
+    if (t.outcome == Outcome::Throttled && (!t.receipt.empty() || requeue_throttled)) {
       // The vendor's limits pause a message, they never fail it: it waits as long as the vendor
       // asked, uncounted. A wait past max_wait ends the run (see loop()), and the next run asks
       // again at once: the vendor may take requests sooner than it said.
       Duration delay = Duration::zero();
       if (t.retry_at) {
         delay = std::max(Duration::zero(), *t.retry_at - e.clock_.now());
-        if (delay > plan.spec().source.quota.max_wait) delay = Duration::zero();
+        if (delay > plan.spec().source.quota.max_wait && !t.receipt.empty())
+          delay = Duration::zero();
       } else {
         RetryPolicy policy{plan.spec().source.retry.attempts, plan.spec().source.retry.backoff_min,
                            plan.spec().source.retry.backoff_max};
         delay = backoff_delay(policy, t.receive_count);
       }
-      q.release(st.queue, t.receipt, delay);
-      maybe_ready[t.stage] = true;
+      if (t.receipt.empty()) {
+        requeue(delay);
+      } else {
+        q.release(st.queue, t.receipt, delay);
+        maybe_ready[t.stage] = true;
+      }
       spdlog::info("{}: held off by the vendor: {}", st.name, t.reason);
       return;
     }
@@ -1620,6 +1644,7 @@ RunSummary Engine::invoke_messages(const CompiledStage& stage, std::vector<Value
   Impl impl(*this);
   impl.shared_queues = !store_.claim_consumer();
   impl.failed_out = failed;
+  impl.requeue_throttled = true;
   impl.attach_crawls();
   impl.begin_run();
   for (size_t i = 0; i < messages.size(); ++i) {

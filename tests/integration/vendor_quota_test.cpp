@@ -2,6 +2,8 @@
 // than quota.max_wait (Retry-After, or RateLimit-Reset with nothing remaining) ends the run with
 // exit 3 within seconds, the messages stay queued without a receive counted against them however
 // many runs meet the block, and the first run after the vendor recovers completes the warehouse.
+// In a Lambda, whose messages SQS delivers and counts, a refused message is sent to its queue
+// again, delayed as the vendor asked, and its delivery is not reported failed.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -19,6 +21,7 @@
 #include "core/json.h"
 #include "sim/http_server.h"
 #include "support/cascade.h"
+#include "support/runtime_api.h"
 #include "support/sim.h"
 #include "support/subprocess.h"
 
@@ -295,4 +298,53 @@ TEST(VendorQuota, SigtermDuringALongVendorWaitEndsTheRunAndKeepsTheMessagesUncou
   EXPECT_EQ(static_cast<int>(msgs.size()), kItems);
   for (const auto& [body, count] : msgs) EXPECT_EQ(count, 0) << body;
   EXPECT_EQ(scalar(db, "SELECT count(*) FROM cascade_dead_letters"), 0);
+}
+
+// An SQS batch for the sales function (`cascade lambda`) while the vendor refuses for two hours:
+// SQS counts every delivery reported failed and dead-letters past max_receive_count, so nothing
+// is reported failed. Each message waits in its own queue again, visible when the vendor said.
+TEST(VendorQuota, ALambdaBatchTheVendorRefusesGoesBackToItsQueueAndIsNeverReportedFailed) {
+  Vendor vendor({429, {{"Retry-After", "7200"}}});
+  std::string dir = temp_dir(), db = dir + "/t.db";
+  std::string pipeline = write_pipeline(dir, vendor.url(), db, /*max_receive_count=*/2);
+  RuntimeApiServer api;
+  auto record = [](const std::string& id, const std::string& body) {
+    std::string out = R"({"messageId":")" + id + R"(","receiptHandle":"rh-)" + id + R"(","body":)";
+    append_json_string(body, out);
+    return out + R"(,"attributes":{"ApproximateReceiveCount":"1"},"eventSource":"aws:sqs"})";
+  };
+  std::string batch = R"({"Records":[)" + record("m-1", R"({"item_id":1})") + "," +
+                      record("m-2", R"({"item_id":2})") + "]}";
+  // SQS would not deliver them again (their deliveries succeeded); more deliveries than
+  // max_receive_count show none of them counts.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) ids.push_back(api.push(batch));
+  Subprocess fn =
+      Subprocess::start({CASCADE_BIN, "lambda"}, {{"AWS_LAMBDA_RUNTIME_API", api.endpoint()},
+                                                  {"CASCADE_PIPELINE", pipeline},
+                                                  {"CASCADE_STORAGE", "sqlite:" + db},
+                                                  {"CASCADE_STAGE", "sales"}});
+  for (const auto& id : ids) {
+    auto a = api.wait_answer(id, std::chrono::seconds(60));
+    ASSERT_TRUE(a) << "no answer to " << id;
+    EXPECT_EQ(a->kind, "response") << a->body;
+    EXPECT_EQ(a->body, R"({"batchItemFailures":[]})") << id;
+  }
+  fn.signal(SIGTERM);
+  EXPECT_EQ(fn.wait(), 0);
+  EXPECT_GT(vendor.sales_requests(), 0) << "the refusals came from the vendor's answers";
+  auto waiting = sales_messages(db);
+  ASSERT_EQ(waiting.size(), 2u) << "each message waits once (identical waiting bodies coalesce)";
+  EXPECT_EQ(waiting[0].first, R"({"item_id":1})");
+  EXPECT_EQ(waiting[1].first, R"({"item_id":2})");
+  for (const auto& [body, count] : waiting) EXPECT_EQ(count, 0) << body;
+  // Visible when the vendor takes requests again, not before.
+  for (const auto& r : query_db(db,
+                                "SELECT (m.visible_at - m.sent_at) / 1000 FROM cascade_messages m "
+                                "JOIN cascade_queues q ON q.id = m.queue WHERE q.name = 'sales-t'")
+                           .rows)
+    EXPECT_NEAR(static_cast<double>(r[0].as_int()), 7200, 120);
+  EXPECT_EQ(scalar(db, "SELECT count(*) FROM cascade_dead_letters"), 0);
+  EXPECT_EQ(scalar(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'sales'"), 0)
+      << "no sales were written";
 }
