@@ -21,6 +21,8 @@ constexpr int kListVisibilitySeconds = 30;
 constexpr size_t kMaxHeld = 100'000;
 constexpr const char* kReceiveCountAttribute = "cascade_receive_count";
 constexpr const char* kSentAtAttribute = "cascade_sent_at";
+// On a released copy: the receives of the messages it replaces that counted (failed tries).
+constexpr const char* kPriorReceivesAttribute = "cascade_prior_receives";
 
 std::string target(const char* action) {
   return std::string("AmazonSQS.") + action;
@@ -58,6 +60,17 @@ const std::string* message_attr(const Value& msg, const char* name) {
   const Value* attrs = msg.find("MessageAttributes");
   const Value* a = attrs ? attrs->find(name) : nullptr;
   return a ? str(*a, "StringValue") : nullptr;
+}
+
+// A Number message attribute, 0 when absent or not a number.
+int64_t number_attr(const Value& msg, const char* name) {
+  const std::string* s = message_attr(msg, name);
+  if (!s) return 0;
+  try {
+    return std::stoll(*s);
+  } catch (const std::exception&) {
+    return 0;
+  }
 }
 
 bool stale_receipt(const AwsError& e) {
@@ -124,6 +137,7 @@ void SqsQueue::create(std::string_view queue, const QueueOptions& options) {
                                 std::to_string(options.max_receive_count) +
                                 ", an SQS redrive policy takes 1 to 1000");
   std::string dlq = std::string(queue) + "-dlq";
+  max_receives_[std::string(queue)] = options.max_receive_count;
   if (!options_.create) {
     url(dlq);
     url(queue);
@@ -265,9 +279,11 @@ std::vector<ReceivedMessage> SqsQueue::receive(std::string_view queue, size_t ma
         kService, target("ReceiveMessage"),
         "{\"QueueUrl\":" + quoted(u) + ",\"MaxNumberOfMessages\":" + std::to_string(n) + vis +
             ",\"WaitTimeSeconds\":0,\"AttributeNames\":[\"ApproximateReceiveCount\","
-            "\"SentTimestamp\"]}"));
+            "\"SentTimestamp\"],\"MessageAttributeNames\":[\"" +
+            kPriorReceivesAttribute + "\",\"" + kSentAtAttribute + "\"]}"));
     const Value* msgs = v.find("Messages");
     if (!msgs || !msgs->is_array() || msgs->as_array().empty()) break;
+    auto max = max_receives_.find(queue);
     for (const Value& m : msgs->as_array()) {
       const std::string* id = str(m, "MessageId");
       const std::string* receipt = str(m, "ReceiptHandle");
@@ -277,9 +293,20 @@ std::vector<ReceivedMessage> SqsQueue::receive(std::string_view queue, size_t ma
       r.id = *id;
       r.receipt = *receipt;
       r.body = *body;
-      r.receive_count = static_cast<int>(int_attr(m, "ApproximateReceiveCount", 1));
-      r.sent_at = TimePoint(Duration(int_attr(m, "SentTimestamp", 0)));
+      r.receive_count = static_cast<int>(int_attr(m, "ApproximateReceiveCount", 1)) +
+                        static_cast<int>(number_attr(m, kPriorReceivesAttribute));
+      int64_t first = number_attr(m, kSentAtAttribute);
+      r.sent_at = TimePoint(Duration(first > 0 ? first : int_attr(m, "SentTimestamp", 0)));
       remember(r.receipt, {r.id, r.body, r.receive_count, r.sent_at});
+      // SQS's redrive counts only the receives of this copy; the ones carried over are
+      // counted here, as the Queue contract counts them.
+      if (max != max_receives_.end() && r.receive_count > max->second) {
+        dead_letter(queue, r.receipt,
+                    "received " + std::to_string(r.receive_count) +
+                        " times, more than max_receive_count (" + std::to_string(max->second) +
+                        "); SQS keeps no message's last error");
+        continue;
+      }
       out.push_back(std::move(r));
     }
   }
@@ -319,7 +346,21 @@ bool SqsQueue::change_visibility(std::string_view queue, std::string_view receip
 }
 
 bool SqsQueue::release(std::string_view queue, std::string_view receipt, Duration delay) {
-  return change_visibility(queue, receipt, delay);
+  auto it = held_.find(std::string(receipt));
+  if (it == held_.end()) return change_visibility(queue, receipt, delay);
+  const Held& h = it->second;
+  // SQS cannot take back a receive: a copy that carries the receives that counted replaces
+  // the message. Sent first, deleted second: a crash between leaves both (a replayed message
+  // writes nothing), never neither.
+  std::string entry = "\"MessageBody\":" + quoted(h.body) +
+                      ",\"DelaySeconds\":" + std::to_string(seconds_of(delay, kMaxDelaySeconds)) +
+                      ",\"MessageAttributes\":{\"" + kPriorReceivesAttribute +
+                      "\":{\"DataType\":\"Number\",\"StringValue\":\"" +
+                      std::to_string(std::max(0, h.receive_count - 1)) + "\"},\"" +
+                      kSentAtAttribute + "\":{\"DataType\":\"Number\",\"StringValue\":\"" +
+                      std::to_string(h.sent_at.time_since_epoch().count()) + "\"}}";
+  send_entries(url(queue), std::span<const std::string>(&entry, 1));
+  return remove(queue, receipt);
 }
 
 bool SqsQueue::dead_letter(std::string_view queue, std::string_view receipt,

@@ -5,8 +5,10 @@
 // Where SQS differs from the Queue contract (documented per method below):
 // - Bodies are not coalesced: SQS deduplication exists only on FIFO queues. A repeated body is
 //   harmless because the engine's writes are conditional (a replay writes nothing).
-// - SQS never lowers a receive count: release() makes the message visible again, but that
-//   receive still counts toward maxReceiveCount.
+// - SQS never lowers a receive count: release() replaces the message with a copy that carries
+//   the receives that counted (a message attribute), and receive() adds them to SQS's count and
+//   dead-letters a message past max_receive_count itself, since the redrive policy sees only
+//   the copy's own receives.
 // - release_in_flight() cannot exist on SQS (in-flight receipts are held by their receivers):
 //   messages come back when their visibility timeout ends.
 // - A message that SQS moved by its redrive policy carries no reason; its DeadLetter says so.
@@ -66,7 +68,8 @@ class SqsQueue : public Queue {
               Duration delay = Duration::zero()) override;
 
   // ReceiveMessage (short poll), up to 10 per call, until `max` or an empty answer. SQS hands out
-  // messages in no particular order.
+  // messages in no particular order. A message whose receives, with those its released copies
+  // carried, pass the max_receive_count create() was given is dead-lettered, not returned.
   std::vector<ReceivedMessage> receive(std::string_view queue, size_t max,
                                        std::optional<Duration> visibility = {}) override;
 
@@ -77,7 +80,9 @@ class SqsQueue : public Queue {
   bool change_visibility(std::string_view queue, std::string_view receipt, Duration timeout,
                          std::string_view error = {}) override;
 
-  // ChangeMessageVisibility to `delay`; the receive count stays raised (see above).
+  // Sends a copy, visible after `delay` (at most 15 minutes), carrying the receives before this
+  // one, then deletes the message (see above). A message this queue did not receive (its body
+  // is unknown here) is made visible again instead, its receive still counted.
   bool release(std::string_view queue, std::string_view receipt, Duration delay) override;
 
   // Sends the body to the DLQ with `reason` (and the receive count and first send time) as
@@ -141,6 +146,7 @@ class SqsQueue : public Queue {
   Client& client_;
   SqsQueueOptions options_;
   std::map<std::string, std::string, std::less<>> urls_;
+  std::map<std::string, int, std::less<>> max_receives_;  // by queue, from create()
   std::unordered_map<std::string, Held> held_;
   std::deque<std::string> held_order_;  // receipts, oldest first, to bound held_
 };

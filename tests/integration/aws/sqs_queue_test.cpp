@@ -173,7 +173,7 @@ TEST(SqsQueue, BodiesOverTheLimitAreRefusedBeforeAnythingIsSent) {
   EXPECT_EQ(bodies_of(got), std::set<std::string>(max.begin(), max.end()));
 }
 
-TEST(SqsQueue, VisibilityHidesAndReleaseShowsAgainCountingTheReceive) {
+TEST(SqsQueue, VisibilityHidesAndReleaseShowsAgainWithoutCountingTheReceive) {
   CASCADE_REQUIRE_MOTO(moto);
   Client c(moto->config());
   SqsQueue q(c, {unique_prefix(), true});
@@ -191,14 +191,55 @@ TEST(SqsQueue, VisibilityHidesAndReleaseShowsAgainCountingTheReceive) {
   EXPECT_TRUE(q.release("v", second[0].receipt, Duration::zero()));
   auto third = q.receive("v", 1, 1s);
   ASSERT_EQ(third.size(), 1u);
-  // SQS cannot lower a receive count (see sqs_queue.h).
-  EXPECT_EQ(third[0].receive_count, 3);
-  // Its own visibility of 1 s ends: back without a release.
+  // A copy replaced it (see sqs_queue.h): the released receive is not counted, the failed one
+  // is, and the first send time stays.
+  EXPECT_EQ(third[0].body, "payload");
+  EXPECT_EQ(third[0].receive_count, 2);
+  EXPECT_EQ(third[0].sent_at, first[0].sent_at);
+  // Its own visibility of 1 s ends: back without a release, counted.
   std::this_thread::sleep_for(1500ms);
   auto fourth = q.receive("v", 1);
   ASSERT_EQ(fourth.size(), 1u);
-  EXPECT_EQ(fourth[0].receive_count, 4);
+  EXPECT_EQ(fourth[0].receive_count, 3);
+  EXPECT_EQ(q.stats("v").dlq_depth, 0);
   EXPECT_EQ(q.release_in_flight("v"), 0u);
+}
+
+// A vendor that turns a message away for hours releases it again and again: never counted, never
+// dead-lettered; the failures it had before are still counted, and past max_receive_count the
+// message goes to the DLQ with the reason, though SQS's own count restarted with each copy.
+TEST(SqsQueue, ReleasesNeverCountAndCarriedFailuresStillDeadLetter) {
+  CASCADE_REQUIRE_MOTO(moto);
+  Client c(moto->config());
+  SqsQueue q(c, {unique_prefix(), true});
+  q.create("r", options(2));
+  std::vector<std::string> one = {R"({"employee_id":7})"};
+  q.send("r", one);
+  for (int i = 0; i < 5; ++i) {  // more releases than max_receive_count
+    auto got = q.receive("r", 10);
+    ASSERT_EQ(got.size(), 1u) << "release " << i;
+    EXPECT_EQ(got[0].receive_count, 1) << "release " << i;
+    EXPECT_TRUE(q.release("r", got[0].receipt, Duration::zero()));
+  }
+  EXPECT_EQ(q.stats("r").dlq_depth, 0);
+  // One failure, then a release, then a failure again: three receives that count.
+  auto a = q.receive("r", 10);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_TRUE(q.change_visibility("r", a[0].receipt, Duration::zero(), "HTTP 500"));
+  auto b = q.receive("r", 10);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].receive_count, 2);
+  EXPECT_TRUE(q.release("r", b[0].receipt, Duration::zero()));
+  auto c2 = q.receive("r", 10);
+  ASSERT_EQ(c2.size(), 1u);
+  EXPECT_EQ(c2[0].receive_count, 2) << "the failure before the release still counts";
+  EXPECT_TRUE(q.change_visibility("r", c2[0].receipt, Duration::zero(), "HTTP 500"));
+  EXPECT_TRUE(q.receive("r", 10).empty()) << "a third counted receive is past max_receive_count";
+  auto dead = q.dead_letters("r", 10);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].body, one[0]);
+  EXPECT_NE(dead[0].reason.find("max_receive_count (2)"), std::string::npos) << dead[0].reason;
+  EXPECT_EQ(dead[0].receive_count, 3);
 }
 
 TEST(SqsQueue, TooManyReceivesMoveAMessageToTheDlqAndRedriveBringsItBack) {
