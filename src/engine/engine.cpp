@@ -1001,6 +1001,21 @@ struct Engine::Impl {
     return key_obj;
   }
 
+  // An orphaned listing: its rows (read under the listing's lock) are marked deleted and the
+  // listing emptied, in the caller's unit of work. Returns how many rows were marked.
+  size_t delete_listing(const CompiledStage& st, uint64_t scope, const std::vector<StagedRow>& rows,
+                        const WriteStamp& stamp) {
+    std::vector<Value> keys;
+    keys.reserve(rows.size());
+    for (const auto& r : rows) keys.push_back(key_object(st, r.key));
+    std::vector<const Value*> ptrs;
+    ptrs.reserve(keys.size());
+    for (const auto& k : keys) ptrs.push_back(&k);
+    size_t n = loader.mark_deleted(tables[st.index], ptrs, stamp, scope);
+    e.store_.staging().set_scope_rows(st.name, scope, {});
+    return n;
+  }
+
   // After a complete crawl: rows of listings the crawl no longer requested belong to parents
   // that are gone (the sales of a salesperson who left), so they are marked deleted too, unless
   // their stage keeps orphans. Only a crawl that saw every listing may conclude that: every
@@ -1024,13 +1039,7 @@ struct Engine::Impl {
         for (uint64_t scope : orphans) {
           std::vector<StagedRow> rows;
           staging.scope_rows(st.name, scope, rows);
-          std::vector<Value> keys;
-          keys.reserve(rows.size());
-          for (const auto& r : rows) keys.push_back(key_object(st, r.key));
-          std::vector<const Value*> ptrs;
-          for (const auto& k : keys) ptrs.push_back(&k);
-          size_t n = loader.mark_deleted(tables[st.index], ptrs, stamp, scope);
-          staging.set_scope_rows(st.name, scope, {});
+          size_t n = delete_listing(st, scope, rows, stamp);
           gone += n;
           listings += n ? 1 : 0;
         }
@@ -1091,13 +1100,7 @@ struct Engine::Impl {
               e.store_.release_savepoint();
               continue;
             }
-            std::vector<Value> keys;
-            keys.reserve(rows.size());
-            for (const auto& r : rows) keys.push_back(key_object(st, r.key));
-            std::vector<const Value*> ptrs;
-            for (const auto& k : keys) ptrs.push_back(&k);
-            size_t n = loader.mark_deleted(tables[st.index], ptrs, stamp, scope);
-            staging.set_scope_rows(st.name, scope, {});
+            size_t n = delete_listing(st, scope, rows, stamp);
             e.store_.release_savepoint();
             gone += n;
             listings += n ? 1 : 0;
