@@ -20,8 +20,8 @@
 #include "engine/daemon.h"
 #include "engine/engine.h"
 #include "engine/plan.h"
+#include "engine/runtime.h"
 #include "engine/service.h"
-#include "engine/source_clients.h"
 #include "observe/status_server.h"
 #include "source/http_client.h"
 #include "source/rate_limiter.h"
@@ -90,38 +90,15 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-struct Runtime {
-  PipelineSpec spec;
-  std::unique_ptr<Plan> plan;
-  std::unique_ptr<RateLimiter> limiter;
-  std::unique_ptr<QuotaLedger> quota;
-  std::unique_ptr<HttpClient> http;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<Engine> engine;
-};
-
-// Compiles the plan and opens everything a run needs. Throws ConfigError / runtime_error.
+// The run's runtime, storage as --storage overrides it. The CLI's process is the queues' one
+// consumer: it claims them.
 std::unique_ptr<Runtime> open_runtime(PipelineSpec spec, const std::string& storage_override) {
-  auto rt = std::make_unique<Runtime>();
-  rt->spec = std::move(spec);
-  if (!storage_override.empty()) rt->spec.storage = storage_override;
-  rt->plan = std::make_unique<Plan>(rt->spec);
-  const SourceSpec& src = rt->plan->spec().source;
-  SourceClients clients =
-      make_source_clients(src, rt->plan->quota_reserve(), SystemClock::instance());
-  rt->limiter = std::move(clients.limiter);
-  rt->quota = std::move(clients.quota);
-  rt->http = std::move(clients.http);
-  StoreOptions so;
-  so.claim_consumer = true;
-  rt->store = open_store(rt->plan->spec().storage, SystemClock::instance(), so);
-  EngineOptions eo;
-  eo.quota = rt->quota.get();
-  eo.limiter = rt->limiter.get();
-  rt->engine =
-      std::make_unique<Engine>(*rt->plan, *rt->store, *rt->http, SystemClock::instance(), eo);
-  rt->engine->prepare();
-  return rt;
+  if (!storage_override.empty()) spec.storage = storage_override;
+  return cascade::open_runtime(std::move(spec), [](const std::string& storage) {
+    StoreOptions so;
+    so.claim_consumer = true;
+    return open_store(storage, SystemClock::instance(), so);
+  });
 }
 
 // `sync --full-refresh`: before the run, in one unit of work.

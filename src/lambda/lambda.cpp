@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -17,7 +18,7 @@
 #include "core/json.h"
 #include "engine/engine.h"
 #include "engine/plan.h"
-#include "engine/source_clients.h"
+#include "engine/runtime.h"
 #include "lambda/runtime_api.h"
 #include "source/http_client.h"
 #include "source/quota.h"
@@ -43,28 +44,28 @@ std::string env_or(const char* name, const char* fallback) {
 
 // What one function needs for its whole life: opened once, at init, reused by every event.
 struct Function {
-  PipelineSpec spec;
-  std::unique_ptr<Plan> plan;
-  std::unique_ptr<RateLimiter> limiter;
-  std::unique_ptr<QuotaLedger> quota;
-  std::unique_ptr<HttpClient> http;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<Engine> engine;
+  std::unique_ptr<Runtime> rt;
   const CompiledStage* stage = nullptr;  // null for the warehouse loader (CASCADE_FUNCTION)
 };
 
 std::unique_ptr<Function> open_function() {
   auto f = std::make_unique<Function>();
   const std::string file = env_or("CASCADE_PIPELINE", "/var/task/pipeline.yaml");
-  f->spec = load_pipeline_file(file);
+  PipelineSpec spec = load_pipeline_file(file);
   if (const char* storage = std::getenv("CASCADE_STORAGE"); storage && *storage)
-    f->spec.storage = storage;
-  f->plan = std::make_unique<Plan>(f->spec);
+    spec.storage = storage;
+  // Many instances of many functions share the queues: none may claim them.
+  auto open = [](const std::string& storage) {
+    return open_store(storage, SystemClock::instance(), StoreOptions{});
+  };
   const std::string role = env_or("CASCADE_FUNCTION", "stage");
   if (role == "warehouse") {
     // The warehouse loader: no stage, no vendor; every event brings the warehouse up to date
     // with what the stage functions committed (Store::settle(): on aws:, the tables' streams).
-    f->store = open_store(f->plan->spec().storage, SystemClock::instance(), StoreOptions{});
+    f->rt = std::make_unique<Runtime>();
+    f->rt->spec = std::move(spec);
+    f->rt->plan = std::make_unique<Plan>(f->rt->spec);
+    f->rt->store = open(f->rt->plan->spec().storage);
     return f;
   }
   if (role != "stage")
@@ -73,22 +74,12 @@ std::unique_ptr<Function> open_function() {
   const std::string stage = env_or("CASCADE_STAGE", "");
   if (stage.empty())
     throw std::invalid_argument("CASCADE_STAGE is not set: it names this function's stage");
-  f->stage = f->plan->find(stage);
-  if (!f->stage)
+  // The stage is checked before anything is opened: an unknown one is an init error at once.
+  if (std::none_of(spec.stages.begin(), spec.stages.end(),
+                   [&](const StageSpec& s) { return s.name == stage; }))
     throw std::invalid_argument(fmt::format("CASCADE_STAGE '{}' is no stage of {}", stage, file));
-  const SourceSpec& src = f->plan->spec().source;
-  SourceClients clients =
-      make_source_clients(src, f->plan->quota_reserve(), SystemClock::instance());
-  f->limiter = std::move(clients.limiter);
-  f->quota = std::move(clients.quota);
-  f->http = std::move(clients.http);
-  // Many instances of many functions share the queues: none may claim them.
-  f->store = open_store(f->plan->spec().storage, SystemClock::instance(), StoreOptions{});
-  EngineOptions eo;
-  eo.quota = f->quota.get();
-  eo.limiter = f->limiter.get();
-  f->engine = std::make_unique<Engine>(*f->plan, *f->store, *f->http, SystemClock::instance(), eo);
-  f->engine->prepare();
+  f->rt = open_runtime(std::move(spec), open);
+  f->stage = f->rt->plan->find(stage);
   return f;
 }
 
@@ -118,7 +109,7 @@ void emit_metrics(const Function& f, const RunSummary& s, uint64_t failed) {
   std::string line = fmt::format(
       R"({{"_aws":{{"Timestamp":{},"CloudWatchMetrics":[{{"Namespace":"cascade","Dimensions":[["Pipeline"],["Pipeline","Stage"]],"Metrics":[{{"Name":"errors","Unit":"Count"}},{{"Name":"throttles","Unit":"Count"}},{{"Name":"requests","Unit":"Count"}},{{"Name":"records_new","Unit":"Count"}},{{"Name":"records_changed","Unit":"Count"}},{{"Name":"records_deleted","Unit":"Count"}}]}}]}},"Pipeline":)",
       now_ms);
-  append_json_string(f.spec.name, line);
+  append_json_string(f.rt->spec.name, line);
   line += ",\"Stage\":";
   append_json_string(f.stage->name, line);
   line += fmt::format(
@@ -134,7 +125,7 @@ void emit_metrics(const Function& f, const RunSummary& s, uint64_t failed) {
 std::string handle(Function& f, const Value& event) {
   if (!f.stage) {
     auto t0 = std::chrono::steady_clock::now();
-    f.store->settle();
+    f.rt->store->settle();
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     spdlog::info("warehouse: brought up to date in {:.3f}s", secs);
     return to_json(Value(Object{{"function", Value("warehouse")}, {"seconds", Value(secs)}}));
@@ -146,9 +137,9 @@ std::string handle(Function& f, const Value& event) {
     const Value* detail = event.find("detail");
     const bool has_detail = detail && detail->is_object() && !detail->as_object().empty();
     std::vector<std::string> bodies;
-    for (const auto& m : f.plan->root_messages(st, has_detail ? detail : nullptr))
+    for (const auto& m : f.rt->plan->root_messages(st, has_detail ? detail : nullptr))
       bodies.push_back(canonical_json(m));
-    Store& store = *f.store;
+    Store& store = *f.rt->store;
     store.begin();
     size_t sent = 0;
     try {
@@ -195,7 +186,7 @@ std::string handle(Function& f, const Value& event) {
       messages.push_back(std::move(m));
     }
     std::vector<size_t> failed;
-    RunSummary s = f.engine->invoke_messages(st, std::move(messages), &failed);
+    RunSummary s = f.rt->engine->invoke_messages(st, std::move(messages), &failed);
     for (size_t i : failed) failed_ids.push_back(ids[i]);
     emit_metrics(f, s, failed_ids.size());
     Array items;
@@ -203,9 +194,10 @@ std::string handle(Function& f, const Value& event) {
     return to_json(Value(Object{{"batchItemFailures", Value(std::move(items))}}));
   }
   std::vector<size_t> failed;
-  std::vector<Value> messages = st.root ? f.plan->root_messages(st, &event) : event_messages(event);
+  std::vector<Value> messages =
+      st.root ? f.rt->plan->root_messages(st, &event) : event_messages(event);
   const size_t n = messages.size();
-  RunSummary s = f.engine->invoke_messages(st, std::move(messages), &failed);
+  RunSummary s = f.rt->engine->invoke_messages(st, std::move(messages), &failed);
   emit_metrics(f, s, failed.size());
   StageCounters t = s.total();
   return to_json(Value(Object{{"stage", Value(st.name)},
@@ -243,9 +235,9 @@ int run_lambda(size_t max_invocations) {
     }
     return 2;
   }
-  g_engine = f->engine.get();
-  if (g_stop) f->engine->request_stop();
-  spdlog::info("lambda ready: pipeline {}, {}", f->spec.name,
+  g_engine = f->rt->engine.get();
+  if (g_stop && f->rt->engine) f->rt->engine->request_stop();  // the loader has none
+  spdlog::info("lambda ready: pipeline {}, {}", f->rt->spec.name,
                f->stage ? "stage " + f->stage->name : std::string("warehouse loader"));
   size_t handled = 0;
   try {
