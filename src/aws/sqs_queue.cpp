@@ -62,6 +62,12 @@ const std::string* message_attr(const Value& msg, const char* name) {
   return a ? str(*a, "StringValue") : nullptr;
 }
 
+// `"name":{...}`, a Number message attribute as SendMessage takes it.
+std::string number_attribute(const char* name, int64_t value) {
+  return std::string("\"") + name + "\":{\"DataType\":\"Number\",\"StringValue\":\"" +
+         std::to_string(value) + "\"}";
+}
+
 // A Number message attribute, 0 when absent or not a number.
 int64_t number_attr(const Value& msg, const char* name) {
   const std::string* s = message_attr(msg, name);
@@ -352,13 +358,12 @@ bool SqsQueue::release(std::string_view queue, std::string_view receipt, Duratio
   // SQS cannot take back a receive: a copy that carries the receives that counted replaces
   // the message. Sent first, deleted second: a crash between leaves both (a replayed message
   // writes nothing), never neither.
-  std::string entry = "\"MessageBody\":" + quoted(h.body) +
-                      ",\"DelaySeconds\":" + std::to_string(seconds_of(delay, kMaxDelaySeconds)) +
-                      ",\"MessageAttributes\":{\"" + kPriorReceivesAttribute +
-                      "\":{\"DataType\":\"Number\",\"StringValue\":\"" +
-                      std::to_string(std::max(0, h.receive_count - 1)) + "\"},\"" +
-                      kSentAtAttribute + "\":{\"DataType\":\"Number\",\"StringValue\":\"" +
-                      std::to_string(h.sent_at.time_since_epoch().count()) + "\"}}";
+  std::string entry =
+      "\"MessageBody\":" + quoted(h.body) +
+      ",\"DelaySeconds\":" + std::to_string(seconds_of(delay, kMaxDelaySeconds)) +
+      ",\"MessageAttributes\":{" +
+      number_attribute(kPriorReceivesAttribute, std::max(0, h.receive_count - 1)) + "," +
+      number_attribute(kSentAtAttribute, h.sent_at.time_since_epoch().count()) + "}";
   send_entries(url(queue), std::span<const std::string>(&entry, 1));
   return remove(queue, receipt);
 }
@@ -373,11 +378,10 @@ bool SqsQueue::dead_letter(std::string_view queue, std::string_view receipt,
   const std::string& dlq = url(std::string(queue) + "-dlq");
   std::string body = "{\"QueueUrl\":" + quoted(dlq) + ",\"MessageBody\":" + quoted(h.body) +
                      ",\"MessageAttributes\":{\"" + kReasonAttribute +
-                     "\":{\"DataType\":\"String\",\"StringValue\":" + quoted(why) + "},\"" +
-                     kReceiveCountAttribute + "\":{\"DataType\":\"Number\",\"StringValue\":\"" +
-                     std::to_string(h.receive_count) + "\"},\"" + kSentAtAttribute +
-                     "\":{\"DataType\":\"Number\",\"StringValue\":\"" +
-                     std::to_string(h.sent_at.time_since_epoch().count()) + "\"}}}";
+                     "\":{\"DataType\":\"String\",\"StringValue\":" + quoted(why) + "}," +
+                     number_attribute(kReceiveCountAttribute, h.receive_count) + "," +
+                     number_attribute(kSentAtAttribute, h.sent_at.time_since_epoch().count()) +
+                     "}}";
   client_.json(kService, target("SendMessage"), body);
   // Sent first, deleted second: a crash between leaves the message in both, never in neither.
   return remove(queue, receipt);
