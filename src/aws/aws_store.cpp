@@ -96,7 +96,8 @@ class AwsStore final : public Store {
   void set_stop_flag(const std::atomic<bool>* flag) override {
     stop_ = flag;
     inner_->set_stop_flag(flag);
-    if (client_) client_->set_stop_flag(flag);
+    // The Store contract: a stop ends waits, not the unit of work applying what the run holds.
+    if (client_) client_->set_stop_flag(flag, /*waits_only=*/true);
   }
   std::optional<std::string> get_meta(std::string_view key) override {
     return inner_->get_meta(key);
@@ -130,7 +131,7 @@ class AwsStore final : public Store {
   void aws() {
     if (client_) return;
     client_ = std::make_unique<Client>(config_ ? *config_ : AwsConfig::from_environment());
-    client_->set_stop_flag(stop_);
+    client_->set_stop_flag(stop_, /*waits_only=*/true);
     tables_ = std::make_unique<DynamoTables>(*client_, *inner_, url_.prefix, url_.create);
     unit_ = std::make_unique<UnitOfWork>(*tables_);
     staging_ = std::make_unique<DynamoStaging>(*tables_, *unit_);

@@ -552,12 +552,12 @@ std::string Client::json(std::string_view service, std::string_view target, std:
                                       "X-Amz-Target: " + std::string(target)};
   std::string what = std::string(target);
   for (int attempt = 0;; ++attempt) {
-    if (stopped(stop_)) throw stopped_error();
-    single_->stop = stop_;
+    if (stopped(stop_transfers_)) throw stopped_error();
+    single_->stop = stop_transfers_;
     single_->prepare(config_, service, "POST", url, headers, body, true);
     CURLcode rc = curl_easy_perform(single_->curl);
     auto err = classify(rc, single_->error, single_->status(), single_->response,
-                        single_->response_headers, false, what, stop_);
+                        single_->response_headers, false, what, stop_transfers_);
     if (!err) return std::move(single_->response);
     if (!err->retryable || attempt + 1 >= config_.max_attempts) throw *err;
     spdlog::debug("{} retried after: {}", what, err->what());
@@ -593,7 +593,11 @@ std::vector<Outcome> Client::json_many(std::string_view service, std::string_vie
   std::map<Handle*, Pending> running;
 
   while (!waiting.empty() || !running.empty()) {
-    if (stopped(stop_)) break;
+    if (stopped(stop_transfers_)) break;
+    // Under a stop that ends waits only: what is left is retries waiting out their backoff.
+    if (stopped(stop_) && running.empty() &&
+        std::all_of(waiting.begin(), waiting.end(), [](const Pending& p) { return p.attempt > 0; }))
+      break;
     // Start what is due, up to `parallel` at a time.
     auto now = Clock::now();
     for (auto it = waiting.begin(); it != waiting.end() && !idle.empty();) {
@@ -603,7 +607,7 @@ std::vector<Outcome> Client::json_many(std::string_view service, std::string_vie
       }
       Handle* h = idle.back();
       idle.pop_back();
-      h->stop = stop_;
+      h->stop = stop_transfers_;
       h->prepare(config_, service, "POST", url, headers, bodies[it->index], true);
       curl_multi_add_handle(multi, h->curl);
       running.emplace(h, *it);
@@ -624,8 +628,8 @@ std::vector<Outcome> Client::json_many(std::string_view service, std::string_vie
       Pending p = running[h];
       running.erase(h);
       idle.push_back(h);
-      auto err =
-          classify(rc, h->error, h->status(), h->response, h->response_headers, false, what, stop_);
+      auto err = classify(rc, h->error, h->status(), h->response, h->response_headers, false, what,
+                          stop_transfers_);
       if (!err) {
         out[p.index].body = std::move(h->response);
       } else if (err->retryable && p.attempt + 1 < config_.max_attempts && err->code != "Stopped") {
@@ -676,13 +680,13 @@ RestResponse Client::rest(std::string_view service, std::string_view method,
   std::string what = std::string(method) + " " + std::string(service) + " " +
                      std::string(path_and_query.substr(0, path_and_query.find('?')));
   for (int attempt = 0;; ++attempt) {
-    if (stopped(stop_)) throw stopped_error();
-    single_->stop = stop_;
+    if (stopped(stop_transfers_)) throw stopped_error();
+    single_->stop = stop_transfers_;
     single_->prepare(config_, service, method, url, lines, body, false);
     CURLcode rc = curl_easy_perform(single_->curl);
     long status = single_->status();
     auto err = classify(rc, single_->error, status, single_->response, single_->response_headers,
-                        true, what, stop_);
+                        true, what, stop_transfers_);
     if (!err) {
       RestResponse r;
       r.status = status;

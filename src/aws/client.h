@@ -99,8 +99,14 @@ class Client {
   const AwsConfig& config() const { return config_; }
 
   // While *stop is true, backoff waits and transfers end within a second, throwing AwsError
-  // "Stopped" (json_many: the unfinished requests get that error). Null: no stop flag.
-  void set_stop_flag(const std::atomic<bool>* stop) { stop_ = stop; }
+  // "Stopped" (json_many: the unfinished requests get that error). With `waits_only`, only the
+  // backoff waits end: requests are still made and finish (bounded by request_timeout_ms), as a
+  // storage's unit of work needs them to, to apply or return what a stopping run holds. Null: no
+  // stop flag.
+  void set_stop_flag(const std::atomic<bool>* stop, bool waits_only = false) {
+    stop_ = stop;
+    stop_transfers_ = waits_only ? nullptr : stop;
+  }
 
   // One AWS JSON 1.0 call: POST / with X-Amz-Target: `target` (e.g. "AmazonSQS.SendMessageBatch",
   // "DynamoDB_20120810.PutItem"). Returns the response body. Throttling, HTTP 429/5xx and
@@ -128,7 +134,8 @@ class Client {
  private:
   struct Handle;
   AwsConfig config_;
-  const std::atomic<bool>* stop_ = nullptr;
+  const std::atomic<bool>* stop_ = nullptr;            // ends backoff waits
+  const std::atomic<bool>* stop_transfers_ = nullptr;  // also refuses and aborts requests
   std::unique_ptr<Handle> single_;
   std::vector<std::unique_ptr<Handle>> pool_;
   void* multi_ = nullptr;  // CURLM*

@@ -4,7 +4,10 @@
 // message writes nothing, and the queues and tables exist as the AWS design has them.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 
 #include "aws/aws_store.h"
@@ -226,6 +229,51 @@ TEST(AwsSync, KilledStreamReaderProcessResumesExactly) {
   EXPECT_EQ(count("SELECT count(*) FROM sales"), 2000);
   EXPECT_EQ(count("SELECT count(*) FROM sales WHERE _version = 2 AND amount = 2"), 500);
   EXPECT_EQ(count("SELECT count(*) FROM sales WHERE _version = 1 AND amount = 1"), 1500);
+}
+
+// A vendor whose daily quota is spent, met by more runs than max_receive_count: every run ends
+// at once (exit 3), and no message reaches a DLQ, though SQS counts every receive: a released
+// message is replaced by a copy, so the vendor's refusals never count.
+TEST(AwsSync, ASpentVendorQuotaNeverDeadLettersOverMoreRunsThanMaxReceiveCount) {
+  CASCADE_REQUIRE_MOTO(moto);
+  aws::register_aws_storage();
+  std::string dir = testing::temp_dir();
+  // The example pipeline, with two receives before the DLQ.
+  std::stringstream text;
+  text << std::ifstream(kPipeline).rdbuf();
+  std::string yaml = text.str();
+  const std::string from = "max_receive_count: 10";
+  ASSERT_NE(yaml.find(from), std::string::npos);
+  yaml.replace(yaml.find(from), from.size(), "max_receive_count: 2");
+  const std::string pipeline = dir + "/pipeline.yaml";
+  std::ofstream(pipeline) << yaml;
+  const std::string url = "aws:?warehouse=sqlite:" + dir + "/wh.db&prefix=spent-";
+  // 20 requests a day: the branches and a few salespersons, then 429s with hours to wait.
+  testing::SimServer sim({"--quota", "20/1d"});
+  const std::map<std::string, std::string> env = {{"DM_API_URL", sim.url()},
+                                                  {"CASCADE_STORAGE", url}};
+  auto queues = [&] {
+    testing::RunResult q = testing::run({CASCADE_BIN, "queues", pipeline, "--json"}, env);
+    EXPECT_EQ(q.exit_code, 0) << q.err;
+    return parse_json(q.out);
+  };
+  for (int i = 0; i < 4; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    testing::RunResult r =
+        testing::run({CASCADE_BIN, "sync", pipeline, "--json"}, env, std::chrono::seconds(120));
+    ASSERT_EQ(r.exit_code, 3) << "run " << i << ": " << r.out << r.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(60)) << "run " << i;
+    Value s = parse_json(r.out);
+    EXPECT_EQ(s.find("quota_exhausted_by")->as_string(), "vendor") << r.out;
+    EXPECT_EQ(s.find("total")->find("dead_lettered")->as_int(), 0) << "run " << i;
+    int64_t waiting = 0;
+    Value listed = queues();
+    for (const auto& q : listed.as_array()) {
+      EXPECT_EQ(q.find("dlq_depth")->as_int(), 0) << "run " << i << ": " << to_json(q);
+      waiting += q.find("depth")->as_int() + q.find("in_flight")->as_int();
+    }
+    EXPECT_GT(waiting, 0) << "run " << i << ": the refused messages wait in their queues";
+  }
 }
 
 }  // namespace
